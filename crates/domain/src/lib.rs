@@ -1,0 +1,306 @@
+//! Pure types and rules of emag-sync: accounts, sync kinds, run states and outcomes, error
+//! classes. No I/O and no async here: everything is a value parsed at the edge and trusted in
+//! the core. Each enum that reaches the database maps to its text form in exactly one place
+//! (`as_str` / `FromStr`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Raised when a string from config, the CLI or the database is not a valid value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected {expected}")]
+pub struct ParseError {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Declares a C-like enum whose database/CLI text form is defined once.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseError {
+                        what: $what,
+                        value: s.to_owned(),
+                        expected: concat!($($text, " "),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which kind of eMAG seller account: the seller ships (MAIN) or eMAG does (FBE).
+    AccountKind, "account kind" { Main => "main", Fbe => "fbe" }
+);
+
+text_enum!(
+    /// The eMAG platforms sharing the Marketplace API.
+    Marketplace, "marketplace" {
+        EmagRo => "emag_ro", EmagBg => "emag_bg", EmagHu => "emag_hu",
+        FashionDaysRo => "fashiondays_ro", FashionDaysBg => "fashiondays_bg",
+    }
+);
+
+impl Marketplace {
+    /// The production API base URL of the platform (emag-api.md §1).
+    pub fn api_url(self) -> &'static str {
+        match self {
+            Marketplace::EmagRo => "https://marketplace-api.emag.ro/api-3",
+            Marketplace::EmagBg => "https://marketplace-api.emag.bg/api-3",
+            Marketplace::EmagHu => "https://marketplace-api.emag.hu/api-3",
+            Marketplace::FashionDaysRo => "https://marketplace-ro-api.fashiondays.com/api-3",
+            Marketplace::FashionDaysBg => "https://marketplace-bg-api.fashiondays.com/api-3",
+        }
+    }
+
+    /// Accepts the short forms sellers write (`ro`, `bg`, `hu`, `fd_ro`, `fd_bg`) too.
+    pub fn parse_lenient(s: &str) -> Result<Self, ParseError> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "ro" | "emag.ro" => Ok(Marketplace::EmagRo),
+            "bg" | "emag.bg" => Ok(Marketplace::EmagBg),
+            "hu" | "emag.hu" => Ok(Marketplace::EmagHu),
+            "fd_ro" | "fashiondays.ro" => Ok(Marketplace::FashionDaysRo),
+            "fd_bg" | "fashiondays.bg" => Ok(Marketplace::FashionDaysBg),
+            other => other.parse(),
+        }
+    }
+}
+
+text_enum!(
+    /// What a run synchronises.
+    SyncKind, "sync kind" { Offers => "offers", Orders => "orders", Reference => "reference", Returns => "returns" }
+);
+
+text_enum!(
+    /// Why a run exists.
+    RunTrigger, "run trigger" { Schedule => "schedule", Manual => "manual", Retry => "retry", Callback => "callback" }
+);
+
+text_enum!(
+    /// Life of a run row. `Running` is the only non-terminal state a process holds.
+    RunState, "run state" {
+        Queued => "queued", Running => "running", Succeeded => "succeeded",
+        Failed => "failed", Interrupted => "interrupted",
+    }
+);
+
+impl RunState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunState::Succeeded | RunState::Failed)
+    }
+}
+
+text_enum!(
+    /// The class of a failure, decided where the error is born (see `emag_client::EmagError`).
+    ErrorClass, "error class" {
+        Auth => "auth", IpNotWhitelisted => "ip_not_whitelisted", RateLimited => "rate_limited",
+        Rejected => "rejected", Malformed => "malformed", Server => "server", Timeout => "timeout",
+        Transport => "transport", Storage => "storage", Config => "config",
+    }
+);
+
+impl ErrorClass {
+    /// Whether trying the same call again later can succeed. Auth, IP and config problems
+    /// need a person, and so does a call eMAG rejected (`isError: true`): sending the same
+    /// filters again gets the same answer. Everything transient may heal by itself.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::RateLimited
+                | ErrorClass::Malformed
+                | ErrorClass::Server
+                | ErrorClass::Timeout
+                | ErrorClass::Transport
+        )
+    }
+}
+
+/// eMAG order `type`: 3 fulfilled by the seller, 2 fulfilled by eMAG (FBE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OrderType {
+    Fbe = 2,
+    Seller = 3,
+}
+
+impl OrderType {
+    pub const ALL: [OrderType; 2] = [OrderType::Seller, OrderType::Fbe];
+
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            2 => Some(OrderType::Fbe),
+            3 => Some(OrderType::Seller),
+            _ => None,
+        }
+    }
+}
+
+/// A configured account's name: lowercase ASCII letters, digits and `_`, as in
+/// `EMAG_<NAME>_API_USERNAME`. Offer ids repeat across accounts, so this name is half of
+/// every key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountName(String);
+
+impl AccountName {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let lower = s.trim().to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower.len() <= 40
+            && lower.starts_with(|c: char| c.is_ascii_lowercase())
+            && lower
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(AccountName(lower))
+        } else {
+            Err(ParseError {
+                what: "account name",
+                value: s.to_owned(),
+                expected: "letters, digits and _ starting with a letter (at most 40)",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for AccountName {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, ParseError> {
+        AccountName::parse(&value)
+    }
+}
+
+impl From<AccountName> for String {
+    fn from(value: AccountName) -> String {
+        value.0
+    }
+}
+
+impl FromStr for AccountName {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        AccountName::parse(s)
+    }
+}
+
+/// Counters of one run, written with its outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub pages: u64,
+    pub items_read: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub removed: u64,
+    pub requests: u64,
+    pub rate_limit_waits: u64,
+    pub retries: u64,
+}
+
+impl RunCounts {
+    pub fn add(&mut self, other: &RunCounts) {
+        self.pages += other.pages;
+        self.items_read += other.items_read;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.removed += other.removed;
+        self.requests += other.requests;
+        self.rate_limit_waits += other.rate_limit_waits;
+        self.retries += other.retries;
+    }
+}
+
+/// How a finished run ended; recorded once, with a classified error when it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed {
+        class: ErrorClass,
+        message: String,
+        emag_messages: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_round_trip_for_every_enum_value() {
+        for k in SyncKind::ALL {
+            assert_eq!(k.as_str().parse::<SyncKind>(), Ok(*k));
+        }
+        for s in RunState::ALL {
+            assert_eq!(s.as_str().parse::<RunState>(), Ok(*s));
+        }
+        for c in ErrorClass::ALL {
+            assert_eq!(c.as_str().parse::<ErrorClass>(), Ok(*c));
+        }
+    }
+
+    #[test]
+    fn account_names_are_lowercased_and_validated() {
+        assert_eq!(AccountName::parse("FBE").map(|a| a.0), Ok("fbe".to_owned()));
+        assert!(AccountName::parse("").is_err());
+        assert!(AccountName::parse("9lives").is_err());
+        assert!(AccountName::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn marketplaces_accept_short_forms_and_give_api_urls() {
+        assert_eq!(Marketplace::parse_lenient("RO"), Ok(Marketplace::EmagRo));
+        assert_eq!(Marketplace::parse_lenient("fd-bg"), Ok(Marketplace::FashionDaysBg));
+        assert!(Marketplace::parse_lenient("de").is_err());
+        assert!(Marketplace::EmagHu.api_url().ends_with("/api-3"));
+    }
+
+    #[test]
+    fn auth_and_config_errors_are_not_retried() {
+        assert!(!ErrorClass::Auth.is_retryable());
+        assert!(!ErrorClass::IpNotWhitelisted.is_retryable());
+        assert!(!ErrorClass::Config.is_retryable());
+        assert!(ErrorClass::Server.is_retryable());
+    }
+}

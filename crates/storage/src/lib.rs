@@ -1,0 +1,50 @@
+//! The store of emag-sync: one schema and one set of queries over SQLite (embedded default)
+//! or PostgreSQL (production, several instances), chosen by `DATABASE_URL`.
+//!
+//! Both backends go through `sqlx::Any` with portable SQL (`$N` parameters, `ON CONFLICT`,
+//! partial unique indexes), so behaviour cannot drift between them; where a backend needs its
+//! own DDL it has its own migration directory. Values cross this boundary as plain integers
+//! and text: Unix milliseconds for our clocks, eMAG's datetimes and money as the exact text
+//! eMAG sent. The conformance suite in `tests/` runs every behaviour on both backends.
+
+mod db;
+mod sql;
+mod export;
+mod offers;
+mod orders;
+mod reference;
+mod runs;
+
+pub use db::{Backend, Store};
+pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
+pub use offers::{OfferRow, PageWrite, StoredHash};
+pub use orders::{OrderLineRow, OrderRow, ReturnRow};
+pub use reference::ReferenceRow;
+pub use runs::{ActiveRun, BeginRun, RunFilter, RunRow};
+
+/// Errors of the storage layer, classified once here.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("cannot create the directory {path} for the SQLite database: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("run {0} is not held by this process any more (taken over by another)")]
+    LeaseLost(i64),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

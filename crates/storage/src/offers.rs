@@ -1,0 +1,217 @@
+//! Offers keyed by (account, id). A page of a scan is written in one transaction with the
+//! run's checkpoint and the ids it held, so a killed scan resumes at its next page and still
+//! knows everything it saw. Unchanged rows (same content hash) are not written at all.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::sql::Sql;
+
+use crate::runs::{add_counts, fenced, ActiveRun};
+use crate::{now_ms, Result, Store};
+
+/// One offer as stored; `data` is the offer's JSON exactly as eMAG sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferRow {
+    pub id: i64,
+    pub part_number: Option<String>,
+    pub part_number_key: Option<String>,
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub status: Option<i64>,
+    pub sale_price: Option<String>,
+    pub recommended_price: Option<String>,
+    pub currency: Option<String>,
+    pub vat_id: Option<i64>,
+    pub general_stock: Option<i64>,
+    pub estimated_stock: Option<i64>,
+    /// JSON array of strings.
+    pub ean: String,
+    pub data: String,
+    pub content_hash: i64,
+}
+
+/// What the store holds of an offer, to decide whether a fetched one changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredHash {
+    pub content_hash: i64,
+    pub removed: bool,
+}
+
+/// The result of writing one page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageWrite {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// SQLite allows 32766 bound values per statement; 16 columns × 500 rows stays well inside.
+const UPSERT_CHUNK: usize = 500;
+
+impl Store {
+    /// The stored hashes of the given offer ids of an account.
+    pub async fn offer_hashes(&self, account: &str, ids: &[i64]) -> Result<HashMap<i64, StoredHash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(UPSERT_CHUNK) {
+            let mut q = Sql::new("SELECT id, content_hash, removed FROM offers WHERE account = ");
+            q.bind(account).push(" AND id IN ").bind_list(chunk.iter().copied());
+            let rows = q.fetch_all(&self.pool).await?;
+            for r in rows {
+                out.insert(
+                    r.try_get(0)?,
+                    StoredHash {
+                        content_hash: r.try_get(1)?,
+                        removed: r.try_get::<i64, _>(2)? != 0,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes one scanned page atomically: the changed offers, the page's ids, the run's
+    /// checkpoint and counters. Fails with `LeaseLost` (writing nothing) when the run was
+    /// taken over. `changed` holds only offers whose hash differs from the store's;
+    /// `created` says how many of them are new.
+    pub async fn write_offer_page(
+        &self,
+        run: &ActiveRun,
+        page: i64,
+        seen_ids: &[u32],
+        changed: &[OfferRow],
+        counts: &domain::RunCounts,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Fence first: a stale holder must not write a single offer.
+        let done = sqlx::query(
+            "UPDATE runs SET checkpoint_page = $1 WHERE id = $2 AND holder = $3 AND state = 'running'",
+        )
+        .bind(page)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut *tx)
+        .await?;
+        fenced(done.rows_affected(), run.id)?;
+
+        for chunk in changed.chunks(UPSERT_CHUNK) {
+            let mut q = Sql::new(
+                "INSERT INTO offers (account, id, part_number, part_number_key, name, brand, \
+                 status, sale_price, recommended_price, currency, vat_id, general_stock, \
+                 estimated_stock, ean, data, content_hash, removed, first_seen_at, updated_at) \
+                 VALUES ",
+            );
+            for (i, o) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(run.account.as_str()).push(", ").bind(o.id).push(", ");
+                q.bind(o.part_number.as_deref()).push(", ");
+                q.bind(o.part_number_key.as_deref()).push(", ");
+                q.bind(o.name.as_deref()).push(", ").bind(o.brand.as_deref()).push(", ");
+                q.bind(o.status).push(", ").bind(o.sale_price.as_deref()).push(", ");
+                q.bind(o.recommended_price.as_deref()).push(", ");
+                q.bind(o.currency.as_deref()).push(", ").bind(o.vat_id).push(", ");
+                q.bind(o.general_stock).push(", ").bind(o.estimated_stock).push(", ");
+                q.bind(o.ean.as_str()).push(", ").bind(o.data.as_str()).push(", ");
+                q.bind(o.content_hash).push(", 0, ").bind(now).push(", ").bind(now).push(")");
+            }
+            q.push(
+                " ON CONFLICT (account, id) DO UPDATE SET part_number = excluded.part_number, \
+                 part_number_key = excluded.part_number_key, name = excluded.name, \
+                 brand = excluded.brand, status = excluded.status, \
+                 sale_price = excluded.sale_price, recommended_price = excluded.recommended_price, \
+                 currency = excluded.currency, vat_id = excluded.vat_id, \
+                 general_stock = excluded.general_stock, \
+                 estimated_stock = excluded.estimated_stock, ean = excluded.ean, \
+                 data = excluded.data, content_hash = excluded.content_hash, removed = 0, \
+                 removed_at = NULL, updated_at = excluded.updated_at",
+            );
+            q.execute(&mut *tx).await?;
+        }
+
+        let mut blob = Vec::with_capacity(seen_ids.len() * 4);
+        for id in seen_ids {
+            blob.extend_from_slice(&id.to_le_bytes());
+        }
+        sqlx::query(
+            "INSERT INTO scan_pages (run_id, page, ids) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id, page) DO UPDATE SET ids = excluded.ids",
+        )
+        .bind(run.id)
+        .bind(page)
+        .bind(blob)
+        .execute(&mut *tx)
+        .await?;
+        add_counts(&mut tx, run, counts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every offer id a run's pages held so far (for a resumed scan).
+    pub async fn scanned_ids(&self, run_id: i64) -> Result<Vec<u32>> {
+        let rows = sqlx::query("SELECT ids FROM scan_pages WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ids = Vec::new();
+        for r in rows {
+            let blob: Vec<u8> = r.try_get(0)?;
+            ids.extend(
+                blob.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Ids of an account's offers not marked removed, ascending, from `after` on, at most
+    /// `limit`: the removal pass walks them in batches so memory stays flat.
+    pub async fn live_offer_ids(&self, account: &str, after: i64, limit: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM offers WHERE account = $1 AND removed = 0 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(account)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Marks the given offers removed (only after a complete, gap-free scan).
+    pub async fn mark_offers_removed(&self, run: &ActiveRun, ids: &[i64]) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
+            .bind(now)
+            .bind(run.id)
+            .bind(&run.holder)
+            .execute(&mut *tx)
+            .await?;
+        fenced(done.rows_affected(), run.id)?;
+        let mut removed = 0;
+        for chunk in ids.chunks(UPSERT_CHUNK) {
+            let mut q = Sql::new("UPDATE offers SET removed = 1, removed_at = ");
+            q.bind(now).push(", updated_at = ").bind(now);
+            q.push(" WHERE account = ").bind(run.account.as_str());
+            q.push(" AND removed = 0 AND id IN ").bind_list(chunk.iter().copied());
+            removed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Number of offers of an account: (live, removed).
+    pub async fn count_offers(&self, account: &str) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN removed = 0 THEN 1 END), \
+             COUNT(CASE WHEN removed = 1 THEN 1 END) FROM offers WHERE account = $1",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}

@@ -1,0 +1,202 @@
+//! Orders keyed by (account, id) with their lines, and returns (RMA). An order whose content
+//! hash is unchanged is not written; a changed one is replaced with its lines in one
+//! transaction.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::sql::Sql;
+
+use crate::runs::{add_counts, ActiveRun};
+use crate::{now_ms, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    pub id: i64,
+    pub order_type: i64,
+    pub status: Option<i64>,
+    pub date: Option<String>,
+    pub modified: Option<String>,
+    pub payment_mode_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub customer_name: Option<String>,
+    /// The order's JSON exactly as eMAG sent it (customer, vouchers, lines and all).
+    pub data: String,
+    pub content_hash: i64,
+    pub lines: Vec<OrderLineRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLineRow {
+    pub line_id: i64,
+    pub product_id: Option<i64>,
+    pub part_number: Option<String>,
+    pub name: Option<String>,
+    pub quantity: Option<i64>,
+    pub sale_price: Option<String>,
+    pub currency: Option<String>,
+    pub vat: Option<String>,
+    pub status: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRow {
+    pub emag_id: i64,
+    pub order_id: Option<i64>,
+    pub status: Option<i64>,
+    pub date: Option<String>,
+    pub data: String,
+    pub content_hash: i64,
+}
+
+const CHUNK: usize = 400;
+
+impl Store {
+    /// Stored content hashes of the given orders of an account.
+    pub async fn order_hashes(&self, account: &str, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        self.hashes("orders", "id", account, ids).await
+    }
+
+    pub async fn return_hashes(&self, account: &str, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        self.hashes("returns", "emag_id", account, ids).await
+    }
+
+    async fn hashes(
+        &self,
+        table: &str,
+        key: &str,
+        account: &str,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, i64>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut q = Sql::new(format!(
+                "SELECT {key}, content_hash FROM {table} WHERE account = "
+            ));
+            q.bind(account).push(&format!(" AND {key} IN "));
+            q.bind_list(chunk.iter().copied());
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes changed orders (with their lines) and the run's counters in one transaction.
+    pub async fn write_orders(
+        &self,
+        run: &ActiveRun,
+        changed: &[OrderRow],
+        counts: &domain::RunCounts,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, counts).await?;
+        for chunk in changed.chunks(CHUNK) {
+            let mut q = Sql::new(
+                "INSERT INTO orders (account, id, order_type, status, date, modified, \
+                 payment_mode_id, customer_id, customer_name, data, content_hash, first_seen_at, \
+                 updated_at) VALUES ",
+            );
+            for (i, o) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(run.account.as_str()).push(", ").bind(o.id).push(", ");
+                q.bind(o.order_type).push(", ").bind(o.status).push(", ");
+                q.bind(o.date.as_deref()).push(", ").bind(o.modified.as_deref()).push(", ");
+                q.bind(o.payment_mode_id).push(", ").bind(o.customer_id).push(", ");
+                q.bind(o.customer_name.as_deref()).push(", ").bind(o.data.as_str()).push(", ");
+                q.bind(o.content_hash).push(", ").bind(now).push(", ").bind(now).push(")");
+            }
+            q.push(
+                " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
+                 status = excluded.status, date = excluded.date, modified = excluded.modified, \
+                 payment_mode_id = excluded.payment_mode_id, customer_id = excluded.customer_id, \
+                 customer_name = excluded.customer_name, data = excluded.data, \
+                 content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            );
+            q.execute(&mut *tx).await?;
+
+            let mut del = Sql::new("DELETE FROM order_lines WHERE account = ");
+            del.bind(run.account.as_str()).push(" AND order_id IN ");
+            del.bind_list(chunk.iter().map(|o| o.id));
+            del.execute(&mut *tx).await?;
+
+            let lines: Vec<(i64, &OrderLineRow)> = chunk
+                .iter()
+                .flat_map(|o| o.lines.iter().map(move |l| (o.id, l)))
+                .collect();
+            for lines in lines.chunks(CHUNK) {
+                let mut q = Sql::new(
+                    "INSERT INTO order_lines (account, order_id, line_id, product_id, part_number, \
+                     name, quantity, sale_price, currency, vat, status) VALUES ",
+                );
+                for (i, (order_id, l)) in lines.iter().enumerate() {
+                    q.push(if i == 0 { "(" } else { ", (" });
+                    q.bind(run.account.as_str()).push(", ").bind(*order_id).push(", ");
+                    q.bind(l.line_id).push(", ").bind(l.product_id).push(", ");
+                    q.bind(l.part_number.as_deref()).push(", ").bind(l.name.as_deref());
+                    q.push(", ").bind(l.quantity).push(", ").bind(l.sale_price.as_deref());
+                    q.push(", ").bind(l.currency.as_deref()).push(", ").bind(l.vat.as_deref());
+                    q.push(", ").bind(l.status).push(")");
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest `modified` stored for an account's orders of one type: the order cursor.
+    pub async fn latest_order_modified(&self, account: &str, order_type: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT MAX(modified) FROM orders WHERE account = $1 AND order_type = $2",
+        )
+        .bind(account)
+        .bind(order_type)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn count_orders(&self, account: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM orders WHERE account = $1")
+            .bind(account)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Writes changed returns and the run's counters in one transaction.
+    pub async fn write_returns(
+        &self,
+        run: &ActiveRun,
+        changed: &[ReturnRow],
+        counts: &domain::RunCounts,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, counts).await?;
+        for chunk in changed.chunks(CHUNK) {
+            let mut q = Sql::new(
+                "INSERT INTO returns (account, emag_id, order_id, status, date, data, \
+                 content_hash, updated_at) VALUES ",
+            );
+            for (i, r) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(run.account.as_str()).push(", ").bind(r.emag_id).push(", ");
+                q.bind(r.order_id).push(", ").bind(r.status).push(", ");
+                q.bind(r.date.as_deref()).push(", ").bind(r.data.as_str()).push(", ");
+                q.bind(r.content_hash).push(", ").bind(now).push(")");
+            }
+            q.push(
+                " ON CONFLICT (account, emag_id) DO UPDATE SET order_id = excluded.order_id, \
+                 status = excluded.status, date = excluded.date, data = excluded.data, \
+                 content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            );
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

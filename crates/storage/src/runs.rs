@@ -1,0 +1,417 @@
+//! Run rows: every sync is one, from claim to outcome. A run is held by one process (its
+//! `holder`); every write of a run presents the holder so a process that lost the run (killed,
+//! partitioned, superseded) cannot overwrite the new holder's progress (`LeaseLost`).
+
+use domain::{ErrorClass, RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
+use sqlx::Row;
+
+use crate::{now_ms, Result, StorageError, Store};
+
+/// A run this process holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRun {
+    pub id: i64,
+    pub account: String,
+    pub kind: SyncKind,
+    pub holder: String,
+    pub attempt: i64,
+    /// Last page fully written (0 = none yet).
+    pub checkpoint_page: i64,
+    pub full_scan: bool,
+}
+
+/// What `begin_run` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginRun {
+    /// A fresh run (or a queued one this process claimed).
+    Started(ActiveRun),
+    /// An interrupted or abandoned run taken over; continue from its checkpoint.
+    Resumed { run: ActiveRun, previous_holder: Option<String> },
+    /// Another live process holds the active run of this (account, kind).
+    Busy { run_id: i64, holder: Option<String> },
+}
+
+/// One row of the runs table, for summaries and status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub account: String,
+    pub kind: SyncKind,
+    pub trigger: RunTrigger,
+    pub state: RunState,
+    pub attempt: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub checkpoint_page: i64,
+    pub total_items: Option<i64>,
+    pub counts: RunCounts,
+    pub error_class: Option<ErrorClass>,
+    pub error_message: Option<String>,
+    pub emag_messages: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub account: Option<String>,
+    pub kind: Option<SyncKind>,
+    pub limit: i64,
+}
+
+const ACTIVE_STATES: &str = "('queued', 'running', 'interrupted')";
+
+impl Store {
+    /// Claims the active run of (account, kind), or starts one. A run whose holder is dead
+    /// (`holder_alive` says so) or silent for longer than `stale_after_ms` is taken over
+    /// with `attempt + 1`; a live holder makes this return `Busy`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin_run(
+        &self,
+        account: &str,
+        kind: SyncKind,
+        trigger: RunTrigger,
+        full_scan: bool,
+        holder: &str,
+        stale_after_ms: i64,
+        holder_alive: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<BeginRun> {
+        // Two attempts: the unique index may reject our insert when another process
+        // created the run between our look and our insert; the second look then sees it.
+        for _ in 0..2 {
+            let now = now_ms();
+            let existing = sqlx::query(&format!(
+                "SELECT id, state, holder, heartbeat_at FROM runs \
+                 WHERE account = $1 AND kind = $2 AND state IN {ACTIVE_STATES}"
+            ))
+            .bind(account)
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+
+            let Some(row) = existing else {
+                let inserted = sqlx::query(
+                    "INSERT INTO runs (account, kind, trigger, state, attempt, full_scan, holder, \
+                     heartbeat_at, created_at, started_at) \
+                     VALUES ($1, $2, $3, 'running', 1, $4, $5, $6, $6, $6) RETURNING id",
+                )
+                .bind(account)
+                .bind(kind.as_str())
+                .bind(trigger.as_str())
+                .bind(i64::from(full_scan))
+                .bind(holder)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await;
+                match inserted {
+                    Ok(row) => {
+                        return Ok(BeginRun::Started(ActiveRun {
+                            id: row.try_get(0)?,
+                            account: account.to_owned(),
+                            kind,
+                            holder: holder.to_owned(),
+                            attempt: 1,
+                            checkpoint_page: 0,
+                            full_scan,
+                        }))
+                    }
+                    Err(e) if is_unique_violation(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+
+            let id: i64 = row.try_get("id")?;
+            let state = parse_state(row.try_get("state")?)?;
+            let old_holder: Option<String> = row.try_get("holder")?;
+            let heartbeat: Option<i64> = row.try_get("heartbeat_at")?;
+            let abandoned = match (&old_holder, state) {
+                (_, RunState::Queued | RunState::Interrupted) => true,
+                (None, _) => true,
+                (Some(h), _) => {
+                    !holder_alive(h) || heartbeat.is_none_or(|hb| now - hb > stale_after_ms)
+                }
+            };
+            if !abandoned {
+                return Ok(BeginRun::Busy {
+                    run_id: id,
+                    holder: old_holder,
+                });
+            }
+            // Compare-and-swap on the previous holder: of two processes taking over the same
+            // run, exactly one wins.
+            let taken = sqlx::query(
+                "UPDATE runs SET state = 'running', holder = $1, heartbeat_at = $2, \
+                 started_at = COALESCE(started_at, $2), \
+                 attempt = CASE WHEN state = 'queued' THEN attempt ELSE attempt + 1 END \
+                 WHERE id = $3 AND state = $4 AND (holder = $5 OR (holder IS NULL AND $5 IS NULL)) \
+                 RETURNING attempt, checkpoint_page, full_scan",
+            )
+            .bind(holder)
+            .bind(now)
+            .bind(id)
+            .bind(state.as_str())
+            .bind(old_holder.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(taken) = taken else { continue };
+            let run = ActiveRun {
+                id,
+                account: account.to_owned(),
+                kind,
+                holder: holder.to_owned(),
+                attempt: taken.try_get(0)?,
+                checkpoint_page: taken.try_get(1)?,
+                full_scan: taken.try_get::<i64, _>(2)? != 0,
+            };
+            return Ok(if state == RunState::Queued {
+                BeginRun::Started(run)
+            } else {
+                BeginRun::Resumed {
+                    run,
+                    previous_holder: old_holder,
+                }
+            });
+        }
+        Err(StorageError::Corrupt {
+            table: "runs",
+            detail: format!("could not claim the active {kind} run of {account}: contended twice"),
+        })
+    }
+
+    /// Proves this process still holds the run, and tells others it is alive.
+    pub async fn heartbeat_run(&self, run: &ActiveRun) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&self.pool)
+        .await?;
+        fenced(done.rows_affected(), run.id)
+    }
+
+    /// Records the expected number of items (from a count call), for progress.
+    pub async fn set_run_total(&self, run: &ActiveRun, total: i64) -> Result<()> {
+        let done = sqlx::query("UPDATE runs SET total_items = $1 WHERE id = $2 AND holder = $3")
+            .bind(total)
+            .bind(run.id)
+            .bind(&run.holder)
+            .execute(&self.pool)
+            .await?;
+        fenced(done.rows_affected(), run.id)
+    }
+
+    /// Adds page counters outside an offer page transaction (orders, reference data).
+    pub async fn add_run_counts(&self, run: &ActiveRun, c: &RunCounts) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, c).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a run with its outcome. `extra` holds the counters not already written page by
+    /// page (requests, rate-limit waits, retries, removals).
+    pub async fn finish_run(
+        &self,
+        run: &ActiveRun,
+        outcome: &RunOutcome,
+        extra: &RunCounts,
+        note: Option<&str>,
+    ) -> Result<()> {
+        let (state, class, message, messages) = match outcome {
+            RunOutcome::Succeeded => (RunState::Succeeded, None, None, None),
+            RunOutcome::Failed {
+                class,
+                message,
+                emag_messages,
+            } => (
+                RunState::Failed,
+                Some(class.as_str()),
+                Some(message.as_str()),
+                Some(serde_json::to_string(emag_messages).unwrap_or_default()),
+            ),
+        };
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, extra).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET state = $1, finished_at = $2, error_class = $3, error_message = $4, \
+             emag_messages = $5, note = COALESCE($6, note), holder = NULL \
+             WHERE id = $7 AND holder = $8",
+        )
+        .bind(state.as_str())
+        .bind(now_ms())
+        .bind(class)
+        .bind(message)
+        .bind(messages)
+        .bind(note)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut *tx)
+        .await?;
+        fenced(done.rows_affected(), run.id)?;
+        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
+            .bind(run.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Leaves a run resumable (graceful shutdown): its checkpoint stays, any process may
+    /// continue it.
+    pub async fn interrupt_run(&self, run: &ActiveRun, extra: &RunCounts, why: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, extra).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET state = 'interrupted', holder = NULL, note = $1 \
+             WHERE id = $2 AND holder = $3",
+        )
+        .bind(why)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut *tx)
+        .await?;
+        fenced(done.rows_affected(), run.id)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Abandons an unfinished run for good (e.g. `sync --full` over an interrupted scan).
+    pub async fn supersede_run(&self, run: &ActiveRun, why: &str) -> Result<()> {
+        let outcome = RunOutcome::Failed {
+            class: ErrorClass::Config,
+            message: why.to_owned(),
+            emag_messages: Vec::new(),
+        };
+        self.finish_run(run, &outcome, &RunCounts::default(), Some(why))
+            .await
+    }
+
+    pub async fn get_run(&self, id: i64) -> Result<Option<RunRow>> {
+        let row = sqlx::query(&format!("{RUN_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| run_from_row(&r)).transpose()
+    }
+
+    /// Most recent runs first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE ($1 IS NULL OR account = $1) AND ($2 IS NULL OR kind = $2) \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(filter.account.clone())
+        .bind(filter.kind.map(|k| k.as_str()))
+        .bind(if filter.limit > 0 { filter.limit } else { 100 })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+}
+
+const RUN_COLUMNS: &str = "SELECT id, account, kind, trigger, state, attempt, created_at, \
+    started_at, finished_at, checkpoint_page, total_items, pages, items_read, created, updated, \
+    unchanged, removed, requests, rate_limit_waits, retries, error_class, error_message, \
+    emag_messages, note FROM runs";
+
+fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        table: "runs",
+        detail,
+    };
+    let kind: String = r.try_get("kind")?;
+    let trigger: String = r.try_get("trigger")?;
+    let class: Option<String> = r.try_get("error_class")?;
+    let messages: Option<String> = r.try_get("emag_messages")?;
+    let count = |name: &str| -> Result<u64> {
+        Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
+    };
+    Ok(RunRow {
+        id: r.try_get("id")?,
+        account: r.try_get("account")?,
+        kind: kind.parse().map_err(|e| corrupt(format!("{e}")))?,
+        trigger: trigger.parse().map_err(|e| corrupt(format!("{e}")))?,
+        state: parse_state(r.try_get("state")?)?,
+        attempt: r.try_get("attempt")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        checkpoint_page: r.try_get("checkpoint_page")?,
+        total_items: r.try_get("total_items")?,
+        counts: RunCounts {
+            pages: count("pages")?,
+            items_read: count("items_read")?,
+            created: count("created")?,
+            updated: count("updated")?,
+            unchanged: count("unchanged")?,
+            removed: count("removed")?,
+            requests: count("requests")?,
+            rate_limit_waits: count("rate_limit_waits")?,
+            retries: count("retries")?,
+        },
+        error_class: class
+            .map(|c| c.parse())
+            .transpose()
+            .map_err(|e| corrupt(format!("{e}")))?,
+        error_message: r.try_get("error_message")?,
+        emag_messages: messages
+            .map(|m| serde_json::from_str(&m).unwrap_or_default())
+            .unwrap_or_default(),
+        note: r.try_get("note")?,
+    })
+}
+
+fn parse_state(text: String) -> Result<RunState> {
+    text.parse().map_err(|e| StorageError::Corrupt {
+        table: "runs",
+        detail: format!("{e}"),
+    })
+}
+
+pub(crate) fn fenced(rows: u64, run_id: i64) -> Result<()> {
+    if rows == 0 {
+        Err(StorageError::LeaseLost(run_id))
+    } else {
+        Ok(())
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Adds counters to a run inside the caller's transaction, fenced by the holder.
+pub(crate) async fn add_counts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: &ActiveRun,
+    c: &RunCounts,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE runs SET pages = pages + $1, items_read = items_read + $2, \
+         created = created + $3, updated = updated + $4, unchanged = unchanged + $5, \
+         removed = removed + $6, requests = requests + $7, \
+         rate_limit_waits = rate_limit_waits + $8, retries = retries + $9, heartbeat_at = $10 \
+         WHERE id = $11 AND holder = $12",
+    )
+    .bind(to_i64(c.pages))
+    .bind(to_i64(c.items_read))
+    .bind(to_i64(c.created))
+    .bind(to_i64(c.updated))
+    .bind(to_i64(c.unchanged))
+    .bind(to_i64(c.removed))
+    .bind(to_i64(c.requests))
+    .bind(to_i64(c.rate_limit_waits))
+    .bind(to_i64(c.retries))
+    .bind(now_ms())
+    .bind(run.id)
+    .bind(&run.holder)
+    .execute(&mut **tx)
+    .await?;
+    fenced(done.rows_affected(), run.id)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,245 @@
+//! The storage conformance suite: every behaviour runs against SQLite and PostgreSQL.
+
+use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
+use storage::{BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, Store, StorageError};
+use test_support::{DbKind, TestDb};
+
+async fn store(kind: DbKind) -> (TestDb, Store) {
+    let db = TestDb::new(kind).await;
+    let store = Store::open(&db.url).await.expect("open store");
+    store
+        .upsert_account("main", "main", "emag_ro", "http://x/api-3")
+        .await
+        .expect("account");
+    store
+        .upsert_account("fbe", "fbe", "emag_ro", "http://x/api-3")
+        .await
+        .expect("account");
+    (db, store)
+}
+
+fn alive(_: &str) -> bool {
+    true
+}
+fn dead(_: &str) -> bool {
+    false
+}
+
+fn offer(id: i64, name: &str, price: &str) -> OfferRow {
+    OfferRow {
+        id,
+        part_number: Some(format!("PN-{id}")),
+        part_number_key: None,
+        name: Some(name.to_owned()),
+        brand: Some("Brand".to_owned()),
+        status: Some(1),
+        sale_price: Some(price.to_owned()),
+        recommended_price: None,
+        currency: Some("RON".to_owned()),
+        vat_id: Some(9),
+        general_stock: Some(3),
+        estimated_stock: Some(3),
+        ean: "[\"5941234567890\"]".to_owned(),
+        data: format!("{{\"id\":{id}}}"),
+        content_hash: id * 7 + price.len() as i64,
+    }
+}
+
+async fn begin(store: &Store, account: &str, holder: &str, alive_fn: fn(&str) -> bool) -> BeginRun {
+    store
+        .begin_run(account, SyncKind::Offers, RunTrigger::Manual, false, holder, 60_000, &alive_fn)
+        .await
+        .expect("begin run")
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(test_support::DbKind::Sqlite).await } )+ }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(test_support::DbKind::Postgres).await } )+ }
+    };
+}
+
+on_both_backends!(
+    same_offer_id_in_two_accounts_is_two_rows,
+    a_second_process_is_busy_while_the_holder_lives,
+    a_dead_holders_run_is_resumed_from_its_checkpoint,
+    a_stale_holder_loses_its_run_and_writes_nothing,
+    removed_offers_are_marked_and_come_back_when_seen_again,
+    orders_keep_their_lines_and_big_ids,
+    run_outcomes_and_counts_are_recorded,
+);
+
+async fn same_offer_id_in_two_accounts_is_two_rows(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    for (account, name) in [("main", "Căști"), ("fbe", "Ștecher")] {
+        let BeginRun::Started(run) = begin(&store, account, "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        store
+            .write_offer_page(&run, 1, &[1], &[offer(1, name, "10.5000")], &RunCounts::default())
+            .await
+            .expect("write");
+    }
+    let all = store.export_offers(None, None, 100).await.expect("export");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].account, "fbe");
+    assert_eq!(all[0].name.as_deref(), Some("Ștecher"));
+    assert_eq!(all[1].account, "main");
+    assert_eq!(all[1].name.as_deref(), Some("Căști"));
+    assert_eq!(all[1].sale_price.as_deref(), Some("10.5000"));
+}
+
+async fn a_second_process_is_busy_while_the_holder_lives(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    match begin(&store, "main", "h2", alive).await {
+        BeginRun::Busy { run_id, holder } => {
+            assert_eq!(run_id, run.id);
+            assert_eq!(holder.as_deref(), Some("h1"));
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // Another account is independent.
+    assert!(matches!(begin(&store, "fbe", "h2", alive).await, BeginRun::Started(_)));
+}
+
+async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    store
+        .write_offer_page(&run, 1, &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "2")], &RunCounts::default())
+        .await
+        .expect("page 1");
+    store
+        .write_offer_page(&run, 2, &[3], &[offer(3, "c", "3")], &RunCounts::default())
+        .await
+        .expect("page 2");
+    match begin(&store, "main", "h2", dead).await {
+        BeginRun::Resumed { run: resumed, previous_holder } => {
+            assert_eq!(resumed.id, run.id);
+            assert_eq!(resumed.attempt, 2);
+            assert_eq!(resumed.checkpoint_page, 2);
+            assert_eq!(previous_holder.as_deref(), Some("h1"));
+            let mut seen = store.scanned_ids(resumed.id).await.expect("ids");
+            seen.sort_unstable();
+            assert_eq!(seen, vec![1, 2, 3]);
+        }
+        other => panic!("expected Resumed, got {other:?}"),
+    }
+}
+
+async fn a_stale_holder_loses_its_run_and_writes_nothing(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(old) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let BeginRun::Resumed { .. } = begin(&store, "main", "h2", dead).await else {
+        panic!("expected a take-over")
+    };
+    let err = store
+        .write_offer_page(&old, 1, &[9], &[offer(9, "late", "1")], &RunCounts::default())
+        .await
+        .expect_err("stale holder must be fenced");
+    assert!(matches!(err, StorageError::LeaseLost(id) if id == old.id));
+    assert_eq!(store.count_offers("main").await.expect("count"), (0, 0));
+    assert!(matches!(store.heartbeat_run(&old).await, Err(StorageError::LeaseLost(_))));
+}
+
+async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let rows: Vec<_> = (1..=5).map(|i| offer(i, "x", "1")).collect();
+    store.write_offer_page(&run, 1, &[1, 2, 3, 4, 5], &rows, &RunCounts::default()).await.expect("write");
+    assert_eq!(store.live_offer_ids("main", 0, 2).await.expect("ids"), vec![1, 2]);
+    assert_eq!(store.live_offer_ids("main", 2, 10).await.expect("ids"), vec![3, 4, 5]);
+    assert_eq!(store.mark_offers_removed(&run, &[2, 4]).await.expect("remove"), 2);
+    assert_eq!(store.count_offers("main").await.expect("count"), (3, 2));
+    let hashes = store.offer_hashes("main", &[2, 3]).await.expect("hashes");
+    assert!(hashes[&2].removed);
+    assert!(!hashes[&3].removed);
+    store.write_offer_page(&run, 2, &[2], &[offer(2, "x", "1")], &RunCounts::default()).await.expect("again");
+    assert_eq!(store.count_offers("main").await.expect("count"), (4, 1));
+}
+
+async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let run = match store
+        .begin_run("fbe", SyncKind::Orders, RunTrigger::Manual, false, "h1", 60_000, &alive)
+        .await
+        .expect("begin")
+    {
+        BeginRun::Started(run) => run,
+        other => panic!("{other:?}"),
+    };
+    let big = 4_294_967_295_i64;
+    let line = |id, price: &str| OrderLineRow {
+        line_id: id,
+        product_id: Some(1),
+        part_number: Some("P".into()),
+        name: Some("Încărcător".into()),
+        quantity: Some(2),
+        sale_price: Some(price.into()),
+        currency: Some("RON".into()),
+        vat: Some("0.2100".into()),
+        status: Some(1),
+    };
+    let order = OrderRow {
+        id: big,
+        order_type: 2,
+        status: Some(4),
+        date: Some("2025-10-12 09:01:13".into()),
+        modified: Some("2025-10-12 18:44:05".into()),
+        payment_mode_id: Some(3),
+        customer_id: Some(778),
+        customer_name: Some("Ana Pop".into()),
+        data: "{}".into(),
+        content_hash: 1,
+        lines: vec![line(1, "26.4463"), line(2, "1.0000")],
+    };
+    store.write_orders(&run, std::slice::from_ref(&order), &RunCounts::default()).await.expect("write");
+    let mut changed = order.clone();
+    changed.lines.truncate(1);
+    changed.content_hash = 2;
+    store.write_orders(&run, &[changed], &RunCounts::default()).await.expect("rewrite");
+    let out = store.export_orders(Some("fbe"), None, 10).await.expect("export");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].id, big);
+    assert_eq!(out[0].products.len(), 1);
+    assert_eq!(out[0].products[0].sale_price.as_deref(), Some("26.4463"));
+    assert_eq!(
+        store.latest_order_modified("fbe", 2).await.expect("cursor").as_deref(),
+        Some("2025-10-12 18:44:05")
+    );
+    assert_eq!(store.latest_order_modified("fbe", 3).await.expect("cursor"), None);
+}
+
+async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let page = RunCounts { pages: 1, items_read: 2, created: 2, ..Default::default() };
+    store.write_offer_page(&run, 1, &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "1")], &page).await.expect("page");
+    let extra = RunCounts { requests: 3, rate_limit_waits: 1, ..Default::default() };
+    let outcome = RunOutcome::Failed {
+        class: domain::ErrorClass::Auth,
+        message: "bad password".into(),
+        emag_messages: vec!["You are not allowed to use this API.".into()],
+    };
+    store.finish_run(&run, &outcome, &extra, None).await.expect("finish");
+    let rows = store.list_runs(&RunFilter { account: Some("main".into()), ..Default::default() }).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.state, RunState::Failed);
+    assert_eq!(row.error_class, Some(domain::ErrorClass::Auth));
+    assert_eq!(row.emag_messages, vec!["You are not allowed to use this API.".to_owned()]);
+    assert_eq!((row.counts.pages, row.counts.created, row.counts.requests), (1, 2, 3));
+    // The finished run no longer blocks a new one.
+    assert!(matches!(begin(&store, "main", "h2", alive).await, BeginRun::Started(_)));
+}
