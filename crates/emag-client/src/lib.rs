@@ -1,1 +1,23 @@
-//! placeholder
+//! Typed client of the eMAG Marketplace API (`POST {base}/{resource}/{action}`, Basic auth,
+//! JSON `{"data": …}` bodies).
+//!
+//! One client per credential pair: the rate budget, the counters and the credentials belong
+//! to it, and nothing about an account travels through globals or the process environment.
+//! Errors are classified where they are born ([`EmagError::class`]); retryable ones are
+//! retried here with capped exponential backoff and jitter, and a 429 is waited out, never
+//! turned into a failure by itself.
+
+mod client;
+mod envelope;
+mod error;
+mod money;
+mod ratelimit;
+
+pub use client::{ClientConfig, ClientStats, Credentials, EmagClient, Page, RouteClass};
+pub use envelope::{Count, Envelope};
+pub use error::EmagError;
+pub use money::{Money, MoneyParseError};
+pub use ratelimit::RateBudget;
+
+/// The raw JSON of one result item, kept exactly as eMAG sent it.
+pub type RawItem = Box<serde_json::value::RawValue>;

@@ -133,13 +133,43 @@ pub(crate) const BRANDS: &[(&str, &str)] = &[
 ];
 
 pub(crate) const FIRST_NAMES: &[&str] = &[
-    "Ștefan", "Ioana", "Andrei", "Mădălina", "Cătălin", "Irina", "Răzvan", "Alexandra", "Mihai",
-    "Ana", "Bogdan", "Țicu", "Elena", "Sorin", "Anișoara", "Dănuț", "Iulia", "Tudor",
+    "Ștefan",
+    "Ioana",
+    "Andrei",
+    "Mădălina",
+    "Cătălin",
+    "Irina",
+    "Răzvan",
+    "Alexandra",
+    "Mihai",
+    "Ana",
+    "Bogdan",
+    "Țicu",
+    "Elena",
+    "Sorin",
+    "Anișoara",
+    "Dănuț",
+    "Iulia",
+    "Tudor",
 ];
 
 pub(crate) const LAST_NAMES: &[&str] = &[
-    "Popescu", "Ionescu", "Țurcanu", "Bălan", "Stănescu", "Dumitrașcu", "Mureșan", "Ardeleanu",
-    "Căpraru", "Jitaru", "Șerban", "Nițu", "Vâlcu", "Pârvu", "Oprișan", "Grigoraș",
+    "Popescu",
+    "Ionescu",
+    "Țurcanu",
+    "Bălan",
+    "Stănescu",
+    "Dumitrașcu",
+    "Mureșan",
+    "Ardeleanu",
+    "Căpraru",
+    "Jitaru",
+    "Șerban",
+    "Nițu",
+    "Vâlcu",
+    "Pârvu",
+    "Oprișan",
+    "Grigoraș",
 ];
 
 /// (city, county, locality id, postal code prefix).
@@ -192,9 +222,21 @@ pub(crate) const RETURN_REASONS: &[(u32, &str)] = &[
 /// The VAT table (id 9 is 21 %, the Romanian standard rate since August 2025).
 pub(crate) fn vat_rates() -> Vec<VatRate> {
     vec![
-        VatRate { vat_id: 9, vat_rate: Decimal::new(21, 2), is_default: 1 },
-        VatRate { vat_id: 4, vat_rate: Decimal::new(11, 2), is_default: 0 },
-        VatRate { vat_id: 3, vat_rate: Decimal::ZERO, is_default: 0 },
+        VatRate {
+            vat_id: 9,
+            vat_rate: Decimal::new(21, 2),
+            is_default: 1,
+        },
+        VatRate {
+            vat_id: 4,
+            vat_rate: Decimal::new(11, 2),
+            is_default: 0,
+        },
+        VatRate {
+            vat_id: 3,
+            vat_rate: Decimal::ZERO,
+            is_default: 0,
+        },
     ]
 }
 
@@ -207,7 +249,10 @@ pub(crate) fn vat_fraction(vat_id: u32) -> Decimal {
 }
 
 pub(crate) fn handling_times() -> Vec<HandlingTime> {
-    [0, 1, 2, 3, 5, 7].into_iter().map(|id| HandlingTime { id }).collect()
+    [0, 1, 2, 3, 5, 7]
+        .into_iter()
+        .map(|id| HandlingTime { id })
+        .collect()
 }
 
 /// Builds the category tree; characteristics and values are derived from the position so
@@ -241,7 +286,9 @@ pub(crate) fn categories() -> Vec<Category> {
                             is_filter: 1,
                             allow_new_value: u8::from(type_id == 11),
                             values: match type_id {
-                                11 => vec!["Negru".into(), "Alb".into(), "Roșu".into(), "Oțel".into()],
+                                11 => {
+                                    vec!["Negru".into(), "Alb".into(), "Roșu".into(), "Oțel".into()]
+                                }
                                 20 => vec!["Da".into(), "Nu".into()],
                                 60 => vec!["S".into(), "M".into(), "L".into(), "XL".into()],
                                 _ => vec!["1 kg".into(), "2,5 kg".into(), "40 W".into()],

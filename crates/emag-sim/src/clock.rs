@@ -7,7 +7,9 @@
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
+};
 use tokio::time::Instant;
 
 /// The wire format of every eMAG datetime.
@@ -72,7 +74,10 @@ impl SimClock {
     /// Current simulated local time, truncated to whole seconds like the wire format.
     pub(crate) fn now(&self) -> NaiveDateTime {
         let elapsed = Duration::from_std(self.started.elapsed()).unwrap_or(Duration::zero());
-        let advanced = *self.advanced.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let advanced = *self
+            .advanced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.epoch + elapsed + advanced;
         now.with_nanosecond(0).unwrap_or(now)
     }
@@ -95,17 +100,23 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        Utc.from_utc_datetime(&NaiveDateTime::parse_from_str(s, DATETIME_FORMAT).unwrap_or_default())
+        Utc.from_utc_datetime(
+            &NaiveDateTime::parse_from_str(s, DATETIME_FORMAT).unwrap_or_default(),
+        )
     }
 
     #[test]
     fn bucharest_is_utc_plus_three_in_summer_and_plus_two_in_winter() {
         assert_eq!(
-            utc_to_bucharest(utc("2025-07-01 12:00:00")).format(DATETIME_FORMAT).to_string(),
+            utc_to_bucharest(utc("2025-07-01 12:00:00"))
+                .format(DATETIME_FORMAT)
+                .to_string(),
             "2025-07-01 15:00:00"
         );
         assert_eq!(
-            utc_to_bucharest(utc("2025-12-01 12:00:00")).format(DATETIME_FORMAT).to_string(),
+            utc_to_bucharest(utc("2025-12-01 12:00:00"))
+                .format(DATETIME_FORMAT)
+                .to_string(),
             "2025-12-01 14:00:00"
         );
     }
@@ -114,15 +125,21 @@ mod tests {
     fn bucharest_switches_to_summer_time_on_the_last_sunday_of_march() {
         // 2025-03-30 is the last Sunday of March; the switch happens at 01:00 UTC.
         assert_eq!(
-            utc_to_bucharest(utc("2025-03-30 00:59:59")).format(DATETIME_FORMAT).to_string(),
+            utc_to_bucharest(utc("2025-03-30 00:59:59"))
+                .format(DATETIME_FORMAT)
+                .to_string(),
             "2025-03-30 02:59:59"
         );
         assert_eq!(
-            utc_to_bucharest(utc("2025-03-30 01:00:00")).format(DATETIME_FORMAT).to_string(),
+            utc_to_bucharest(utc("2025-03-30 01:00:00"))
+                .format(DATETIME_FORMAT)
+                .to_string(),
             "2025-03-30 04:00:00"
         );
         assert_eq!(
-            utc_to_bucharest(utc("2025-10-26 01:00:00")).format(DATETIME_FORMAT).to_string(),
+            utc_to_bucharest(utc("2025-10-26 01:00:00"))
+                .format(DATETIME_FORMAT)
+                .to_string(),
             "2025-10-26 03:00:00"
         );
     }

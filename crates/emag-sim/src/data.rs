@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 
 use crate::catalog::{
-    vat_fraction, BRANDS, CANCELLATION_REASONS, CITIES, FIRST_NAMES, LAST_NAMES, NOUNS,
-    QUALIFIERS, RETURN_REASONS, STREETS,
+    vat_fraction, BRANDS, CANCELLATION_REASONS, CITIES, FIRST_NAMES, LAST_NAMES, NOUNS, QUALIFIERS,
+    RETURN_REASONS, STREETS,
 };
 use crate::config::AccountKind;
 use crate::model::{
@@ -269,7 +269,10 @@ fn materialize(id: u32, offer: &GenOffer, salts: &Salts) -> Offer {
         ),
         url: format!("https://www.emag.ro/-/pd/{pnk}/"),
         images: vec![OfferImage {
-            url: format!("https://s{}emagst.akamaized.test/products/{id}/{pnk}.jpg", salts.image_host),
+            url: format!(
+                "https://s{}emagst.akamaized.test/products/{id}/{pnk}.jpg",
+                salts.image_host
+            ),
             display_type: 1,
         }],
         part_number_key: pnk,
@@ -287,10 +290,16 @@ fn materialize(id: u32, offer: &GenOffer, salts: &Salts) -> Offer {
         best_offer_recommended_price: recommended,
         currency: "RON".to_owned(),
         vat_id: 9,
-        stock: vec![StockEntry { warehouse_id: 1, value: offer.stock }],
+        stock: vec![StockEntry {
+            warehouse_id: 1,
+            value: offer.stock,
+        }],
         general_stock: offer.stock,
         estimated_stock: offer.estimated,
-        handling_time: vec![HandlingTimeEntry { warehouse_id: 1, value: u32::from(offer.handling) }],
+        handling_time: vec![HandlingTimeEntry {
+            warehouse_id: 1,
+            value: u32::from(offer.handling),
+        }],
         warranty: u32::from(offer.warranty),
         characteristics: vec![OfferCharacteristic {
             id: category_id * 10,
@@ -307,7 +316,9 @@ fn materialize(id: u32, offer: &GenOffer, salts: &Salts) -> Offer {
         genius_computed: offer.genius,
         manufacturer: false,
         eu_representative: false,
-        offer_details: OfferDetails { id: salts.offer_detail_base + u64::from(id) * 3 },
+        offer_details: OfferDetails {
+            id: salts.offer_detail_base + u64::from(id) * 3,
+        },
     }
 }
 
@@ -319,12 +330,36 @@ pub(crate) fn generate_offer(rng: &mut ChaCha8Rng) -> GenOffer {
     let sale = (gross_cents * 100 * 100 * 2 + 121) / (121 * 2);
     let min = sale * rng.gen_range(70..95) / 100;
     let max = sale * rng.gen_range(130..200) / 100;
-    let recommended = if rng.gen_bool(0.5) { sale * rng.gen_range(110..140) / 100 } else { 0 };
-    let number_of_offers: u8 = if rng.gen_bool(0.7) { 1 } else { rng.gen_range(2..9) };
-    let rank = if number_of_offers == 1 { 1 } else { rng.gen_range(1..=number_of_offers) };
-    let best = if rank > 1 { sale * rng.gen_range(85..100) / 100 } else { sale };
-    let stock = if rng.gen_bool(0.1) { 0 } else { rng.gen_range(1..200) };
-    let reserved = if stock > 0 { rng.gen_range(0..=stock.min(3)) } else { 0 };
+    let recommended = if rng.gen_bool(0.5) {
+        sale * rng.gen_range(110..140) / 100
+    } else {
+        0
+    };
+    let number_of_offers: u8 = if rng.gen_bool(0.7) {
+        1
+    } else {
+        rng.gen_range(2..9)
+    };
+    let rank = if number_of_offers == 1 {
+        1
+    } else {
+        rng.gen_range(1..=number_of_offers)
+    };
+    let best = if rank > 1 {
+        sale * rng.gen_range(85..100) / 100
+    } else {
+        sale
+    };
+    let stock = if rng.gen_bool(0.1) {
+        0
+    } else {
+        rng.gen_range(1..200)
+    };
+    let reserved = if stock > 0 {
+        rng.gen_range(0..=stock.min(3))
+    } else {
+        0
+    };
     let status = match rng.gen_range(0..100) {
         0..=89 => 1,
         90..=96 => 0,
@@ -362,9 +397,14 @@ pub(crate) fn generate_offer(rng: &mut ChaCha8Rng) -> GenOffer {
 
 /// Generates offers with ids `first..first+count`, already sorted by id.
 pub(crate) fn generate_offers(rng: &mut ChaCha8Rng, first: u32, count: u32) -> Vec<OfferRecord> {
-    let last = first.saturating_add(count).min(MAX_OFFER_ID.saturating_add(1));
+    let last = first
+        .saturating_add(count)
+        .min(MAX_OFFER_ID.saturating_add(1));
     (first..last)
-        .map(|id| OfferRecord::Generated { id, offer: generate_offer(rng) })
+        .map(|id| OfferRecord::Generated {
+            id,
+            offer: generate_offer(rng),
+        })
         .collect()
 }
 
@@ -405,7 +445,11 @@ fn status_for_age(rng: &mut ChaCha8Rng, age: Duration) -> u8 {
 
 fn random_duration(rng: &mut ChaCha8Rng, max: Duration) -> Duration {
     let max_s = max.num_seconds().max(0);
-    Duration::seconds(if max_s == 0 { 0 } else { rng.gen_range(0..=max_s) })
+    Duration::seconds(if max_s == 0 {
+        0
+    } else {
+        rng.gen_range(0..=max_s)
+    })
 }
 
 fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
@@ -423,13 +467,28 @@ fn customer(rng: &mut ChaCha8Rng, created: NaiveDateTime) -> Customer {
     Customer {
         id,
         mkt_id: id + 7_000_000,
-        email: format!("{:010x}@emag.ro", rng.gen_range(0..u64::from(u32::MAX) * 64)),
+        email: format!(
+            "{:010x}@emag.ro",
+            rng.gen_range(0..u64::from(u32::MAX) * 64)
+        ),
         company: legal.then(|| format!("SC {} Construct SRL", pick(rng, LAST_NAMES))),
         gender: Some(if rng.gen_bool(0.5) { "M" } else { "F" }.to_owned()),
         code: legal.then(|| format!("RO{}", rng.gen_range(10_000_000..50_000_000))),
-        registration_number: legal.then(|| format!("J{:02}/{}/2015", rng.gen_range(1..52), rng.gen_range(100..9999))),
+        registration_number: legal.then(|| {
+            format!(
+                "J{:02}/{}/2015",
+                rng.gen_range(1..52),
+                rng.gen_range(100..9999)
+            )
+        }),
         bank: legal.then(|| "Banca Transilvania".to_owned()),
-        iban: legal.then(|| format!("RO{:02}BTRL{:016}", rng.gen_range(10..99), rng.gen_range(0..10_000_000_000_000_000_u64))),
+        iban: legal.then(|| {
+            format!(
+                "RO{:02}BTRL{:016}",
+                rng.gen_range(10..99),
+                rng.gen_range(0..10_000_000_000_000_000_u64)
+            )
+        }),
         fax: None,
         legal_entity: u8::from(legal),
         is_vat_payer: u8::from(legal),
@@ -459,7 +518,10 @@ fn customer(rng: &mut ChaCha8Rng, created: NaiveDateTime) -> Customer {
 }
 
 /// Builds one order placed at `date`, last modified at `modified`.
-#[expect(clippy::too_many_arguments, reason = "a private builder called from two places")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a private builder called from two places"
+)]
 pub(crate) fn build_order(
     rng: &mut ChaCha8Rng,
     ctx: &OrderContext<'_>,
@@ -470,7 +532,11 @@ pub(crate) fn build_order(
     date: NaiveDateTime,
     modified: NaiveDateTime,
 ) -> Order {
-    let line_count = if ctx.offers.is_empty() { 0 } else { [1, 1, 1, 2, 2, 3][rng.gen_range(0..6)] };
+    let line_count = if ctx.offers.is_empty() {
+        0
+    } else {
+        [1, 1, 1, 2, 2, 3][rng.gen_range(0..6)]
+    };
     let mut products = Vec::with_capacity(line_count);
     for k in 0..line_count {
         let record = &ctx.offers[rng.gen_range(0..ctx.offers.len())];
@@ -493,7 +559,11 @@ pub(crate) fn build_order(
             vat: vat_fraction(offer.vat_id),
             status: u8::from(status != 0),
             created: date,
-            modified: if status == 0 || returned { modified } else { date },
+            modified: if status == 0 || returned {
+                modified
+            } else {
+                date
+            },
             details: Vec::new(),
             product_voucher_split: Vec::new(),
             attachments: Vec::new(),
@@ -508,15 +578,34 @@ pub(crate) fn build_order(
     let pickup = rng.gen_bool(0.3);
     let details = if pickup {
         OrderDetails {
-            locker_id: Some(format!("{:08x}-0000-4000-8000-{:012x}", rng.gen::<u32>(), rng.gen_range(0..1_u64 << 48))),
-            locker_name: Some(format!("easybox {} {}", pick(rng, CITIES).0, rng.gen_range(1..400))),
+            locker_id: Some(format!(
+                "{:08x}-0000-4000-8000-{:012x}",
+                rng.gen::<u32>(),
+                rng.gen_range(0..1_u64 << 48)
+            )),
+            locker_name: Some(format!(
+                "easybox {} {}",
+                pick(rng, CITIES).0,
+                rng.gen_range(1..400)
+            )),
             locker_delivery_eligible: Some(1),
             courier_external_office_id: None,
         }
     } else {
-        OrderDetails { locker_delivery_eligible: Some(u8::from(rng.gen_bool(0.8))), ..OrderDetails::default() }
+        OrderDetails {
+            locker_delivery_eligible: Some(u8::from(rng.gen_bool(0.8))),
+            ..OrderDetails::default()
+        }
     };
-    let shipping_tax = *pick(rng, &[Decimal::ZERO, Decimal::new(999, 2), Decimal::new(1599, 2), Decimal::new(1999, 2)]);
+    let shipping_tax = *pick(
+        rng,
+        &[
+            Decimal::ZERO,
+            Decimal::new(999, 2),
+            Decimal::new(1599, 2),
+            Decimal::new(1999, 2),
+        ],
+    );
     let vouchers = if rng.gen_bool(0.15) {
         let gross = Decimal::from(*pick(rng, &[10, 25, 50]));
         let net = (gross / Decimal::new(121, 2)).round_dp(4);
@@ -536,7 +625,10 @@ pub(crate) fn build_order(
     };
     let reason_cancellation = (status == 0).then(|| {
         let &(code, label) = pick(rng, CANCELLATION_REASONS);
-        CancellationReason { id: code, name: label.to_owned() }
+        CancellationReason {
+            id: code,
+            name: label.to_owned(),
+        }
     });
     Order {
         id,
@@ -596,7 +688,8 @@ pub(crate) fn generate_orders(
         .collect();
     dates.sort_unstable();
     // Accounts get disjoint id ranges so an id never names two orders.
-    let mut id = 3_000_000_000 + (account_index as u64 % 30) * 40_000_000 + rng.gen_range(0..1_000_000);
+    let mut id =
+        3_000_000_000 + (account_index as u64 % 30) * 40_000_000 + rng.gen_range(0..1_000_000);
     let mut line_id = first_line_id(account_index);
     let mut orders = Vec::with_capacity(dates.len());
     for date in dates {
@@ -609,7 +702,16 @@ pub(crate) fn generate_orders(
         } else {
             date + random_duration(rng, Duration::days(5).min(age))
         };
-        let order = build_order(rng, ctx, id, line_id, order_type, status, date, modified.min(epoch));
+        let order = build_order(
+            rng,
+            ctx,
+            id,
+            line_id,
+            order_type,
+            status,
+            date,
+            modified.min(epoch),
+        );
         line_id += order.products.len() as u64 + 1;
         orders.push(order);
     }
@@ -617,7 +719,11 @@ pub(crate) fn generate_orders(
 }
 
 /// Generates a few return requests from finalized or returned orders, sorted by `emag_id`.
-pub(crate) fn generate_returns(rng: &mut ChaCha8Rng, orders: &[Order], epoch: NaiveDateTime) -> Vec<Rma> {
+pub(crate) fn generate_returns(
+    rng: &mut ChaCha8Rng,
+    orders: &[Order],
+    epoch: NaiveDateTime,
+) -> Vec<Rma> {
     let mut candidates: Vec<&Order> = orders
         .iter()
         .filter(|o| matches!(o.status, 4 | 5) && !o.products.is_empty())
@@ -660,7 +766,9 @@ pub(crate) fn generate_returns(rng: &mut ChaCha8Rng, orders: &[Order], epoch: Na
                     reject_reason: None,
                     refund_value: line.sale_price * Decimal::from(line.initial_qty.max(1)),
                 }],
-                awbs: vec![RmaAwb { reservation_id: 700_000_000 + emag_id }],
+                awbs: vec![RmaAwb {
+                    reservation_id: 700_000_000 + emag_id,
+                }],
                 pickup_country: "RO".to_owned(),
                 pickup_suburb: county.to_owned(),
                 pickup_city: city.to_owned(),
@@ -686,9 +794,12 @@ mod tests {
     #[test]
     fn part_number_keys_are_nine_alphanumerics_and_unique_within_an_account() {
         let salts = Salts::generate(42, "main");
-        let keys: std::collections::HashSet<String> = (1..=50_000).map(|id| salts.part_number_key(id)).collect();
+        let keys: std::collections::HashSet<String> =
+            (1..=50_000).map(|id| salts.part_number_key(id)).collect();
         assert_eq!(keys.len(), 50_000);
-        assert!(keys.iter().all(|k| k.len() == 9 && k.chars().all(|c| c.is_ascii_alphanumeric())));
+        assert!(keys
+            .iter()
+            .all(|k| k.len() == 9 && k.chars().all(|c| c.is_ascii_alphanumeric())));
     }
 
     #[test]
@@ -697,7 +808,11 @@ mod tests {
         let ean = salts.ean(1208);
         assert_eq!(ean.len(), 13);
         let digits: Vec<u32> = ean.bytes().map(|b| u32::from(b - b'0')).collect();
-        let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * if i % 2 == 0 { 1 } else { 3 }).sum();
+        let sum: u32 = digits
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d * if i % 2 == 0 { 1 } else { 3 })
+            .sum();
         assert_eq!(sum % 10, 0);
     }
 

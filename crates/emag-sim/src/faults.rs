@@ -91,11 +91,15 @@ pub(crate) struct FaultState {
 
 impl FaultState {
     pub(crate) fn new(plan: FaultPlan, seed: u64) -> Self {
-        Self { inner: Mutex::new((plan, ChaCha8Rng::seed_from_u64(seed ^ 0x0fa0_17fa))) }
+        Self {
+            inner: Mutex::new((plan, ChaCha8Rng::seed_from_u64(seed ^ 0x0fa0_17fa))),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (FaultPlan, ChaCha8Rng)> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn plan(&self) -> FaultPlan {
@@ -106,11 +110,14 @@ impl FaultState {
         self.lock().0 = plan;
     }
 
-    /// Whether credentials sent for `account` (resolved from the username, if known) must be
-    /// treated as wrong.
-    pub(crate) fn rejects_credentials(&self, account: Option<&str>) -> bool {
+    /// Whether credentials must be treated as wrong. The plan's `accounts` list is matched
+    /// against the account the sent username belongs to, or the sent username itself (the
+    /// password is not trusted here, so the username is all there is).
+    pub(crate) fn rejects_credentials(&self, account: Option<&str>, username: Option<&str>) -> bool {
         let guard = self.lock();
-        guard.0.bad_credentials && guard.0.applies_to(account)
+        let plan = &guard.0;
+        plan.bad_credentials
+            && (plan.applies_to(account) || username.is_some_and(|u| plan.accounts.iter().any(|a| a == u)))
     }
 
     /// Whether `account`'s requests are blocked as coming from a non-whitelisted IP.
@@ -134,7 +141,9 @@ impl FaultState {
         let outcome = if plan.server_error_next > 0 {
             plan.server_error_next -= 1;
             FaultOutcome::ServerError
-        } else if plan.server_error_per_mille > 0 && rng.gen_range(0..1000) < plan.server_error_per_mille {
+        } else if plan.server_error_per_mille > 0
+            && rng.gen_range(0..1000) < plan.server_error_per_mille
+        {
             FaultOutcome::ServerError
         } else if plan.is_error_next > 0 {
             plan.is_error_next -= 1;
@@ -165,7 +174,13 @@ mod tests {
 
     #[test]
     fn next_n_counters_are_consumed_one_request_at_a_time() {
-        let state = FaultState::new(FaultPlan { server_error_next: 2, ..FaultPlan::default() }, 1);
+        let state = FaultState::new(
+            FaultPlan {
+                server_error_next: 2,
+                ..FaultPlan::default()
+            },
+            1,
+        );
         assert_eq!(state.decide("main").outcome, FaultOutcome::ServerError);
         assert_eq!(state.decide("main").outcome, FaultOutcome::ServerError);
         assert_eq!(state.decide("main").outcome, FaultOutcome::Normal);
@@ -174,7 +189,11 @@ mod tests {
 
     #[test]
     fn faults_limited_to_an_account_leave_the_others_alone() {
-        let plan = FaultPlan { is_error_next: 1, accounts: vec!["fbe".into()], ..FaultPlan::default() };
+        let plan = FaultPlan {
+            is_error_next: 1,
+            accounts: vec!["fbe".into()],
+            ..FaultPlan::default()
+        };
         let state = FaultState::new(plan, 1);
         assert_eq!(state.decide("main").outcome, FaultOutcome::Normal);
         assert_eq!(state.decide("fbe").outcome, FaultOutcome::IsError);
@@ -189,8 +208,15 @@ mod tests {
 
     #[test]
     fn the_error_rate_is_deterministic_for_a_seed() {
-        let plan = FaultPlan { server_error_per_mille: 500, ..FaultPlan::default() };
-        let draw = |state: &FaultState| (0..64).map(|_| state.decide("main").outcome).collect::<Vec<_>>();
+        let plan = FaultPlan {
+            server_error_per_mille: 500,
+            ..FaultPlan::default()
+        };
+        let draw = |state: &FaultState| {
+            (0..64)
+                .map(|_| state.decide("main").outcome)
+                .collect::<Vec<_>>()
+        };
         let a = draw(&FaultState::new(plan.clone(), 9));
         let b = draw(&FaultState::new(plan, 9));
         assert_eq!(a, b);

@@ -19,7 +19,8 @@ pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Valu
     if trimmed.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let is_form = content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+    let is_form = content_type
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
         || (!trimmed.starts_with('{') && !trimmed.starts_with('[') && trimmed.contains('='));
     let value = if is_form {
         parse_form(trimmed)
@@ -32,7 +33,9 @@ pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Valu
 /// `{"data": X}` becomes `X`; anything else is taken as the payload itself.
 fn unwrap_data(value: Value) -> Value {
     match value {
-        Value::Object(mut map) if map.contains_key("data") => map.remove("data").unwrap_or(Value::Null),
+        Value::Object(mut map) if map.contains_key("data") => {
+            map.remove("data").unwrap_or(Value::Null)
+        }
         other => other,
     }
 }
@@ -107,7 +110,11 @@ fn normalize_arrays(value: Value) -> Value {
                 items.sort_by_key(|(k, _)| *k);
                 Value::Array(items.into_iter().map(|(_, v)| v).collect())
             } else {
-                Value::Object(map.into_iter().map(|(k, v)| (k, normalize_arrays(v))).collect())
+                Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| (k, normalize_arrays(v)))
+                        .collect(),
+                )
             }
         }
         Value::Array(items) => Value::Array(items.into_iter().map(normalize_arrays).collect()),
@@ -132,7 +139,10 @@ mod tests {
     #[test]
     fn indexed_and_pushed_keys_become_lists() {
         let value = parse_form("data[0][id]=5&data[0][sale_price]=9.5&data[1][id]=6");
-        assert_eq!(value, json!({"data": [{"id": "5", "sale_price": "9.5"}, {"id": "6"}]}));
+        assert_eq!(
+            value,
+            json!({"data": [{"id": "5", "sale_price": "9.5"}, {"id": "6"}]})
+        );
         let pushed = parse_form("data[status][]=1&data[status][]=2");
         assert_eq!(pushed, json!({"data": {"status": ["1", "2"]}}));
     }
@@ -147,6 +157,9 @@ mod tests {
     #[test]
     fn an_empty_body_is_an_empty_filter_and_broken_json_is_invalid_content() {
         assert_eq!(parse_body(None, b"  "), Ok(json!({})));
-        assert_eq!(parse_body(Some("application/json"), b"{\"data\": "), Err(InvalidContent));
+        assert_eq!(
+            parse_body(Some("application/json"), b"{\"data\": "),
+            Err(InvalidContent)
+        );
     }
 }

@@ -62,7 +62,9 @@ pub(crate) struct Journal {
 
 impl Journal {
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn record(&self, r: JournalRecord) {
@@ -92,7 +94,8 @@ impl Journal {
         let ring = self.lock();
         // Sequence numbers are contiguous inside the ring, so the start is computable.
         let first = ring.entries.front().map_or(0, |e| e.seq);
-        let skip = usize::try_from(since.saturating_sub(first.saturating_sub(1))).unwrap_or(usize::MAX);
+        let skip =
+            usize::try_from(since.saturating_sub(first.saturating_sub(1))).unwrap_or(usize::MAX);
         ring.entries.iter().skip(skip).cloned().collect()
     }
 }

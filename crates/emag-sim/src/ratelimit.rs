@@ -53,6 +53,14 @@ pub(crate) struct RateVerdict {
     pub(crate) remaining_3s: u32,
 }
 
+/// Accepted requests younger than `window` at `now`.
+fn within(log: &VecDeque<Instant>, now: Instant, window: Duration) -> usize {
+    log.iter()
+        .rev()
+        .take_while(|&&t| now.duration_since(t) < window)
+        .count()
+}
+
 /// Sliding-window logs keyed by (username, class).
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
@@ -66,14 +74,20 @@ const MINUTE: Duration = Duration::from_secs(60);
 impl RateLimiter {
     /// Admits (and logs) or refuses one request of `username` in `class` at `now`.
     pub(crate) fn admit(&self, username: &str, class: RouteClass, now: Instant) -> RateVerdict {
-        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let log = windows.entry((username.to_owned(), class)).or_default();
         // An entry exactly one window old has left the window: (now - window, now].
-        while log.front().is_some_and(|&t| now.duration_since(t) >= MINUTE) {
+        while log
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= MINUTE)
+        {
             log.pop_front();
         }
-        let within = |window: Duration| log.iter().rev().take_while(|&&t| now.duration_since(t) < window).count();
-        let allowed = within(SECOND) < class.per_second() && log.len() < class.per_minute();
+        let allowed =
+            within(log, now, SECOND) < class.per_second() && log.len() < class.per_minute();
         if allowed {
             log.push_back(now);
         }
@@ -81,7 +95,8 @@ impl RateLimiter {
         RateVerdict {
             allowed,
             limit_3s: u32::try_from(limit_3s).unwrap_or(u32::MAX),
-            remaining_3s: u32::try_from(limit_3s.saturating_sub(within(THREE_SECONDS))).unwrap_or(0),
+            remaining_3s: u32::try_from(limit_3s.saturating_sub(within(log, now, THREE_SECONDS)))
+                .unwrap_or(0),
         }
     }
 }
@@ -101,7 +116,11 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.remaining_3s, 6);
         // One second after the first three, the window is free again.
-        assert!(limiter.admit("u", RouteClass::Other, start + SECOND).allowed);
+        assert!(
+            limiter
+                .admit("u", RouteClass::Other, start + SECOND)
+                .allowed
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,9 +18,10 @@ use crate::clock::DATETIME_FORMAT;
 /// Parses a decimal from a JSON value that may be a number or a numeric string.
 pub(crate) fn decimal_from_value(value: &serde_json::Value) -> Option<Decimal> {
     match value {
-        serde_json::Value::Number(n) => Decimal::from_str(&n.to_string())
-            .ok()
-            .or_else(|| n.as_f64().and_then(|f| Decimal::from_str(&f.to_string()).ok())),
+        serde_json::Value::Number(n) => Decimal::from_str(&n.to_string()).ok().or_else(|| {
+            n.as_f64()
+                .and_then(|f| Decimal::from_str(&f.to_string()).ok())
+        }),
         serde_json::Value::String(s) => Decimal::from_str(s.trim()).ok(),
         _ => None,
     }
@@ -86,14 +87,19 @@ pub(crate) mod opt_number {
     use super::*;
     use serde::Deserialize;
 
-    pub(crate) fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Option<Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
             Some(v) => s.serialize_f64(decimal_to_f64(*v)),
             None => s.serialize_none(),
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Decimal>, D::Error> {
         let value = Option::<serde_json::Value>::deserialize(d)?;
         match value {
             None | Some(serde_json::Value::Null) => Ok(None),

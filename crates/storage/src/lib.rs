@@ -15,7 +15,7 @@ mod orders;
 mod reference;
 mod runs;
 
-pub use db::{Backend, Store};
+pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};

@@ -71,14 +71,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes one scanned page atomically: the changed offers, the page's ids, the run's
-    /// checkpoint and counters. Fails with `LeaseLost` (writing nothing) when the run was
+    /// Writes one scanned page atomically: the changed offers, the page's ids (under
+    /// `page_key`), the run's checkpoint (when given) and counters. Fails with `LeaseLost` (writing nothing) when the run was
     /// taken over. `changed` holds only offers whose hash differs from the store's;
     /// `created` says how many of them are new.
     pub async fn write_offer_page(
         &self,
         run: &ActiveRun,
-        page: i64,
+        page_key: i64,
+        checkpoint: Option<i64>,
         seen_ids: &[u32],
         changed: &[OfferRow],
         counts: &domain::RunCounts,
@@ -87,9 +88,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Fence first: a stale holder must not write a single offer.
         let done = sqlx::query(
-            "UPDATE runs SET checkpoint_page = $1 WHERE id = $2 AND holder = $3 AND state = 'running'",
+            "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
+             WHERE id = $2 AND holder = $3 AND state = 'running'",
         )
-        .bind(page)
+        .bind(checkpoint)
         .bind(run.id)
         .bind(&run.holder)
         .execute(&mut *tx)
@@ -139,7 +141,7 @@ impl Store {
              ON CONFLICT (run_id, page) DO UPDATE SET ids = excluded.ids",
         )
         .bind(run.id)
-        .bind(page)
+        .bind(page_key)
         .bind(blob)
         .execute(&mut *tx)
         .await?;

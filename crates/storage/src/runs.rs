@@ -121,7 +121,7 @@ impl Store {
             };
 
             let id: i64 = row.try_get("id")?;
-            let state = parse_state(row.try_get("state")?)?;
+            let state = parse_state(&row.try_get::<String, _>("state")?)?;
             let old_holder: Option<String> = row.try_get("holder")?;
             let heartbeat: Option<i64> = row.try_get("heartbeat_at")?;
             let abandoned = match (&old_holder, state) {
@@ -333,7 +333,7 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
         account: r.try_get("account")?,
         kind: kind.parse().map_err(|e| corrupt(format!("{e}")))?,
         trigger: trigger.parse().map_err(|e| corrupt(format!("{e}")))?,
-        state: parse_state(r.try_get("state")?)?,
+        state: parse_state(&r.try_get::<String, _>("state")?)?,
         attempt: r.try_get("attempt")?,
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
@@ -363,7 +363,7 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     })
 }
 
-fn parse_state(text: String) -> Result<RunState> {
+fn parse_state(text: &str) -> Result<RunState> {
     text.parse().map_err(|e| StorageError::Corrupt {
         table: "runs",
         detail: format!("{e}"),

@@ -76,7 +76,7 @@ async fn same_offer_id_in_two_accounts_is_two_rows(kind: DbKind) {
             panic!("expected a new run")
         };
         store
-            .write_offer_page(&run, 1, &[1], &[offer(1, name, "10.5000")], &RunCounts::default())
+            .write_offer_page(&run, 1, Some(1), &[1], &[offer(1, name, "10.5000")], &RunCounts::default())
             .await
             .expect("write");
     }
@@ -111,11 +111,11 @@ async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
         panic!("expected a new run")
     };
     store
-        .write_offer_page(&run, 1, &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "2")], &RunCounts::default())
+        .write_offer_page(&run, 1, Some(1), &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "2")], &RunCounts::default())
         .await
         .expect("page 1");
     store
-        .write_offer_page(&run, 2, &[3], &[offer(3, "c", "3")], &RunCounts::default())
+        .write_offer_page(&run, 2, Some(2), &[3], &[offer(3, "c", "3")], &RunCounts::default())
         .await
         .expect("page 2");
     match begin(&store, "main", "h2", dead).await {
@@ -141,7 +141,7 @@ async fn a_stale_holder_loses_its_run_and_writes_nothing(kind: DbKind) {
         panic!("expected a take-over")
     };
     let err = store
-        .write_offer_page(&old, 1, &[9], &[offer(9, "late", "1")], &RunCounts::default())
+        .write_offer_page(&old, 1, Some(1), &[9], &[offer(9, "late", "1")], &RunCounts::default())
         .await
         .expect_err("stale holder must be fenced");
     assert!(matches!(err, StorageError::LeaseLost(id) if id == old.id));
@@ -155,7 +155,7 @@ async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
         panic!("expected a new run")
     };
     let rows: Vec<_> = (1..=5).map(|i| offer(i, "x", "1")).collect();
-    store.write_offer_page(&run, 1, &[1, 2, 3, 4, 5], &rows, &RunCounts::default()).await.expect("write");
+    store.write_offer_page(&run, 1, Some(1), &[1, 2, 3, 4, 5], &rows, &RunCounts::default()).await.expect("write");
     assert_eq!(store.live_offer_ids("main", 0, 2).await.expect("ids"), vec![1, 2]);
     assert_eq!(store.live_offer_ids("main", 2, 10).await.expect("ids"), vec![3, 4, 5]);
     assert_eq!(store.mark_offers_removed(&run, &[2, 4]).await.expect("remove"), 2);
@@ -163,7 +163,7 @@ async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
     let hashes = store.offer_hashes("main", &[2, 3]).await.expect("hashes");
     assert!(hashes[&2].removed);
     assert!(!hashes[&3].removed);
-    store.write_offer_page(&run, 2, &[2], &[offer(2, "x", "1")], &RunCounts::default()).await.expect("again");
+    store.write_offer_page(&run, 2, Some(2), &[2], &[offer(2, "x", "1")], &RunCounts::default()).await.expect("again");
     assert_eq!(store.count_offers("main").await.expect("count"), (4, 1));
 }
 
@@ -225,7 +225,7 @@ async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
         panic!("expected a new run")
     };
     let page = RunCounts { pages: 1, items_read: 2, created: 2, ..Default::default() };
-    store.write_offer_page(&run, 1, &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "1")], &page).await.expect("page");
+    store.write_offer_page(&run, 1, Some(1), &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "1")], &page).await.expect("page");
     let extra = RunCounts { requests: 3, rate_limit_waits: 1, ..Default::default() };
     let outcome = RunOutcome::Failed {
         class: domain::ErrorClass::Auth,

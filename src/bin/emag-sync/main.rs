@@ -1,1 +1,72 @@
-fn main() {}
+//! `emag-sync`: the command line of emag-sync. Each subcommand lives in `commands/`.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps your database in step with your eMAG Marketplace accounts (MAIN, FBE and more).
+///
+/// Configuration comes from `.env` and the environment (the environment wins), with the
+/// variable names of the original tool: EMAG_API_USERNAME / EMAG_API_PASSWORD for MAIN,
+/// EMAG_FBE_API_USERNAME / EMAG_FBE_API_PASSWORD for FBE, EMAG_<NAME>_API_USERNAME … for more
+/// accounts, DATABASE_URL for the store (SQLite file by default). See .env.example.
+#[derive(Debug, Parser)]
+#[command(name = "emag-sync", version, about, long_about = None, after_help = "Start with `emag-sync demo` (no configuration needed), then `emag-sync test` with your .env.")]
+struct Cli {
+    /// Path of the .env file to read (default: ./.env if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the configuration, the database and every account's credentials.
+    ///
+    /// Lists every configuration problem with the variable and how to fix it, then makes one
+    /// cheap call (vat/read) per account. Exit 0: all good; 1: an account or the database
+    /// failed; 2: the configuration is invalid.
+    Test(commands::test::Args),
+    /// Sync now: offers, orders, reference data and returns of one account or all.
+    Sync(commands::sync::Args),
+    /// Write synced offers or orders to stdout as JSON lines or CSV.
+    Export(commands::export::Args),
+    /// Run the eMAG Marketplace API simulator (for trying emag-sync without eMAG).
+    Sim(commands::sim::Args),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Start the simulator, sync a MAIN and an FBE account into SQLite, show what was stored.
+    Demo(commands::demo::Args),
+    /// Measure sync throughput and memory against the simulator (limits off).
+    Bench(commands::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let env_file = cli.env_file.as_deref();
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Test(args) => commands::test::run(env_file, args).await,
+            Command::Sync(args) => commands::sync::run(env_file, args).await,
+            Command::Export(args) => commands::export::run(env_file, args).await,
+            Command::Sim(args) => commands::sim::run(args).await,
+            Command::Migrate => commands::migrate(env_file).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Bench(args) => commands::bench::run(args).await,
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,268 @@
+//! Decoding eMAG's answer envelope `{isError, messages, errors, results}` with the variations
+//! seen in the field: messages as strings or objects, `errors` present or not, `results` an
+//! array or an object, counts as strings or numbers. Every answer must say `isError: false`;
+//! anything else is an error, never a silent empty result.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::error::EmagError;
+
+/// A successful answer: its `results` and any messages eMAG attached.
+#[derive(Debug)]
+pub struct Envelope<T> {
+    pub results: T,
+    pub messages: Vec<String>,
+}
+
+/// The answer of a `…/count` action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub items: u64,
+    pub pages: u64,
+    pub per_page: u64,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(rename = "isError", default)]
+    is_error: Option<Value>,
+    #[serde(default)]
+    messages: Option<Value>,
+    #[serde(default)]
+    errors: Option<Value>,
+    #[serde(borrow, default)]
+    results: Option<&'a RawValue>,
+    /// Gateway answers (429, 404, 400) carry a bare `{"message": …}`.
+    #[serde(default)]
+    message: Option<Value>,
+}
+
+const EXCERPT: usize = 300;
+
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > EXCERPT {
+        let cut: String = text.chars().take(EXCERPT).collect();
+        format!("{cut}…")
+    } else if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Turns one `messages`/`errors` value into readable strings.
+fn message_texts(value: Option<&Value>, out: &mut Vec<String>) {
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out.push(s.clone()),
+        Some(Value::Array(items)) => {
+            for item in items {
+                message_texts(Some(item), out);
+            }
+        }
+        Some(Value::Object(map)) => {
+            let text = ["text", "message", "msg", "error"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(Value::as_str));
+            match text {
+                Some(t) => out.push(t.to_owned()),
+                None => out.push(Value::Object(map.clone()).to_string()),
+            }
+        }
+        Some(other) => out.push(other.to_string()),
+    }
+}
+
+fn truthy(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Decodes an answer with HTTP `status` (429 is handled by the caller).
+pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
+    let parsed: Result<RawEnvelope<'_>, _> = serde_json::from_slice(body);
+    let Ok(env) = parsed else {
+        return Err(match status {
+            500..=599 => EmagError::Server { status },
+            401 | 403 => EmagError::Unauthorized {
+                status,
+                messages: vec![excerpt(body)],
+            },
+            404 => EmagError::BadUrl {
+                status,
+                excerpt: excerpt(body),
+            },
+            _ => EmagError::Malformed {
+                status,
+                excerpt: excerpt(body),
+            },
+        });
+    };
+    let mut messages = Vec::new();
+    message_texts(env.messages.as_ref(), &mut messages);
+    message_texts(env.message.as_ref(), &mut messages);
+    let mut errors = Vec::new();
+    message_texts(env.errors.as_ref(), &mut errors);
+
+    match status {
+        401 | 403 => return Err(EmagError::Unauthorized { status, messages }),
+        404 => {
+            return Err(EmagError::BadUrl {
+                status,
+                excerpt: excerpt(body),
+            })
+        }
+        500..=599 => return Err(EmagError::Server { status }),
+        200..=299 => {}
+        _ => {
+            messages.extend(errors);
+            return Err(EmagError::Rejected { messages });
+        }
+    }
+
+    match env.is_error.as_ref().and_then(truthy) {
+        Some(false) => Ok(Envelope {
+            results: env
+                .results
+                .map(RawValue::to_owned)
+                .unwrap_or_else(raw_null),
+            messages,
+        }),
+        Some(true) => {
+            let all: Vec<String> = messages.iter().chain(errors.iter()).cloned().collect();
+            let lower = all.join(" ").to_ascii_lowercase();
+            Err(if lower.contains("invalid vendor ip") {
+                EmagError::IpNotWhitelisted { messages: all }
+            } else if lower.contains("not allowed to use this api") {
+                EmagError::Unauthorized {
+                    status,
+                    messages: all,
+                }
+            } else {
+                EmagError::Rejected { messages: all }
+            })
+        }
+        None => Err(EmagError::Malformed {
+            status,
+            excerpt: format!("answer without a valid isError: {}", excerpt(body)),
+        }),
+    }
+}
+
+fn raw_null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON"))
+}
+
+/// Reads `results` as a list of raw items; an object keyed by id is accepted as its values.
+pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
+    let malformed = |why: String| EmagError::Malformed {
+        status: 200,
+        excerpt: why,
+    };
+    let text = results.get().trim_start();
+    if text.starts_with('[') {
+        serde_json::from_str(results.get())
+            .map_err(|e| malformed(format!("results is not a list of objects: {e}")))
+    } else if text.starts_with('{') {
+        let map: std::collections::BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(results.get())
+                .map_err(|e| malformed(format!("results object unreadable: {e}")))?;
+        Ok(map.into_values().collect())
+    } else if text == "null" {
+        Ok(Vec::new())
+    } else {
+        Err(malformed(format!("unexpected results: {}", excerpt(text.as_bytes()))))
+    }
+}
+
+/// Reads a `…/count` answer: `{"noOfItems": "38", "noOfPages": "1", "itemsPerPage": "100"}`.
+pub(crate) fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
+    let value: Value = serde_json::from_str(results.get()).map_err(|e| EmagError::Malformed {
+        status: 200,
+        excerpt: format!("count answer unreadable: {e}"),
+    })?;
+    // Some answers wrap the object in a one-element list.
+    let obj = match &value {
+        Value::Array(items) if items.len() == 1 => &items[0],
+        other => other,
+    };
+    let field = |name: &str| -> Option<u64> {
+        match obj.get(name)? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let items = field("noOfItems").ok_or_else(|| EmagError::Malformed {
+        status: 200,
+        excerpt: format!("count answer lacks noOfItems: {}", excerpt(results.get().as_bytes())),
+    })?;
+    let per_page = field("itemsPerPage").unwrap_or(100).max(1);
+    let pages = field("noOfPages").unwrap_or(items.div_ceil(per_page));
+    Ok(Count {
+        items,
+        pages,
+        per_page,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_and_object_messages_are_both_read() {
+        let body = br#"{"isError":true,"messages":["a",{"type":"error","text":"b"}],"errors":[{"message":"c"}],"results":[]}"#;
+        match decode(200, body) {
+            Err(EmagError::Rejected { messages }) => assert_eq!(messages, ["a", "b", "c"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vendor_ip_and_not_allowed_messages_are_classified() {
+        let ip = br#"{"isError":true,"messages":["ERROR: Invalid vendor ip [188.214.106.10]"],"results":[]}"#;
+        assert!(matches!(decode(200, ip), Err(EmagError::IpNotWhitelisted { .. })));
+        let auth = br#"{"isError":true,"messages":["You are not allowed to use this API."],"results":[]}"#;
+        assert!(matches!(decode(401, auth), Err(EmagError::Unauthorized { status: 401, .. })));
+        assert!(matches!(decode(200, auth), Err(EmagError::Unauthorized { status: 200, .. })));
+    }
+
+    #[test]
+    fn answers_without_is_error_or_not_json_are_malformed() {
+        assert!(matches!(decode(200, b"{\"results\":[]}"), Err(EmagError::Malformed { .. })));
+        assert!(matches!(decode(200, b"{\"isError\":fal"), Err(EmagError::Malformed { .. })));
+        assert!(matches!(decode(502, b"<html>bad gateway</html>"), Err(EmagError::Server { status: 502 })));
+        assert!(matches!(decode(404, br#"{"message":"Invalid URL"}"#), Err(EmagError::BadUrl { .. })));
+    }
+
+    #[test]
+    fn results_may_be_a_list_an_object_or_absent() {
+        let env = decode(200, br#"{"isError":false,"messages":[],"results":[{"id":1},{"id":2}]}"#).expect("ok");
+        assert_eq!(results_as_items(&env.results).expect("items").len(), 2);
+        let env = decode(200, br#"{"isError":"false","results":{"1":{"id":1}}}"#).expect("ok");
+        assert_eq!(results_as_items(&env.results).expect("items").len(), 1);
+        let env = decode(200, br#"{"isError":false}"#).expect("ok");
+        assert!(results_as_items(&env.results).expect("items").is_empty());
+    }
+
+    #[test]
+    fn counts_arrive_as_strings_or_numbers() {
+        let env = decode(200, br#"{"isError":false,"results":{"noOfItems":"230","noOfPages":"3","itemsPerPage":"100"}}"#).expect("ok");
+        assert_eq!(results_as_count(&env.results).expect("count"), Count { items: 230, pages: 3, per_page: 100 });
+        let env = decode(200, br#"{"isError":false,"results":{"noOfItems":5}}"#).expect("ok");
+        assert_eq!(results_as_count(&env.results).expect("count"), Count { items: 5, pages: 1, per_page: 100 });
+    }
+}

@@ -1,0 +1,142 @@
+//! `emag-sync bench`: offers per second into SQLite and PostgreSQL, and the peak memory of
+//! the syncing process, at several catalog sizes. The simulator runs as a process of its own
+//! (limits off) and each sync is a child `emag-sync sync`, so the memory figure is the sync's
+//! alone. Figures are printed; nothing here asserts timings.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use crate::output::init_logging;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Catalog sizes (offers) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    sizes: Vec<u32>,
+    /// PostgreSQL server to create benchmark databases on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    /// Backends to measure.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+}
+
+struct SimProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(exe: &std::path::Path, offers: u32) -> anyhow::Result<SimProcess> {
+    let mut child = Command::new(exe)
+        .args(["sim", "--port", "0", "--accounts", "main", "--orders", "0", "--no-rate-limits"])
+        .arg("--offers")
+        .arg(offers.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let base_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .ok_or_else(|| anyhow::anyhow!("simulator did not start: {line:?}"))?
+        .to_owned();
+    Ok(SimProcess { child, base_url })
+}
+
+async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    Ok(format!("{base}/{name}"))
+}
+
+pub async fn run(args: Args) -> u8 {
+    init_logging("warn");
+    match bench(args).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: benchmark failed: {e:#}");
+            1
+        }
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile_dir()?;
+    println!("| offers | backend | seconds | offers/s | peak RSS of the sync (MiB) | re-sync unchanged (s) |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for &size in &args.sizes {
+        let sim = start_sim(&exe, size)?;
+        for backend in &args.backends {
+            let url = match backend.as_str() {
+                "sqlite" => format!("sqlite://{}/bench-{size}.db", dir.display()),
+                "postgres" => fresh_postgres(&args.postgres, &format!("emag_bench_{size}")).await?,
+                other => anyhow::bail!("unknown backend {other}"),
+            };
+            let first = sync_once(&exe, &sim.base_url, &url)?;
+            let again = sync_once(&exe, &sim.base_url, &url)?;
+            println!(
+                "| {size} | {backend} | {:.2} | {:.0} | {:.1} | {:.2} |",
+                first.seconds,
+                f64::from(size) / first.seconds,
+                first.peak_rss_kib as f64 / 1024.0,
+                again.seconds,
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+struct Measured {
+    seconds: f64,
+    peak_rss_kib: u64,
+}
+
+fn sync_once(exe: &std::path::Path, base_url: &str, database_url: &str) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let output = Command::new(exe)
+        .args(["sync", "main", "--kind", "offers", "--json"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMAG_API_USERNAME", "sim-main")
+        .env("EMAG_API_PASSWORD", "pass-main")
+        .env("EMAG_API_URL", base_url)
+        .env("EMAG_RATE_LIMIT", "off")
+        .env("EMAG_LOG_LEVEL", "warn")
+        .env("DATABASE_URL", database_url)
+        .current_dir(std::env::temp_dir())
+        .output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        anyhow::bail!(
+            "sync failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok(Measured {
+        seconds,
+        peak_rss_kib: summary["peak_rss_kib"].as_u64().unwrap_or(0),
+    })
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("emag-sync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

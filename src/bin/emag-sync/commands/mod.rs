@@ -1,0 +1,58 @@
+//! The subcommands. Each parses its flags, loads what it needs and returns an exit code.
+
+pub mod bench;
+pub mod demo;
+pub mod export;
+pub mod sim;
+pub mod sync;
+pub mod test;
+
+use std::path::Path;
+
+use emag_sync::config::Config;
+use storage::Store;
+
+use crate::output::init_logging;
+
+/// Exit code of an invalid configuration.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Loads the configuration or prints every problem; logging follows EMAG_LOG_LEVEL.
+pub fn load_config(env_file: Option<&Path>) -> Result<Config, u8> {
+    match Config::load(env_file) {
+        Ok(config) => {
+            init_logging(&config.log_level);
+            Ok(config)
+        }
+        Err(errors) => {
+            init_logging("info");
+            eprintln!("error: {errors}");
+            Err(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Opens and migrates the store, with a message that says what to do on failure.
+pub async fn open_store(config: &Config) -> Result<Store, u8> {
+    Store::open(&config.database_url).await.map_err(|e| {
+        eprintln!(
+            "error: cannot open the database {}: {e}\n  fix: check DATABASE_URL; for PostgreSQL make sure the server runs and the database exists",
+            storage::redact_url(&config.database_url)
+        );
+        1
+    })
+}
+
+pub async fn migrate(env_file: Option<&Path>) -> u8 {
+    let config = match load_config(env_file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match open_store(&config).await {
+        Ok(store) => {
+            println!("database {} is migrated", store.url_redacted());
+            0
+        }
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,624 @@
+//! Configuration from `.env` and the environment (the environment wins), with the variable
+//! names sellers already use. Parsed once into typed values; every problem is collected and
+//! reported together with the variable's name and how to fix it. Passwords are
+//! `SecretString` from here on and never printed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use domain::{AccountKind, AccountName, Marketplace, SyncKind};
+use emag_client::{ClientConfig, Credentials, RateBudget};
+use secrecy::SecretString;
+
+/// Default store: an SQLite file next to where the command runs.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/emag-sync.db";
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub variable: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (fix: {})", self.variable, self.problem, self.fix)
+    }
+}
+
+/// All problems found, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a scheduled sync of an account covers (`EMAG_<NAME>_SYNC_TYPES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncTypes(pub Vec<SyncKind>);
+
+impl SyncTypes {
+    fn parse(text: &str) -> Result<SyncTypes, String> {
+        let mut kinds = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let add: &[SyncKind] = match part.to_ascii_lowercase().as_str() {
+                "full" | "all" => SyncKind::ALL,
+                "products_only" | "offers" | "products" => &[SyncKind::Offers],
+                "orders_only" | "orders" => &[SyncKind::Orders],
+                "reference" => &[SyncKind::Reference],
+                "returns" => &[SyncKind::Returns],
+                other => return Err(format!("unknown sync type {other:?}")),
+            };
+            for k in add {
+                if !kinds.contains(k) {
+                    kinds.push(*k);
+                }
+            }
+        }
+        if kinds.is_empty() {
+            return Err("empty list".to_owned());
+        }
+        Ok(SyncTypes(kinds))
+    }
+}
+
+/// One configured eMAG account.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub name: AccountName,
+    pub kind: AccountKind,
+    pub marketplace: Marketplace,
+    pub base_url: String,
+    pub credentials: Credentials,
+    /// Variable holding the username, for messages ("check EMAG_FBE_API_PASSWORD").
+    pub username_var: String,
+    pub password_var: String,
+    pub sync_interval: Duration,
+    pub sync_types: SyncTypes,
+}
+
+/// Which accounts the scheduler serves (`EMAG_ACCOUNT_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountSelection {
+    Main,
+    Fbe,
+    Auto,
+}
+
+/// Settings of the HTTP client shared by every account.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSettings {
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub retry_delay: Duration,
+    pub rate_budget: RateBudget,
+}
+
+/// Settings of the sync engine.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    pub orders_backfill_days: u32,
+    pub orders_overlap: Duration,
+    /// A run whose holder has been silent this long may be taken over.
+    pub stale_after: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            orders_backfill_days: 90,
+            orders_overlap: Duration::from_secs(24 * 3600),
+            stale_after: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub accounts: Vec<AccountConfig>,
+    pub account_selection: AccountSelection,
+    pub auto_failover: bool,
+    pub api: ApiSettings,
+    pub sync: SyncSettings,
+    pub log_level: String,
+    pub log_retention_days: u32,
+}
+
+impl Config {
+    /// Reads `.env` (if present) under the process environment. `.env` values never go into
+    /// the process environment: they are read into the map and parsed from there.
+    pub fn load(dotenv: Option<&Path>) -> Result<Config, ConfigErrors> {
+        Config::from_vars(&gather_vars(dotenv)?)
+    }
+
+    /// Parses a configuration from variables (for tests and embedding).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+        let mut p = Parser {
+            vars,
+            problems: Vec::new(),
+        };
+        let config = p.config();
+        if p.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(p.problems))
+        }
+    }
+
+    pub fn account(&self, name: &str) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.name.as_str() == name)
+    }
+
+    /// The client settings of one account.
+    pub fn client_config(&self, account: &AccountConfig) -> ClientConfig {
+        let mut c = ClientConfig::new(account.base_url.clone(), account.credentials.clone());
+        c.timeout = self.api.timeout;
+        c.max_retries = self.api.max_retries;
+        c.retry_delay = self.api.retry_delay;
+        c.rate_budget = self.api.rate_budget;
+        c.label = account.name.to_string();
+        c
+    }
+
+    /// Problems that only matter for commands that talk to eMAG.
+    pub fn require_accounts(&self) -> Result<(), ConfigErrors> {
+        if self.accounts.is_empty() {
+            return Err(ConfigErrors(vec![ConfigProblem {
+                variable: "EMAG_API_USERNAME".into(),
+                problem: "no eMAG account is configured".into(),
+                fix: "set EMAG_API_USERNAME and EMAG_API_PASSWORD (MAIN), and/or \
+                      EMAG_FBE_API_USERNAME and EMAG_FBE_API_PASSWORD (FBE), in .env"
+                    .into(),
+            }]));
+        }
+        Ok(())
+    }
+}
+
+/// `.env` under the environment; the environment wins.
+pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, ConfigErrors> {
+    let mut vars = HashMap::new();
+    let path = dotenv.unwrap_or(Path::new(".env"));
+    if path.exists() {
+        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                variable: path.display().to_string(),
+                problem: format!("cannot read: {e}"),
+                fix: "make the file readable or remove it".into(),
+            }])
+        })?;
+        for item in iter {
+            match item {
+                Ok((k, v)) => {
+                    vars.insert(k, v);
+                }
+                Err(e) => {
+                    return Err(ConfigErrors(vec![ConfigProblem {
+                        variable: path.display().to_string(),
+                        problem: format!("syntax error: {e}"),
+                        fix: "write one NAME=value per line".into(),
+                    }]))
+                }
+            }
+        }
+    } else if dotenv.is_some() {
+        return Err(ConfigErrors(vec![ConfigProblem {
+            variable: path.display().to_string(),
+            problem: "file not found".into(),
+            fix: "give the path of an existing .env file".into(),
+        }]));
+    }
+    for (k, v) in std::env::vars() {
+        if k.starts_with("EMAG_") || k == "DATABASE_URL" {
+            vars.insert(k, v);
+        }
+    }
+    Ok(vars)
+}
+
+struct Parser<'a> {
+    vars: &'a HashMap<String, String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Parser<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn problem(&mut self, variable: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T, fix: &str) -> T {
+        match self.get(name) {
+            None => default,
+            Some(text) => match text.parse() {
+                Ok(v) => v,
+                Err(_) => {
+                    self.problem(name, format!("{text:?} is not a valid number"), fix);
+                    default
+                }
+            },
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: Duration) -> Duration {
+        match self.get(name) {
+            None => default,
+            Some(text) => match parse_seconds(text) {
+                Some(d) => d,
+                None => {
+                    self.problem(
+                        name,
+                        format!("{text:?} is not a number of seconds"),
+                        "write seconds, e.g. 30 or 0.5",
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => default,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(other) => {
+                self.problem(name, format!("{other:?} is not true/false"), "write true or false");
+                default
+            }
+        }
+    }
+
+    fn config(&mut self) -> Config {
+        let database_url = self
+            .get("DATABASE_URL")
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_owned();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            self.problem(
+                "DATABASE_URL",
+                "unsupported database URL",
+                "use sqlite://data/emag-sync.db or postgres://user@host:5432/db",
+            );
+        }
+        let account_selection = match self
+            .get("EMAG_ACCOUNT_TYPE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("auto" | "both" | "all") => AccountSelection::Auto,
+            Some("main") => AccountSelection::Main,
+            Some("fbe") => AccountSelection::Fbe,
+            Some(other) => {
+                self.problem(
+                    "EMAG_ACCOUNT_TYPE",
+                    format!("{other:?} is not an account type"),
+                    "write main, fbe or auto",
+                );
+                AccountSelection::Auto
+            }
+        };
+        let auto_failover = self.flag("EMAG_AUTO_FAILOVER", true);
+        let api = ApiSettings {
+            timeout: self.seconds("EMAG_API_TIMEOUT", Duration::from_secs(30)),
+            max_retries: self.number("EMAG_MAX_RETRIES", 3, "write a whole number, e.g. 3"),
+            retry_delay: self.seconds("EMAG_RETRY_DELAY", Duration::from_secs(5)),
+            rate_budget: if self.flag("EMAG_RATE_LIMIT", true) {
+                RateBudget::EMAG
+            } else {
+                RateBudget::UNLIMITED
+            },
+        };
+        if api.timeout.is_zero() {
+            self.problem("EMAG_API_TIMEOUT", "must be more than 0", "write e.g. 30");
+        }
+        let sync = SyncSettings {
+            orders_backfill_days: self.number(
+                "EMAG_ORDERS_BACKFILL_DAYS",
+                90,
+                "write a number of days, e.g. 90",
+            ),
+            orders_overlap: Duration::from_secs(
+                3600 * self.number::<u64>("EMAG_ORDERS_OVERLAP_HOURS", 24, "write hours, e.g. 24"),
+            ),
+            stale_after: SyncSettings::default().stale_after,
+        };
+        let log_level = self.get("EMAG_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase();
+        if !["trace", "debug", "info", "warning", "warn", "error", "critical"]
+            .contains(&log_level.as_str())
+        {
+            self.problem(
+                "EMAG_LOG_LEVEL",
+                format!("{log_level:?} is not a log level"),
+                "write one of debug, info, warning, error",
+            );
+        }
+        let log_retention_days =
+            self.number("EMAG_LOG_RETENTION_DAYS", 30, "write a number of days, e.g. 30");
+        let accounts = self.accounts();
+        Config {
+            database_url,
+            accounts,
+            account_selection,
+            auto_failover,
+            api,
+            sync,
+            log_level,
+            log_retention_days,
+        }
+    }
+
+    /// MAIN from `EMAG_API_*` (or `EMAG_MAIN_API_*`), every other account from
+    /// `EMAG_<NAME>_API_USERNAME`.
+    fn accounts(&mut self) -> Vec<AccountConfig> {
+        let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+        if self.vars.contains_key("EMAG_API_USERNAME") || self.vars.contains_key("EMAG_API_PASSWORD") {
+            prefixes.insert("main".into(), "EMAG_API".into());
+        }
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        for key in names {
+            let Some(middle) = key
+                .strip_prefix("EMAG_")
+                .and_then(|k| k.strip_suffix("_API_USERNAME").or_else(|| k.strip_suffix("_API_PASSWORD")))
+            else {
+                continue;
+            };
+            if middle.is_empty() {
+                continue;
+            }
+            let name = middle.to_ascii_lowercase();
+            let prefix = format!("EMAG_{middle}_API");
+            if let Some(existing) = prefixes.get(&name) {
+                if existing != &prefix {
+                    self.problem(
+                        &format!("{prefix}_USERNAME"),
+                        format!("account {name} is configured twice ({existing}_* and {prefix}_*)"),
+                        "keep one of the two sets of variables",
+                    );
+                }
+                continue;
+            }
+            prefixes.insert(name, prefix);
+        }
+        let mut out = Vec::new();
+        for (name, prefix) in prefixes {
+            if let Some(account) = self.account(&name, &prefix) {
+                out.push(account);
+            }
+        }
+        out
+    }
+
+    fn account(&mut self, name: &str, prefix: &str) -> Option<AccountConfig> {
+        let upper = name.to_ascii_uppercase();
+        let username_var = format!("{prefix}_USERNAME");
+        let password_var = format!("{prefix}_PASSWORD");
+        let url_var = format!("{prefix}_URL");
+        let account_name = match AccountName::parse(name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.problem(&username_var, e.to_string(), "use letters, digits and _ in NAME");
+                None
+            }
+        };
+        let username = self.get(&username_var).map(str::to_owned);
+        let password = self.get(&password_var).map(str::to_owned);
+        if username.is_none() {
+            self.problem(
+                &username_var,
+                format!("account {name}: username missing"),
+                format!("set {username_var} to the API user of the {name} account"),
+            );
+        }
+        if password.is_none() {
+            self.problem(
+                &password_var,
+                format!("account {name}: password missing"),
+                format!("set {password_var} to the API password of the {name} account"),
+            );
+        }
+        let marketplace_var = format!("EMAG_{upper}_MARKETPLACE");
+        let marketplace = match self.get(&marketplace_var).or(if name == "main" {
+            self.get("EMAG_MARKETPLACE")
+        } else {
+            None
+        }) {
+            None => Marketplace::EmagRo,
+            Some(text) => match Marketplace::parse_lenient(text) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.problem(&marketplace_var, e.to_string(), "write ro, bg, hu, fd_ro or fd_bg");
+                    Marketplace::EmagRo
+                }
+            },
+        };
+        let base_url = match self.get(&url_var) {
+            None => marketplace.api_url().to_owned(),
+            Some(u) => {
+                if url::Url::parse(u).map(|p| p.scheme().starts_with("http")).unwrap_or(false) {
+                    u.trim_end_matches('/').to_owned()
+                } else {
+                    self.problem(
+                        &url_var,
+                        format!("{u:?} is not an http(s) URL"),
+                        "write e.g. https://marketplace-api.emag.ro/api-3",
+                    );
+                    String::new()
+                }
+            }
+        };
+        let kind_var = format!("EMAG_{upper}_ACCOUNT_KIND");
+        let kind = match self.get(&kind_var) {
+            Some(text) => text.parse().unwrap_or_else(|e: domain::ParseError| {
+                self.problem(&kind_var, e.to_string(), "write main or fbe");
+                AccountKind::Main
+            }),
+            None if name == "fbe" => AccountKind::Fbe,
+            None => AccountKind::Main,
+        };
+        let interval_var = format!("EMAG_{upper}_SYNC_INTERVAL");
+        let default_interval = if kind == AccountKind::Fbe { 60 } else { 30 };
+        let minutes: u64 = self.number(&interval_var, default_interval, "write minutes, e.g. 30");
+        if minutes == 0 {
+            self.problem(&interval_var, "must be at least 1 minute", "write minutes, e.g. 30");
+        }
+        let types_var = format!("EMAG_{upper}_SYNC_TYPES");
+        let sync_types = match self.get(&types_var) {
+            None => SyncTypes(if kind == AccountKind::Fbe {
+                vec![SyncKind::Offers]
+            } else {
+                SyncKind::ALL.to_vec()
+            }),
+            Some(text) => SyncTypes::parse(text).unwrap_or_else(|e| {
+                self.problem(
+                    &types_var,
+                    e,
+                    "write a comma-separated list of full, products_only, orders_only, offers, orders, reference, returns",
+                );
+                SyncTypes(SyncKind::ALL.to_vec())
+            }),
+        };
+        Some(AccountConfig {
+            name: account_name?,
+            kind,
+            marketplace,
+            base_url,
+            credentials: Credentials {
+                username: username?,
+                password: SecretString::from(password?),
+            },
+            username_var,
+            password_var,
+            sync_interval: Duration::from_secs(60 * minutes.max(1)),
+            sync_types,
+        })
+    }
+}
+
+/// `30`, `0.5`, `250ms` → a duration.
+pub fn parse_seconds(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    if let Some(ms) = t.strip_suffix("ms") {
+        return ms.trim().parse().ok().map(Duration::from_millis);
+    }
+    let t = t.strip_suffix('s').unwrap_or(t);
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    if frac.len() > 3 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let millis: u64 = format!("{frac:0<3}").parse().ok()?;
+    Some(Duration::from_secs(secs) + Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn seed_variable_names_give_main_and_fbe_accounts() {
+        let c = Config::from_vars(&vars(&[
+            ("EMAG_API_USERNAME", "m@x.ro"),
+            ("EMAG_API_PASSWORD", "pm"),
+            ("EMAG_FBE_API_USERNAME", "f@x.ro"),
+            ("EMAG_FBE_API_PASSWORD", "pf"),
+            ("EMAG_MAIN_SYNC_INTERVAL", "30"),
+            ("EMAG_FBE_SYNC_INTERVAL", "60"),
+            ("EMAG_FBE_SYNC_TYPES", "products_only"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.accounts.len(), 2);
+        let fbe = c.account("fbe").expect("fbe");
+        assert_eq!(fbe.kind, AccountKind::Fbe);
+        assert_eq!(fbe.credentials.password.expose_secret(), "pf");
+        assert_eq!(fbe.sync_types, SyncTypes(vec![SyncKind::Offers]));
+        let main = c.account("main").expect("main");
+        assert_eq!(main.base_url, "https://marketplace-api.emag.ro/api-3");
+        assert_eq!(main.sync_interval, Duration::from_secs(1800));
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn more_accounts_follow_the_name_pattern_with_url_and_marketplace() {
+        let c = Config::from_vars(&vars(&[
+            ("EMAG_BG_API_USERNAME", "b"),
+            ("EMAG_BG_API_PASSWORD", "p"),
+            ("EMAG_BG_MARKETPLACE", "bg"),
+            ("EMAG_HU_API_USERNAME", "h"),
+            ("EMAG_HU_API_PASSWORD", "p"),
+            ("EMAG_HU_API_URL", "http://127.0.0.1:9/api-3/"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.account("bg").expect("bg").base_url, "https://marketplace-api.emag.bg/api-3");
+        assert_eq!(c.account("hu").expect("hu").base_url, "http://127.0.0.1:9/api-3");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_variable() {
+        let err = Config::from_vars(&vars(&[
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_FBE_API_PASSWORD", "p"),
+            ("EMAG_API_TIMEOUT", "soon"),
+            ("EMAG_MAX_RETRIES", "-1"),
+            ("EMAG_FBE_SYNC_TYPES", "everything"),
+            ("DATABASE_URL", "mysql://x"),
+        ]))
+        .expect_err("invalid");
+        let names: Vec<&str> = err.0.iter().map(|p| p.variable.as_str()).collect();
+        for expected in [
+            "EMAG_API_PASSWORD",
+            "EMAG_FBE_API_USERNAME",
+            "EMAG_API_TIMEOUT",
+            "EMAG_MAX_RETRIES",
+            "EMAG_FBE_SYNC_TYPES",
+            "DATABASE_URL",
+        ] {
+            assert!(names.contains(&expected), "{expected} missing in {names:?}");
+        }
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_milliseconds() {
+        assert_eq!(parse_seconds("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("x"), None);
+    }
+
+    #[test]
+    fn sync_types_really_differ() {
+        assert_eq!(SyncTypes::parse("full").expect("full").0, SyncKind::ALL.to_vec());
+        assert_eq!(SyncTypes::parse("orders_only").expect("o").0, vec![SyncKind::Orders]);
+        assert!(SyncTypes::parse("nope").is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The sync engine: one run of one kind for one account, from claim to recorded outcome.
+//!
+//! `run_sync` claims the (account, kind) run in the store (resuming an abandoned one from its
+//! checkpoint), runs the kind's module, and records the outcome with its counters and a
+//! classified error. The account and its client are passed in explicitly: nothing here reads
+//! globals or the environment.
+
+mod offers;
+mod orders;
+mod reference;
+mod returns;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::{ErrorClass, RunCounts, RunOutcome, RunTrigger, SyncKind};
+use emag_client::{EmagClient, EmagError};
+use storage::{ActiveRun, BeginRun, StorageError, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AccountConfig, SyncSettings};
+
+/// An account ready to sync: its configuration and the client of its credentials.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub config: AccountConfig,
+    pub client: EmagClient,
+}
+
+impl Account {
+    pub fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+}
+
+/// Receives progress of running syncs (the CLI draws bars, the daemon may ignore it).
+pub trait ProgressSink: Send + Sync {
+    /// `done` items so far, of `total` when known (offers are counted first).
+    fn progress(&self, account: &str, kind: SyncKind, done: u64, total: Option<u64>);
+}
+
+/// What every run needs besides its account.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub store: Store,
+    /// This process's identity in run leases: `host:pid:nonce`.
+    pub holder: String,
+    pub settings: SyncSettings,
+    pub cancel: CancellationToken,
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl std::fmt::Debug for SyncContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncContext").field("holder", &self.holder).finish()
+    }
+}
+
+impl SyncContext {
+    pub fn new(store: Store, settings: SyncSettings) -> Self {
+        SyncContext {
+            store,
+            holder: crate::holder_id(),
+            settings,
+            cancel: CancellationToken::new(),
+            progress: None,
+        }
+    }
+
+    fn report_progress(&self, account: &str, kind: SyncKind, done: u64, total: Option<u64>) {
+        if let Some(p) = &self.progress {
+            p.progress(account, kind, done, total);
+        }
+    }
+}
+
+/// How a call of `run_sync` ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    /// Stopped on request (shutdown) with its checkpoint kept; the next run resumes it.
+    Interrupted,
+    /// Another live process runs this (account, kind) now.
+    Busy,
+}
+
+/// The summary of one run, for the CLI table and `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    pub account: String,
+    pub kind: SyncKind,
+    pub status: RunStatus,
+    pub resumed_from_page: Option<i64>,
+    pub counts: RunCounts,
+    pub total_items: Option<u64>,
+    pub duration_ms: u64,
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub emag_messages: Vec<String>,
+    pub note: Option<String>,
+}
+
+/// Why a kind's module stopped early.
+#[derive(Debug)]
+pub(crate) enum SyncError {
+    Api(EmagError),
+    Storage(StorageError),
+    /// A result item that does not have the shape eMAG documents.
+    Item(String),
+    Cancelled,
+}
+
+impl From<EmagError> for SyncError {
+    fn from(e: EmagError) -> Self {
+        SyncError::Api(e)
+    }
+}
+
+impl From<StorageError> for SyncError {
+    fn from(e: StorageError) -> Self {
+        SyncError::Storage(e)
+    }
+}
+
+/// What a kind's module hands back on success: counters not yet written and a note.
+#[derive(Debug, Default)]
+pub(crate) struct KindResult {
+    pub extra: RunCounts,
+    pub note: Option<String>,
+    pub total: Option<u64>,
+}
+
+/// Runs one sync of `kind` for `account` and records it.
+pub async fn run_sync(
+    ctx: &SyncContext,
+    account: &Account,
+    kind: SyncKind,
+    trigger: RunTrigger,
+    full: bool,
+) -> RunReport {
+    let started = Instant::now();
+    let mut report = RunReport {
+        run_id: None,
+        account: account.name().to_owned(),
+        kind,
+        status: RunStatus::Failed,
+        resumed_from_page: None,
+        counts: RunCounts::default(),
+        total_items: None,
+        duration_ms: 0,
+        error_class: None,
+        error: None,
+        emag_messages: Vec::new(),
+        note: None,
+    };
+    let stale_ms = i64::try_from(ctx.settings.stale_after.as_millis()).unwrap_or(i64::MAX);
+    let begun = ctx
+        .store
+        .begin_run(
+            account.name(),
+            kind,
+            trigger,
+            full,
+            &ctx.holder,
+            stale_ms,
+            &crate::holder_is_alive,
+        )
+        .await;
+    let mut run = match begun {
+        Ok(BeginRun::Started(run)) => run,
+        Ok(BeginRun::Resumed {
+            run,
+            previous_holder,
+        }) => {
+            tracing::info!(
+                account.name = account.name(), sync.kind = %kind, run.id = run.id,
+                run.attempt = run.attempt, checkpoint.page = run.checkpoint_page,
+                previous.holder = previous_holder.as_deref().unwrap_or("-"),
+                "resuming an unfinished run from its checkpoint"
+            );
+            report.resumed_from_page = Some(run.checkpoint_page);
+            run
+        }
+        Ok(BeginRun::Busy { run_id, holder }) => {
+            report.run_id = Some(run_id);
+            report.status = RunStatus::Busy;
+            report.note = Some(format!(
+                "run {run_id} is in progress in another process ({})",
+                holder.as_deref().unwrap_or("unknown")
+            ));
+            return report;
+        }
+        Err(e) => {
+            report.error_class = Some(ErrorClass::Storage);
+            report.error = Some(format!("cannot start the run: {e}"));
+            return report;
+        }
+    };
+    if full && run.checkpoint_page > 0 {
+        // A full sync was asked for: the unfinished scan is closed and a new one started.
+        if let Err(e) = ctx.store.supersede_run(&run, "superseded by a full sync").await {
+            report.error_class = Some(ErrorClass::Storage);
+            report.error = Some(format!("cannot close the unfinished run: {e}"));
+            return report;
+        }
+        report.resumed_from_page = None;
+        match ctx
+            .store
+            .begin_run(account.name(), kind, trigger, full, &ctx.holder, stale_ms, &crate::holder_is_alive)
+            .await
+        {
+            Ok(BeginRun::Started(fresh) | BeginRun::Resumed { run: fresh, .. }) => run = fresh,
+            Ok(BeginRun::Busy { run_id, .. }) => {
+                report.run_id = Some(run_id);
+                report.status = RunStatus::Busy;
+                return report;
+            }
+            Err(e) => {
+                report.error_class = Some(ErrorClass::Storage);
+                report.error = Some(format!("cannot start the run: {e}"));
+                return report;
+            }
+        }
+    }
+    report.run_id = Some(run.id);
+
+    let before = account.client.stats();
+    let result = match kind {
+        SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
+        SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
+        SyncKind::Reference => reference::sync_reference(ctx, account, &run).await,
+        SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+    };
+    let api = account.client.stats().since(&before);
+    let with_api = |mut extra: RunCounts| {
+        extra.requests += api.requests;
+        extra.rate_limit_waits += api.rate_limited;
+        extra.retries += api.retries;
+        extra
+    };
+
+    let recorded = match result {
+        Ok(done) => {
+            report.status = RunStatus::Succeeded;
+            report.note = done.note.clone();
+            report.total_items = done.total;
+            ctx.store
+                .finish_run(&run, &RunOutcome::Succeeded, &with_api(done.extra), done.note.as_deref())
+                .await
+        }
+        Err(SyncError::Cancelled) => {
+            report.status = RunStatus::Interrupted;
+            report.note = Some("stopped on request; the next sync resumes from the checkpoint".into());
+            ctx.store
+                .interrupt_run(&run, &with_api(RunCounts::default()), "stopped on request")
+                .await
+        }
+        Err(err) => {
+            let (class, message, messages) = describe(account, &err);
+            tracing::error!(
+                account.name = account.name(), sync.kind = %kind, run.id = run.id,
+                error.class = %class, error = %message, "sync run failed"
+            );
+            report.error_class = Some(class);
+            report.error = Some(message.clone());
+            report.emag_messages = messages.clone();
+            let outcome = RunOutcome::Failed {
+                class,
+                message,
+                emag_messages: messages,
+            };
+            if matches!(err, SyncError::Storage(StorageError::LeaseLost(_))) {
+                Ok(())
+            } else {
+                ctx.store
+                    .finish_run(&run, &outcome, &with_api(RunCounts::default()), None)
+                    .await
+            }
+        }
+    };
+    if let Err(e) = recorded {
+        report.status = RunStatus::Failed;
+        report.error_class = Some(ErrorClass::Storage);
+        report.error = Some(format!("cannot record the run's outcome: {e}"));
+    }
+    if let Ok(Some(row)) = ctx.store.get_run(run.id).await {
+        report.counts = row.counts;
+    }
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report
+}
+
+/// The classified error of a failed run, with a message that names the account and says
+/// what to do.
+fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<String>) {
+    let name = account.name();
+    match err {
+        SyncError::Api(e) => {
+            let hint = match e {
+                EmagError::Unauthorized { .. } => format!(
+                    " — check {} and {} of account {name}, and that the API user has API rights",
+                    account.config.username_var, account.config.password_var
+                ),
+                EmagError::IpNotWhitelisted { .. } => format!(
+                    " — add this machine's public IP to the whitelist of account {name} in the eMAG seller UI"
+                ),
+                EmagError::BadUrl { .. } => format!(" — base URL {}", account.config.base_url),
+                EmagError::Transport(_) | EmagError::Timeout { .. } => {
+                    format!(" — base URL {}", account.config.base_url)
+                }
+                _ => String::new(),
+            };
+            (
+                e.class(),
+                format!("account {name}: {e}{hint}"),
+                e.emag_messages(),
+            )
+        }
+        SyncError::Storage(e) => (ErrorClass::Storage, format!("account {name}: {e}"), Vec::new()),
+        SyncError::Item(why) => (
+            ErrorClass::Malformed,
+            format!("account {name}: eMAG sent an item we cannot read: {why}"),
+            Vec::new(),
+        ),
+        SyncError::Cancelled => (ErrorClass::Transport, "cancelled".into(), Vec::new()),
+    }
+}
+
+/// A stable 63-bit content hash of an item's JSON text.
+pub(crate) fn content_hash(text: &str) -> i64 {
+    let digest = blake3::hash(text.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    (u64::from_le_bytes(first) >> 1) as i64
+}
+
+/// Keeps a run visibly alive at most every few seconds.
+pub(crate) struct Heartbeat {
+    last: Instant,
+}
+
+impl Heartbeat {
+    pub(crate) fn new() -> Self {
+        Heartbeat { last: Instant::now() }
+    }
+
+    pub(crate) async fn beat(&mut self, store: &Store, run: &ActiveRun) -> Result<(), SyncError> {
+        if self.last.elapsed() >= Duration::from_secs(5) {
+            store.heartbeat_run(run).await?;
+            self.last = Instant::now();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! Reference data: VAT rates, handling times and categories of the account's marketplace.
+//! It is the same for every seller of a platform, so it is stored per marketplace.
+
+use domain::{RunCounts, SyncKind};
+use serde_json::{Map, Value};
+use storage::{ActiveRun, ReferenceRow};
+
+use super::offers::int;
+use super::{content_hash, Account, KindResult, SyncContext, SyncError};
+
+/// (resource, id field, name field, paginated)
+const KINDS: [(&str, &str, &str, bool); 3] = [
+    ("vat", "vat_id", "vat_rate", false),
+    ("handling_time", "id", "id", false),
+    ("category", "id", "name", true),
+];
+
+pub(crate) async fn sync_reference(
+    ctx: &SyncContext,
+    account: &Account,
+    run: &ActiveRun,
+) -> Result<KindResult, SyncError> {
+    let marketplace = account.config.marketplace.as_str();
+    let mut done = 0u64;
+    for (resource, id_field, name_field, paginated) in KINDS {
+        let mut items = Vec::new();
+        let mut page_no = 1;
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(SyncError::Cancelled);
+            }
+            let page = if paginated {
+                account.client.read_page(resource, &Map::new(), page_no, 100).await?
+            } else {
+                let env = account.client.call(resource, "read", &Value::Object(Map::new())).await?;
+                let items: Vec<emag_client::RawItem> = serde_json::from_str(env.results.get())
+                    .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
+                emag_client::Page { number: 1, items, last: true }
+            };
+            items.extend(page.items);
+            if page.last {
+                break;
+            }
+            page_no += 1;
+        }
+        let mut rows = Vec::with_capacity(items.len());
+        for raw in &items {
+            let v: Value = serde_json::from_str(raw.get())
+                .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
+            let id = int(v.get(id_field))
+                .ok_or_else(|| SyncError::Item(format!("{resource} item without {id_field}: {}", raw.get())))?;
+            let name = v.get(name_field).map(|n| match n {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            rows.push(ReferenceRow { id, name, data: raw.get().to_owned(), content_hash: content_hash(raw.get()) });
+        }
+        let stored = ctx.store.reference_hashes(marketplace, resource).await?;
+        let mut counts = RunCounts { pages: 1, items_read: rows.len() as u64, ..RunCounts::default() };
+        let changed: Vec<ReferenceRow> = rows
+            .into_iter()
+            .filter(|r| match stored.get(&r.id) {
+                Some(h) if *h == r.content_hash => {
+                    counts.unchanged += 1;
+                    false
+                }
+                Some(_) => {
+                    counts.updated += 1;
+                    true
+                }
+                None => {
+                    counts.created += 1;
+                    true
+                }
+            })
+            .collect();
+        ctx.store.write_reference(marketplace, resource, &changed).await?;
+        ctx.store.add_run_counts(run, &counts).await?;
+        done += counts.items_read;
+        ctx.report_progress(account.name(), SyncKind::Reference, done, None);
+    }
+    Ok(KindResult::default())
+}

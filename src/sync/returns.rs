@@ -1,0 +1,89 @@
+//! Returns (RMA): read by creation-date window (the only filter eMAG offers), from the last
+//! complete run's start minus the order overlap, or the backfill period on the first run.
+
+use chrono::NaiveDateTime;
+use domain::{RunCounts, SyncKind};
+use serde_json::{Map, Value};
+use storage::{ActiveRun, ReturnRow};
+
+use super::offers::int;
+use super::orders::{emag_now, EMAG_TIME};
+use super::{content_hash, Account, KindResult, SyncContext, SyncError};
+
+const CURSOR: &str = "returns.cursor";
+
+pub(crate) async fn sync_returns(
+    ctx: &SyncContext,
+    account: &Account,
+    run: &ActiveRun,
+    full: bool,
+) -> Result<KindResult, SyncError> {
+    let now = emag_now();
+    let cursor = if full {
+        None
+    } else {
+        ctx.store
+            .get_state(account.name(), CURSOR)
+            .await?
+            .and_then(|c| NaiveDateTime::parse_from_str(&c, EMAG_TIME).ok())
+    };
+    let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
+        .unwrap_or_else(|_| chrono::Duration::hours(24));
+    let start = match cursor {
+        Some(c) => c - overlap,
+        None => now - chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days)),
+    };
+    let mut filters = Map::new();
+    filters.insert("date_start".into(), start.format(EMAG_TIME).to_string().into());
+    let mut page_no = 1;
+    let mut done = 0;
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let page = account.client.read_page("rma", &filters, page_no, 100).await?;
+        let mut rows = Vec::with_capacity(page.items.len());
+        for raw in &page.items {
+            let v: Value = serde_json::from_str(raw.get()).map_err(|e| SyncError::Item(format!("rma: {e}")))?;
+            let emag_id = int(v.get("emag_id")).or_else(|| int(v.get("id")))
+                .ok_or_else(|| SyncError::Item(format!("rma without emag_id: {}", raw.get())))?;
+            rows.push(ReturnRow {
+                emag_id,
+                order_id: int(v.get("order_id")),
+                status: int(v.get("request_status")),
+                date: v.get("date").and_then(Value::as_str).map(str::to_owned),
+                data: raw.get().to_owned(),
+                content_hash: content_hash(raw.get()),
+            });
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.emag_id).collect();
+        let stored = ctx.store.return_hashes(&run.account, &ids).await?;
+        let mut counts = RunCounts { pages: 1, items_read: rows.len() as u64, ..RunCounts::default() };
+        let changed: Vec<ReturnRow> = rows
+            .into_iter()
+            .filter(|r| match stored.get(&r.emag_id) {
+                Some(h) if *h == r.content_hash => {
+                    counts.unchanged += 1;
+                    false
+                }
+                Some(_) => {
+                    counts.updated += 1;
+                    true
+                }
+                None => {
+                    counts.created += 1;
+                    true
+                }
+            })
+            .collect();
+        ctx.store.write_returns(run, &changed, &counts).await?;
+        done += counts.items_read;
+        ctx.report_progress(account.name(), SyncKind::Returns, done, None);
+        if page.last {
+            break;
+        }
+        page_no += 1;
+    }
+    ctx.store.set_state(account.name(), CURSOR, &now.format(EMAG_TIME).to_string()).await?;
+    Ok(KindResult::default())
+}
