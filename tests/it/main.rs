@@ -1,1 +1,8 @@
-//! it
+//! Integration tests of emag-sync: the real simulator over real HTTP, real SQLite files and
+//! real PostgreSQL databases (one per test), and the real binary where a process matters.
+
+mod cli;
+mod faults;
+mod offers;
+mod orders;
+mod support;

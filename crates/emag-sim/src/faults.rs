@@ -113,11 +113,16 @@ impl FaultState {
     /// Whether credentials must be treated as wrong. The plan's `accounts` list is matched
     /// against the account the sent username belongs to, or the sent username itself (the
     /// password is not trusted here, so the username is all there is).
-    pub(crate) fn rejects_credentials(&self, account: Option<&str>, username: Option<&str>) -> bool {
+    pub(crate) fn rejects_credentials(
+        &self,
+        account: Option<&str>,
+        username: Option<&str>,
+    ) -> bool {
         let guard = self.lock();
         let plan = &guard.0;
         plan.bad_credentials
-            && (plan.applies_to(account) || username.is_some_and(|u| plan.accounts.iter().any(|a| a == u)))
+            && (plan.applies_to(account)
+                || username.is_some_and(|u| plan.accounts.iter().any(|a| a == u)))
     }
 
     /// Whether `account`'s requests are blocked as coming from a non-whitelisted IP.

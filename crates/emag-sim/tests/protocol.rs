@@ -1200,3 +1200,45 @@ async fn admin_routes_expose_offers_orders_and_the_fault_plan() {
         .any(|a| a.kind == AccountKind::Fbe));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_filtered_count_reflects_changes_made_after_the_same_filter_was_read() {
+    let h = Harness::start(config()).await;
+    let before = h
+        .count(&h.main(), "product_offer/count", json!({"status": 0}))
+        .await;
+    let active = h
+        .running
+        .sim
+        .offers("main")
+        .into_iter()
+        .find(|o| o.status == 1)
+        .expect("an active offer");
+
+    h.running
+        .sim
+        .mutate(
+            "main",
+            Mutation::SetStatus {
+                id: active.id,
+                status: 0,
+            },
+        )
+        .expect("offer exists");
+    let after = h
+        .count(&h.main(), "product_offer/count", json!({"status": 0}))
+        .await;
+    let inactive = h
+        .offers_page(&h.main(), json!({"status": 0, "itemsPerPage": 100}))
+        .await;
+
+    let parse = |v: &Value| {
+        v["noOfItems"]
+            .as_str()
+            .and_then(|s| s.parse::<usize>().ok())
+            .expect("a count")
+    };
+    assert_eq!(parse(&after), parse(&before) + 1);
+    assert!(inactive.iter().any(|o| o.id == active.id));
+    h.shutdown().await;
+}

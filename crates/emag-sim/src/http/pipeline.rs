@@ -65,11 +65,15 @@ fn gate<'a>(
         return Gate::Rejected(Reply::RateLimited);
     }
     let username = credentials.map(|c| c.username.as_str());
-    let password_ok = matches!((account, credentials), (Some(a), Some(c)) if a.spec.password == c.password);
+    let password_ok =
+        matches!((account, credentials), (Some(a), Some(c)) if a.spec.password == c.password);
     let Some(account) = account.filter(|_| password_ok) else {
         return Gate::Rejected(Reply::Unauthorized);
     };
-    if state.faults.rejects_credentials(Some(account.name()), username) {
+    if state
+        .faults
+        .rejects_credentials(Some(account.name()), username)
+    {
         return Gate::Rejected(Reply::Unauthorized);
     }
     let ip_allowed = account
@@ -104,41 +108,72 @@ async fn serve_admitted(
     let reply = match decision.outcome {
         FaultOutcome::ServerError => Reply::BadGateway,
         FaultOutcome::IsError => Reply::error(SIMULATED_ERROR),
-        FaultOutcome::Normal | FaultOutcome::Malformed => match to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(bytes) => {
-                let Handled { reply, page } = resources::handle(state, account, route, content_type, &bytes);
-                return Served { reply, page, truncate: decision.outcome == FaultOutcome::Malformed };
+        FaultOutcome::Normal | FaultOutcome::Malformed => {
+            match to_bytes(body, MAX_BODY_BYTES).await {
+                Ok(bytes) => {
+                    let Handled { reply, page } =
+                        resources::handle(state, account, route, content_type, &bytes);
+                    return Served {
+                        reply,
+                        page,
+                        truncate: decision.outcome == FaultOutcome::Malformed,
+                    };
+                }
+                Err(_) => Reply::invalid_content(),
             }
-            Err(_) => Reply::invalid_content(),
-        },
+        }
     };
-    Served { reply, page: None, truncate: false }
+    Served {
+        reply,
+        page: None,
+        truncate: false,
+    }
 }
 
 /// Axum handler for every `/api-3/...` request.
 pub(crate) async fn handle_api(State(state): State<Arc<SimState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let route = Route::parse(&parts.method, parts.uri.path());
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let credentials = basic_credentials(&parts.headers);
-    let account = credentials.as_ref().and_then(|c| state.account_by_username(&c.username));
+    let account = credentials
+        .as_ref()
+        .and_then(|c| state.account_by_username(&c.username));
     let account_name = account.map(|a| a.name().to_owned());
 
     // The budget is spent before the password is checked: eMAG throttles invalid requests too.
-    let rate = account
-        .filter(|_| state.config.rate_limits)
-        .map(|a| state.limiter.admit(&a.spec.username, route.class(), Instant::now()));
+    let rate = account.filter(|_| state.config.rate_limits).map(|a| {
+        state
+            .limiter
+            .admit(&a.spec.username, route.class(), Instant::now())
+    });
 
     let served = match gate(&state, account, credentials.as_ref(), rate, peer) {
         Gate::Rejected(reply) => {
             wait(&state, state.faults.latency(account_name.as_deref())).await;
-            Served { reply, page: None, truncate: false }
+            Served {
+                reply,
+                page: None,
+                truncate: false,
+            }
         }
-        Gate::Admitted(account) => serve_admitted(&state, account, &route, content_type, body).await,
+        Gate::Admitted(account) => {
+            serve_admitted(&state, account, &route, content_type, body).await
+        }
     };
 
-    let status = if served.truncate { 200 } else { served.reply.status().as_u16() };
+    let status = if served.truncate {
+        200
+    } else {
+        served.reply.status().as_u16()
+    };
     state.journal.record(JournalRecord {
         at_ms: state.clock.elapsed_ms(),
         account: account_name,
@@ -151,6 +186,10 @@ pub(crate) async fn handle_api(State(state): State<Arc<SimState>>, request: Requ
         page: served.page.map(|p| p.current),
         items: served.page.map(|p| p.items),
     });
-    tracing::debug!(http.path = parts.uri.path(), http.status = status, "simulator answered an API request");
+    tracing::debug!(
+        http.path = parts.uri.path(),
+        http.status = status,
+        "simulator answered an API request"
+    );
     served.reply.into_response(rate, served.truncate)
 }

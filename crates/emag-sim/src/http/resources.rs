@@ -7,7 +7,6 @@ use crate::catalog;
 use crate::form::parse_body;
 use crate::http::reply::Reply;
 use crate::http::route::Route;
-use crate::model::Order;
 use crate::query::{self, FilterError, OfferFilter, OrderAction, OrderFilter, Page, RmaFilter};
 use crate::save::{self, StockPatch};
 use crate::state::{AccountState, SimState};
@@ -100,11 +99,10 @@ fn offers(
     let filters = query::filters(payload)?;
     let page = page_of(state, &filters)?;
     let filter = OfferFilter::parse(&filters)?;
-    let data = account.read();
     let reply = if count {
-        Reply::ok(&page.count_result(data.offer_count(&filter)))
+        Reply::ok(&page.count_result(account.offer_count(&filter)))
     } else {
-        Reply::ok(&data.offer_page(&filter, page))
+        Reply::ok(&account.offer_page(&filter, page))
     };
     Ok(Handled {
         reply,
@@ -121,15 +119,9 @@ fn orders(
     let filters = query::filters(payload)?;
     let page = page_of(state, &filters)?;
     let filter = OrderFilter::parse(&filters, action)?;
-    let data = account.read();
-    let mut matching: Vec<&Order> = data.orders.iter().filter(|o| filter.matches(o)).collect();
     let reply = match action {
-        OrderAction::Count => Reply::ok(&page.count_result(matching.len())),
-        OrderAction::Read => {
-            // Newest first; the id breaks ties so pages are stable.
-            matching.sort_unstable_by_key(|o| std::cmp::Reverse((o.date, o.id)));
-            Reply::ok(page.slice(&matching))
-        }
+        OrderAction::Count => Reply::ok(&page.count_result(account.order_count(&filter))),
+        OrderAction::Read => Reply::ok(&account.order_page(&filter, page)),
     };
     Ok(Handled {
         reply,
