@@ -284,7 +284,11 @@ impl Parser<'_> {
             Some("1" | "true" | "yes" | "on") => true,
             Some("0" | "false" | "no" | "off") => false,
             Some(other) => {
-                self.problem(name, format!("{other:?} is not true/false"), "write true or false");
+                self.problem(
+                    name,
+                    format!("{other:?} is not true/false"),
+                    "write true or false",
+                );
                 default
             }
         }
@@ -347,9 +351,14 @@ impl Parser<'_> {
             ),
             stale_after: SyncSettings::default().stale_after,
         };
-        let log_level = self.get("EMAG_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase();
-        if !["trace", "debug", "info", "warning", "warn", "error", "critical"]
-            .contains(&log_level.as_str())
+        let log_level = self
+            .get("EMAG_LOG_LEVEL")
+            .unwrap_or("info")
+            .to_ascii_lowercase();
+        if ![
+            "trace", "debug", "info", "warning", "warn", "error", "critical",
+        ]
+        .contains(&log_level.as_str())
         {
             self.problem(
                 "EMAG_LOG_LEVEL",
@@ -357,8 +366,11 @@ impl Parser<'_> {
                 "write one of debug, info, warning, error",
             );
         }
-        let log_retention_days =
-            self.number("EMAG_LOG_RETENTION_DAYS", 30, "write a number of days, e.g. 30");
+        let log_retention_days = self.number(
+            "EMAG_LOG_RETENTION_DAYS",
+            30,
+            "write a number of days, e.g. 30",
+        );
         let accounts = self.accounts();
         Config {
             database_url,
@@ -376,16 +388,18 @@ impl Parser<'_> {
     /// `EMAG_<NAME>_API_USERNAME`.
     fn accounts(&mut self) -> Vec<AccountConfig> {
         let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
-        if self.vars.contains_key("EMAG_API_USERNAME") || self.vars.contains_key("EMAG_API_PASSWORD") {
+        if self.vars.contains_key("EMAG_API_USERNAME")
+            || self.vars.contains_key("EMAG_API_PASSWORD")
+        {
             prefixes.insert("main".into(), "EMAG_API".into());
         }
         let mut names: Vec<&String> = self.vars.keys().collect();
         names.sort();
         for key in names {
-            let Some(middle) = key
-                .strip_prefix("EMAG_")
-                .and_then(|k| k.strip_suffix("_API_USERNAME").or_else(|| k.strip_suffix("_API_PASSWORD")))
-            else {
+            let Some(middle) = key.strip_prefix("EMAG_").and_then(|k| {
+                k.strip_suffix("_API_USERNAME")
+                    .or_else(|| k.strip_suffix("_API_PASSWORD"))
+            }) else {
                 continue;
             };
             if middle.is_empty() {
@@ -422,7 +436,11 @@ impl Parser<'_> {
         let account_name = match AccountName::parse(name) {
             Ok(n) => Some(n),
             Err(e) => {
-                self.problem(&username_var, e.to_string(), "use letters, digits and _ in NAME");
+                self.problem(
+                    &username_var,
+                    e.to_string(),
+                    "use letters, digits and _ in NAME",
+                );
                 None
             }
         };
@@ -452,7 +470,11 @@ impl Parser<'_> {
             Some(text) => match Marketplace::parse_lenient(text) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.problem(&marketplace_var, e.to_string(), "write ro, bg, hu, fd_ro or fd_bg");
+                    self.problem(
+                        &marketplace_var,
+                        e.to_string(),
+                        "write ro, bg, hu, fd_ro or fd_bg",
+                    );
                     Marketplace::EmagRo
                 }
             },
@@ -460,7 +482,10 @@ impl Parser<'_> {
         let base_url = match self.get(&url_var) {
             None => marketplace.api_url().to_owned(),
             Some(u) => {
-                if url::Url::parse(u).map(|p| p.scheme().starts_with("http")).unwrap_or(false) {
+                if url::Url::parse(u)
+                    .map(|p| p.scheme().starts_with("http"))
+                    .unwrap_or(false)
+                {
                     u.trim_end_matches('/').to_owned()
                 } else {
                     self.problem(
@@ -485,7 +510,11 @@ impl Parser<'_> {
         let default_interval = if kind == AccountKind::Fbe { 60 } else { 30 };
         let minutes: u64 = self.number(&interval_var, default_interval, "write minutes, e.g. 30");
         if minutes == 0 {
-            self.problem(&interval_var, "must be at least 1 minute", "write minutes, e.g. 30");
+            self.problem(
+                &interval_var,
+                "must be at least 1 minute",
+                "write minutes, e.g. 30",
+            );
         }
         let types_var = format!("EMAG_{upper}_SYNC_TYPES");
         let sync_types = match self.get(&types_var) {
@@ -528,7 +557,11 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
     }
     let t = t.strip_suffix('s').unwrap_or(t);
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     if frac.len() > 3 || !frac.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -542,7 +575,10 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -579,8 +615,14 @@ mod tests {
             ("EMAG_HU_API_URL", "http://127.0.0.1:9/api-3/"),
         ]))
         .expect("valid");
-        assert_eq!(c.account("bg").expect("bg").base_url, "https://marketplace-api.emag.bg/api-3");
-        assert_eq!(c.account("hu").expect("hu").base_url, "http://127.0.0.1:9/api-3");
+        assert_eq!(
+            c.account("bg").expect("bg").base_url,
+            "https://marketplace-api.emag.bg/api-3"
+        );
+        assert_eq!(
+            c.account("hu").expect("hu").base_url,
+            "http://127.0.0.1:9/api-3"
+        );
     }
 
     #[test]
@@ -617,8 +659,14 @@ mod tests {
 
     #[test]
     fn sync_types_really_differ() {
-        assert_eq!(SyncTypes::parse("full").expect("full").0, SyncKind::ALL.to_vec());
-        assert_eq!(SyncTypes::parse("orders_only").expect("o").0, vec![SyncKind::Orders]);
+        assert_eq!(
+            SyncTypes::parse("full").expect("full").0,
+            SyncKind::ALL.to_vec()
+        );
+        assert_eq!(
+            SyncTypes::parse("orders_only").expect("o").0,
+            vec![SyncKind::Orders]
+        );
         assert!(SyncTypes::parse("nope").is_err());
     }
 }

@@ -52,7 +52,9 @@ pub struct SyncContext {
 
 impl std::fmt::Debug for SyncContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncContext").field("holder", &self.holder).finish()
+        f.debug_struct("SyncContext")
+            .field("holder", &self.holder)
+            .finish()
     }
 }
 
@@ -201,7 +203,11 @@ pub async fn run_sync(
     };
     if full && run.checkpoint_page > 0 {
         // A full sync was asked for: the unfinished scan is closed and a new one started.
-        if let Err(e) = ctx.store.supersede_run(&run, "superseded by a full sync").await {
+        if let Err(e) = ctx
+            .store
+            .supersede_run(&run, "superseded by a full sync")
+            .await
+        {
             report.error_class = Some(ErrorClass::Storage);
             report.error = Some(format!("cannot close the unfinished run: {e}"));
             return report;
@@ -209,7 +215,15 @@ pub async fn run_sync(
         report.resumed_from_page = None;
         match ctx
             .store
-            .begin_run(account.name(), kind, trigger, full, &ctx.holder, stale_ms, &crate::holder_is_alive)
+            .begin_run(
+                account.name(),
+                kind,
+                trigger,
+                full,
+                &ctx.holder,
+                stale_ms,
+                &crate::holder_is_alive,
+            )
             .await
         {
             Ok(BeginRun::Started(fresh) | BeginRun::Resumed { run: fresh, .. }) => run = fresh,
@@ -248,12 +262,18 @@ pub async fn run_sync(
             report.note = done.note.clone();
             report.total_items = done.total;
             ctx.store
-                .finish_run(&run, &RunOutcome::Succeeded, &with_api(done.extra), done.note.as_deref())
+                .finish_run(
+                    &run,
+                    &RunOutcome::Succeeded,
+                    &with_api(done.extra),
+                    done.note.as_deref(),
+                )
                 .await
         }
         Err(SyncError::Cancelled) => {
             report.status = RunStatus::Interrupted;
-            report.note = Some("stopped on request; the next sync resumes from the checkpoint".into());
+            report.note =
+                Some("stopped on request; the next sync resumes from the checkpoint".into());
             ctx.store
                 .interrupt_run(&run, &with_api(RunCounts::default()), "stopped on request")
                 .await
@@ -319,7 +339,11 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
                 e.emag_messages(),
             )
         }
-        SyncError::Storage(e) => (ErrorClass::Storage, format!("account {name}: {e}"), Vec::new()),
+        SyncError::Storage(e) => (
+            ErrorClass::Storage,
+            format!("account {name}: {e}"),
+            Vec::new(),
+        ),
         SyncError::Item(why) => (
             ErrorClass::Malformed,
             format!("account {name}: eMAG sent an item we cannot read: {why}"),
@@ -344,7 +368,9 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     pub(crate) fn new() -> Self {
-        Heartbeat { last: Instant::now() }
+        Heartbeat {
+            last: Instant::now(),
+        }
     }
 
     pub(crate) async fn beat(&mut self, store: &Store, run: &ActiveRun) -> Result<(), SyncError> {

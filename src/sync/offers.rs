@@ -197,7 +197,9 @@ impl Scan<'_> {
                 continue;
             }
             match stored.get(&row.id) {
-                Some(s) if s.content_hash == row.content_hash && !s.removed => counts.unchanged += 1,
+                Some(s) if s.content_hash == row.content_hash && !s.removed => {
+                    counts.unchanged += 1;
+                }
                 Some(_) => {
                     counts.updated += 1;
                     changed.push(row);
@@ -211,7 +213,14 @@ impl Scan<'_> {
         let key = key_offset + i64::from(page.number);
         self.ctx
             .store
-            .write_offer_page(self.run, key, (key_offset == 0).then_some(key), &ids, &changed, &counts)
+            .write_offer_page(
+                self.run,
+                key,
+                (key_offset == 0).then_some(key),
+                &ids,
+                &changed,
+                &counts,
+            )
             .await?;
         self.seen.extend(ids.iter().copied());
         self.heartbeat.beat(&self.ctx.store, self.run).await?;
@@ -255,7 +264,8 @@ pub(crate) async fn sync_offers(
     let mut note = None;
     if !complete {
         tracing::warn!(
-            account.name = account.name(), seen = scan.seen.len(),
+            account.name = account.name(),
+            seen = scan.seen.len(),
             "the catalog moved during the offer scan; scanning it once more before removals"
         );
         scan.pass(1, REPEAT_PASS_KEY).await?;
@@ -298,7 +308,11 @@ async fn mark_unseen_removed(
         after = last;
         let gone: Vec<i64> = ids
             .into_iter()
-            .filter(|id| u32::try_from(*id).map(|i| !seen.contains(i)).unwrap_or(true))
+            .filter(|id| {
+                u32::try_from(*id)
+                    .map(|i| !seen.contains(i))
+                    .unwrap_or(true)
+            })
             .collect();
         if !gone.is_empty() {
             removed += ctx.store.mark_offers_removed(run, &gone).await?;

@@ -171,9 +171,15 @@ pub(crate) async fn sync_orders(
         for (from, to) in month_windows(start, now) {
             let mut filters = Map::new();
             filters.insert("type".into(), order_type.code().into());
-            filters.insert("modifiedAfter".into(), from.format(EMAG_TIME).to_string().into());
+            filters.insert(
+                "modifiedAfter".into(),
+                from.format(EMAG_TIME).to_string().into(),
+            );
             if let Some(to) = to {
-                filters.insert("modifiedBefore".into(), to.format(EMAG_TIME).to_string().into());
+                filters.insert(
+                    "modifiedBefore".into(),
+                    to.format(EMAG_TIME).to_string().into(),
+                );
             }
             let mut page_no = 1;
             loop {
@@ -211,10 +217,14 @@ pub(crate) async fn sync_orders(
             .store
             .latest_order_modified(account.name(), order_type.code())
             .await?;
-        let best = [cursor.map(|c| c.format(EMAG_TIME).to_string()), newest, stored]
-            .into_iter()
-            .flatten()
-            .max();
+        let best = [
+            cursor.map(|c| c.format(EMAG_TIME).to_string()),
+            newest,
+            stored,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         if let Some(best) = best {
             ctx.store
                 .set_state(account.name(), &cursor_key(order_type), &best)
@@ -224,7 +234,11 @@ pub(crate) async fn sync_orders(
     Ok(KindResult::default())
 }
 
-async fn write_orders(ctx: &SyncContext, run: &ActiveRun, rows: Vec<OrderRow>) -> Result<(), SyncError> {
+async fn write_orders(
+    ctx: &SyncContext,
+    run: &ActiveRun,
+    rows: Vec<OrderRow>,
+) -> Result<(), SyncError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let stored = ctx.store.order_hashes(&run.account, &ids).await?;
     let mut counts = RunCounts {
@@ -265,10 +279,19 @@ mod tests {
     fn windows_never_exceed_one_calendar_month_and_the_last_is_open() {
         let w = month_windows(t("2025-01-31 10:00:00"), t("2025-04-15 00:00:00"));
         assert_eq!(w.len(), 3);
-        assert_eq!(w[0], (t("2025-01-31 10:00:00"), Some(t("2025-02-28 10:00:00"))));
-        assert_eq!(w[1], (t("2025-02-28 10:00:00"), Some(t("2025-03-28 10:00:00"))));
+        assert_eq!(
+            w[0],
+            (t("2025-01-31 10:00:00"), Some(t("2025-02-28 10:00:00")))
+        );
+        assert_eq!(
+            w[1],
+            (t("2025-02-28 10:00:00"), Some(t("2025-03-28 10:00:00")))
+        );
         assert_eq!(w[2], (t("2025-03-28 10:00:00"), None));
-        assert_eq!(month_windows(t("2025-04-14 00:00:00"), t("2025-04-15 00:00:00")).len(), 1);
+        assert_eq!(
+            month_windows(t("2025-04-14 00:00:00"), t("2025-04-15 00:00:00")).len(),
+            1
+        );
     }
 
     #[test]

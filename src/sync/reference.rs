@@ -30,12 +30,22 @@ pub(crate) async fn sync_reference(
                 return Err(SyncError::Cancelled);
             }
             let page = if paginated {
-                account.client.read_page(resource, &Map::new(), page_no, 100).await?
+                account
+                    .client
+                    .read_page(resource, &Map::new(), page_no, 100)
+                    .await?
             } else {
-                let env = account.client.call(resource, "read", &Value::Object(Map::new())).await?;
+                let env = account
+                    .client
+                    .call(resource, "read", &Value::Object(Map::new()))
+                    .await?;
                 let items: Vec<emag_client::RawItem> = serde_json::from_str(env.results.get())
                     .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
-                emag_client::Page { number: 1, items, last: true }
+                emag_client::Page {
+                    number: 1,
+                    items,
+                    last: true,
+                }
             };
             items.extend(page.items);
             if page.last {
@@ -47,16 +57,26 @@ pub(crate) async fn sync_reference(
         for raw in &items {
             let v: Value = serde_json::from_str(raw.get())
                 .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
-            let id = int(v.get(id_field))
-                .ok_or_else(|| SyncError::Item(format!("{resource} item without {id_field}: {}", raw.get())))?;
+            let id = int(v.get(id_field)).ok_or_else(|| {
+                SyncError::Item(format!("{resource} item without {id_field}: {}", raw.get()))
+            })?;
             let name = v.get(name_field).map(|n| match n {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
-            rows.push(ReferenceRow { id, name, data: raw.get().to_owned(), content_hash: content_hash(raw.get()) });
+            rows.push(ReferenceRow {
+                id,
+                name,
+                data: raw.get().to_owned(),
+                content_hash: content_hash(raw.get()),
+            });
         }
         let stored = ctx.store.reference_hashes(marketplace, resource).await?;
-        let mut counts = RunCounts { pages: 1, items_read: rows.len() as u64, ..RunCounts::default() };
+        let mut counts = RunCounts {
+            pages: 1,
+            items_read: rows.len() as u64,
+            ..RunCounts::default()
+        };
         let changed: Vec<ReferenceRow> = rows
             .into_iter()
             .filter(|r| match stored.get(&r.id) {
@@ -74,7 +94,9 @@ pub(crate) async fn sync_reference(
                 }
             })
             .collect();
-        ctx.store.write_reference(marketplace, resource, &changed).await?;
+        ctx.store
+            .write_reference(marketplace, resource, &changed)
+            .await?;
         ctx.store.add_run_counts(run, &counts).await?;
         done += counts.items_read;
         ctx.report_progress(account.name(), SyncKind::Reference, done, None);

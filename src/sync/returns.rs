@@ -34,18 +34,26 @@ pub(crate) async fn sync_returns(
         None => now - chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days)),
     };
     let mut filters = Map::new();
-    filters.insert("date_start".into(), start.format(EMAG_TIME).to_string().into());
+    filters.insert(
+        "date_start".into(),
+        start.format(EMAG_TIME).to_string().into(),
+    );
     let mut page_no = 1;
     let mut done = 0;
     loop {
         if ctx.cancel.is_cancelled() {
             return Err(SyncError::Cancelled);
         }
-        let page = account.client.read_page("rma", &filters, page_no, 100).await?;
+        let page = account
+            .client
+            .read_page("rma", &filters, page_no, 100)
+            .await?;
         let mut rows = Vec::with_capacity(page.items.len());
         for raw in &page.items {
-            let v: Value = serde_json::from_str(raw.get()).map_err(|e| SyncError::Item(format!("rma: {e}")))?;
-            let emag_id = int(v.get("emag_id")).or_else(|| int(v.get("id")))
+            let v: Value = serde_json::from_str(raw.get())
+                .map_err(|e| SyncError::Item(format!("rma: {e}")))?;
+            let emag_id = int(v.get("emag_id"))
+                .or_else(|| int(v.get("id")))
                 .ok_or_else(|| SyncError::Item(format!("rma without emag_id: {}", raw.get())))?;
             rows.push(ReturnRow {
                 emag_id,
@@ -58,7 +66,11 @@ pub(crate) async fn sync_returns(
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.emag_id).collect();
         let stored = ctx.store.return_hashes(&run.account, &ids).await?;
-        let mut counts = RunCounts { pages: 1, items_read: rows.len() as u64, ..RunCounts::default() };
+        let mut counts = RunCounts {
+            pages: 1,
+            items_read: rows.len() as u64,
+            ..RunCounts::default()
+        };
         let changed: Vec<ReturnRow> = rows
             .into_iter()
             .filter(|r| match stored.get(&r.emag_id) {
@@ -84,6 +96,8 @@ pub(crate) async fn sync_returns(
         }
         page_no += 1;
     }
-    ctx.store.set_state(account.name(), CURSOR, &now.format(EMAG_TIME).to_string()).await?;
+    ctx.store
+        .set_state(account.name(), CURSOR, &now.format(EMAG_TIME).to_string())
+        .await?;
     Ok(KindResult::default())
 }

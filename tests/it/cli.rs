@@ -21,16 +21,27 @@ fn emag_sync(vars: &std::collections::HashMap<String, String>, dir: &std::path::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_command_reports_every_config_problem_with_exit_2() {
     let dir = tempfile::tempdir().expect("dir");
-    let vars = [("EMAG_API_USERNAME", "x"), ("EMAG_FBE_API_PASSWORD", "y"), ("EMAG_API_TIMEOUT", "never")]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let vars = [
+        ("EMAG_API_USERNAME", "x"),
+        ("EMAG_FBE_API_PASSWORD", "y"),
+        ("EMAG_API_TIMEOUT", "never"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
 
-    let out = emag_sync(&vars, dir.path()).arg("test").output().expect("run");
+    let out = emag_sync(&vars, dir.path())
+        .arg("test")
+        .output()
+        .expect("run");
 
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for name in ["EMAG_API_PASSWORD", "EMAG_FBE_API_USERNAME", "EMAG_API_TIMEOUT"] {
+    for name in [
+        "EMAG_API_PASSWORD",
+        "EMAG_FBE_API_USERNAME",
+        "EMAG_API_TIMEOUT",
+    ] {
         assert!(err.contains(name), "{name} missing from: {err}");
     }
     assert!(!err.contains("\"y\""), "no secret printed");
@@ -42,33 +53,68 @@ async fn test_command_tells_bad_credentials_per_account_and_never_prints_passwor
     let dir = tempfile::tempdir().expect("dir");
     let db = TestDb::sqlite();
     let mut vars = sim_vars(&sim, &db.url);
-    let ok = emag_sync(&vars, dir.path()).arg("test").output().expect("run");
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = emag_sync(&vars, dir.path())
+        .arg("test")
+        .output()
+        .expect("run");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     vars.insert("EMAG_FBE_API_PASSWORD".into(), "wrong-secret-123".into());
-    let out = emag_sync(&vars, dir.path()).arg("test").output().expect("run");
+    let out = emag_sync(&vars, dir.path())
+        .arg("test")
+        .output()
+        .expect("run");
 
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("account main") && stdout.contains("OK"), "{stdout}");
-    assert!(stdout.contains("bad credentials") && stdout.contains("EMAG_FBE_API_PASSWORD"), "{stdout}");
-    assert!(!stdout.contains("wrong-secret-123") && !String::from_utf8_lossy(&out.stderr).contains("wrong-secret-123"));
+    assert!(
+        stdout.contains("account main") && stdout.contains("OK"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad credentials") && stdout.contains("EMAG_FBE_API_PASSWORD"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("wrong-secret-123")
+            && !String::from_utf8_lossy(&out.stderr).contains("wrong-secret-123")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money() {
-    let sim = Simulator::spawn(SimConfig { offers_per_account: 120, ..SimConfig::default() }).await.expect("sim");
+    let sim = Simulator::spawn(SimConfig {
+        offers_per_account: 120,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
     let dir = tempfile::tempdir().expect("dir");
     let db = TestDb::sqlite();
     let vars = sim_vars(&sim, &db.url);
 
-    let out = emag_sync(&vars, dir.path()).args(["sync", "all", "--json"]).output().expect("sync");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = emag_sync(&vars, dir.path())
+        .args(["sync", "all", "--json"])
+        .output()
+        .expect("sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json summary");
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["runs"].as_array().map(Vec::len), Some(8));
 
-    let out = emag_sync(&vars, dir.path()).args(["export", "offers", "--account", "fbe"]).output().expect("export");
+    let out = emag_sync(&vars, dir.path())
+        .args(["export", "offers", "--account", "fbe"])
+        .output()
+        .expect("export");
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -84,22 +130,36 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
         assert_eq!(got["removed"], false);
         // Money is a decimal string with eMAG's exact value.
         let price = got["sale_price"].as_str().expect("decimal string");
-        assert_eq!(crate::support::json_decimal(&want["sale_price"]), crate::support::decimal(Some(price)));
+        assert_eq!(
+            crate::support::json_decimal(&want["sale_price"]),
+            crate::support::decimal(Some(price))
+        );
     }
 
-    let out = emag_sync(&vars, dir.path()).args(["export", "orders", "--format", "csv"]).output().expect("csv");
+    let out = emag_sync(&vars, dir.path())
+        .args(["export", "orders", "--format", "csv"])
+        .output()
+        .expect("csv");
     assert!(out.status.success());
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("csv row")).collect();
-    let lines: usize = ["main", "fbe"].iter().flat_map(|a| sim.sim.orders(a)).map(|o| o.products.len()).sum();
+    let lines: usize = ["main", "fbe"]
+        .iter()
+        .flat_map(|a| sim.sim.orders(a))
+        .map(|o| o.products.len())
+        .sum();
     assert_eq!(rows.len(), lines, "one CSV row per order line");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
-    let sim = Simulator::spawn(SimConfig { offers_per_account: 3000, accounts: vec![emag_sim::AccountSpec::main()], ..SimConfig::default() })
-        .await
-        .expect("sim");
+    let sim = Simulator::spawn(SimConfig {
+        offers_per_account: 3000,
+        accounts: vec![emag_sim::AccountSpec::main()],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
     let dir = tempfile::tempdir().expect("dir");
     let db = TestDb::sqlite();
     let vars = sim_vars(&sim, &db.url);
@@ -112,25 +172,47 @@ async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
 
     // Readiness signal: the simulator has answered page 8 of the scan.
     sim.sim
-        .wait_for_request(|e| e.resource == "product_offer" && e.action == "read" && e.page >= Some(8) && e.status == 200)
+        .wait_for_request(|e| {
+            e.resource == "product_offer"
+                && e.action == "read"
+                && e.page >= Some(8)
+                && e.status == 200
+        })
         .await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 
-    let out = emag_sync(&vars, dir.path()).args(["sync", "main", "--kind", "offers", "--json"]).output().expect("resume");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = emag_sync(&vars, dir.path())
+        .args(["sync", "main", "--kind", "offers", "--json"])
+        .output()
+        .expect("resume");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let run = &summary["runs"][0];
-    let from = run["resumed_from_page"].as_i64().expect("the run was resumed");
+    let from = run["resumed_from_page"]
+        .as_i64()
+        .expect("the run was resumed");
     assert!(from >= 6, "resumed after page {from}");
     assert_eq!(run["counts"]["removed"], 0);
     assert_eq!(run["counts"]["items_read"], 3000, "no page read twice");
 
     let store = storage::Store::open(&db.url).await.expect("store");
-    let stored = store.export_offers(Some("main"), None, 10_000).await.expect("export");
+    let stored = store
+        .export_offers(Some("main"), None, 10_000)
+        .await
+        .expect("export");
     assert_eq!(stored.len(), 3000);
     assert!(stored.iter().all(|o| !o.removed));
     let ids: Vec<i64> = stored.iter().map(|o| o.id).collect();
-    let want: Vec<i64> = sim.sim.offers("main").iter().map(|o| i64::from(o.id)).collect();
+    let want: Vec<i64> = sim
+        .sim
+        .offers("main")
+        .iter()
+        .map(|o| i64::from(o.id))
+        .collect();
     assert_eq!(ids, want);
 }

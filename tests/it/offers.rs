@@ -16,55 +16,129 @@ on_both_backends!(
 );
 
 async fn sync_all_then_export_equals_the_simulator_with_accounts_kept_apart(kind: DbKind) {
-    let app = TestApp::new(kind, SimConfig { offers_per_account: 230, ..SimConfig::default() }).await;
+    let app = TestApp::new(
+        kind,
+        SimConfig {
+            offers_per_account: 230,
+            ..SimConfig::default()
+        },
+    )
+    .await;
 
     let reports = app.sync_all().await;
 
     for r in &reports {
-        assert_eq!(r.status, RunStatus::Succeeded, "{}/{}: {:?}", r.account, r.kind, r.error);
+        assert_eq!(
+            r.status,
+            RunStatus::Succeeded,
+            "{}/{}: {:?}",
+            r.account,
+            r.kind,
+            r.error
+        );
     }
     app.assert_offers_match("main").await;
     app.assert_offers_match("fbe").await;
     app.assert_orders_match("main").await;
     app.assert_orders_match("fbe").await;
     // The same id is a different product in each account, and each row kept its own.
-    let main = app.store.export_offers(Some("main"), None, 1).await.expect("main");
-    let fbe = app.store.export_offers(Some("fbe"), None, 1).await.expect("fbe");
+    let main = app
+        .store
+        .export_offers(Some("main"), None, 1)
+        .await
+        .expect("main");
+    let fbe = app
+        .store
+        .export_offers(Some("fbe"), None, 1)
+        .await
+        .expect("fbe");
     assert_eq!(main[0].id, fbe[0].id);
     assert_ne!(main[0].name, fbe[0].name);
     // Diacritics survive the round trip.
-    let all = app.store.export_offers(None, None, 10_000).await.expect("all");
-    assert!(all.iter().any(|o| o.name.as_deref().is_some_and(|n| n.contains(['ă', 'ș', 'ț', 'î', 'â']))));
+    let all = app
+        .store
+        .export_offers(None, None, 10_000)
+        .await
+        .expect("all");
+    assert!(all.iter().any(|o| o
+        .name
+        .as_deref()
+        .is_some_and(|n| n.contains(['ă', 'ș', 'ț', 'î', 'â']))));
     // FBE orders (type 2) are only returned when asked for; they are here.
-    let fbe_orders = app.store.export_orders(Some("fbe"), None, 10_000).await.expect("orders");
+    let fbe_orders = app
+        .store
+        .export_orders(Some("fbe"), None, 10_000)
+        .await
+        .expect("orders");
     assert!(fbe_orders.iter().any(|o| o.order_type == 2));
     assert!(fbe_orders.iter().all(|o| o.account == "fbe"));
-    let offers = reports.iter().find(|r| r.account == "main" && r.kind == SyncKind::Offers).expect("run");
-    assert_eq!((offers.counts.items_read, offers.counts.created, offers.counts.pages), (230, 230, 3));
+    let offers = reports
+        .iter()
+        .find(|r| r.account == "main" && r.kind == SyncKind::Offers)
+        .expect("run");
+    assert_eq!(
+        (
+            offers.counts.items_read,
+            offers.counts.created,
+            offers.counts.pages
+        ),
+        (230, 230, 3)
+    );
     assert_eq!(offers.total_items, Some(230));
 }
 
-async fn price_changes_and_removals_are_reflected_and_an_unchanged_resync_writes_nothing(kind: DbKind) {
-    let app = TestApp::new(kind, SimConfig { offers_per_account: 250, ..SimConfig::default() }).await;
-    assert_eq!(app.sync("main", SyncKind::Offers).await.status, RunStatus::Succeeded);
+async fn price_changes_and_removals_are_reflected_and_an_unchanged_resync_writes_nothing(
+    kind: DbKind,
+) {
+    let app = TestApp::new(
+        kind,
+        SimConfig {
+            offers_per_account: 250,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.sync("main", SyncKind::Offers).await.status,
+        RunStatus::Succeeded
+    );
 
     let sim = &app.sim.sim;
-    sim.mutate("main", Mutation::SetPrice { id: 7, sale_price: Decimal::new(1_234_567, 4) }).expect("price");
-    sim.mutate("main", Mutation::SetStock { id: 8, stock: 0 }).expect("stock");
-    sim.mutate("main", Mutation::RemoveOffer { id: 9 }).expect("remove");
-    sim.mutate("main", Mutation::RemoveOffer { id: 250 }).expect("remove last");
-    sim.mutate("main", Mutation::AddOffers { count: 3 }).expect("add");
+    sim.mutate(
+        "main",
+        Mutation::SetPrice {
+            id: 7,
+            sale_price: Decimal::new(1_234_567, 4),
+        },
+    )
+    .expect("price");
+    sim.mutate("main", Mutation::SetStock { id: 8, stock: 0 })
+        .expect("stock");
+    sim.mutate("main", Mutation::RemoveOffer { id: 9 })
+        .expect("remove");
+    sim.mutate("main", Mutation::AddOffers { count: 3 })
+        .expect("add");
+    sim.mutate("main", Mutation::RemoveOffer { id: 250 })
+        .expect("remove");
     let second = app.sync("main", SyncKind::Offers).await;
 
     assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
     assert_eq!(
-        (second.counts.updated, second.counts.removed, second.counts.created),
+        (
+            second.counts.updated,
+            second.counts.removed,
+            second.counts.created
+        ),
         (2, 2, 3),
         "{:?}",
         second.counts
     );
     app.assert_offers_match("main").await;
-    let seven = app.store.export_offers(Some("main"), Some(("main", 6)), 1).await.expect("offer 7");
+    let seven = app
+        .store
+        .export_offers(Some("main"), Some(("main", 6)), 1)
+        .await
+        .expect("offer 7");
     assert_eq!(seven[0].sale_price.as_deref(), Some("123.4567"));
     let removed: Vec<i64> = app
         .store
@@ -82,36 +156,86 @@ async fn price_changes_and_removals_are_reflected_and_an_unchanged_resync_writes
     let third = app.sync("main", SyncKind::Offers).await;
     assert_eq!(third.status, RunStatus::Succeeded);
     assert_eq!(
-        (third.counts.created, third.counts.updated, third.counts.removed, third.counts.unchanged),
+        (
+            third.counts.created,
+            third.counts.updated,
+            third.counts.removed,
+            third.counts.unchanged
+        ),
         (0, 0, 0, 251),
         "an unchanged catalog rewrites nothing"
     );
 }
 
-async fn an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_removal(kind: DbKind) {
-    let app = TestApp::new(kind, SimConfig { offers_per_account: 1000, rate_limits: false, ..SimConfig::default() }).await;
+async fn an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_removal(
+    kind: DbKind,
+) {
+    let app = TestApp::new(
+        kind,
+        SimConfig {
+            offers_per_account: 1000,
+            rate_limits: false,
+            ..SimConfig::default()
+        },
+    )
+    .await;
     // A first complete scan, so that a wrong removal pass would have something to remove.
-    assert_eq!(app.sync("main", SyncKind::Offers).await.status, RunStatus::Succeeded);
-    app.sim.sim.mutate("main", Mutation::SetPrice { id: 950, sale_price: Decimal::new(99, 0) }).expect("price");
+    assert_eq!(
+        app.sync("main", SyncKind::Offers).await.status,
+        RunStatus::Succeeded
+    );
+    app.sim
+        .sim
+        .mutate(
+            "main",
+            Mutation::SetPrice {
+                id: 950,
+                sale_price: Decimal::new(99, 0),
+            },
+        )
+        .expect("price");
 
     // Stop the next scan as soon as its fourth page is stored.
-    let progress = std::sync::Arc::new(StopAfter { pages: 400, cancel: app.ctx.cancel.clone() });
+    let progress = std::sync::Arc::new(StopAfter {
+        pages: 400,
+        cancel: app.ctx.cancel.clone(),
+    });
     let mut ctx = app.ctx.clone();
     ctx.progress = Some(progress);
-    let stopped = emag_sync::sync::run_sync(&ctx, app.account("main"), SyncKind::Offers, domain::RunTrigger::Manual, false).await;
+    let stopped = emag_sync::sync::run_sync(
+        &ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        false,
+    )
+    .await;
     assert_eq!(stopped.status, RunStatus::Interrupted);
     let run_id = stopped.run_id.expect("run id");
 
     let fresh_ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
-    let resumed = emag_sync::sync::run_sync(&fresh_ctx, app.account("main"), SyncKind::Offers, domain::RunTrigger::Manual, false).await;
+    let resumed = emag_sync::sync::run_sync(
+        &fresh_ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        false,
+    )
+    .await;
 
     assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
     assert_eq!(resumed.run_id, Some(run_id), "the same run continues");
     let from = resumed.resumed_from_page.expect("resumed");
     assert!((4..10).contains(&from), "resumed after page {from}");
     assert_eq!(resumed.counts.removed, 0);
-    assert_eq!(resumed.counts.updated, 1, "the changed price was written once");
-    assert_eq!(resumed.counts.items_read, 1000, "every offer read once across both attempts");
+    assert_eq!(
+        resumed.counts.updated, 1,
+        "the changed price was written once"
+    );
+    assert_eq!(
+        resumed.counts.items_read, 1000,
+        "every offer read once across both attempts"
+    );
     app.assert_offers_match("main").await;
 }
 
@@ -131,13 +255,24 @@ impl emag_sync::sync::ProgressSink for StopAfter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_simulators_limits_on_a_sync_gets_no_429() {
-    let app = TestApp::new(DbKind::Sqlite, SimConfig { offers_per_account: 1200, ..SimConfig::default() }).await;
+    let app = TestApp::new(
+        DbKind::Sqlite,
+        SimConfig {
+            offers_per_account: 1200,
+            ..SimConfig::default()
+        },
+    )
+    .await;
 
     let report = app.sync("main", SyncKind::Offers).await;
 
     assert_eq!(report.status, RunStatus::Succeeded);
     let journal = app.sim.sim.journal();
     assert!(journal.len() >= 14, "count + 13 pages + count");
-    assert_eq!(journal.iter().filter(|e| e.rate_limited).count(), 0, "no request over the limit");
+    assert_eq!(
+        journal.iter().filter(|e| e.rate_limited).count(),
+        0,
+        "no request over the limit"
+    );
     assert_eq!(report.counts.rate_limit_waits, 0);
 }

@@ -14,7 +14,8 @@ use test_support::{DbKind, TestDb};
 
 pub struct TestApp {
     pub sim: RunningSim,
-    pub db: TestDb,
+    /// Kept so the database lives as long as the app.
+    pub _db: TestDb,
     pub config: Config,
     pub store: Store,
     pub ctx: SyncContext,
@@ -47,7 +48,9 @@ impl TestApp {
     }
 
     pub async fn with_vars(kind: DbKind, sim_config: SimConfig, extra: &[(&str, &str)]) -> TestApp {
-        let sim = Simulator::spawn(sim_config).await.expect("start the simulator");
+        let sim = Simulator::spawn(sim_config)
+            .await
+            .expect("start the simulator");
         let db = TestDb::new(kind).await;
         let mut vars = sim_vars(&sim, &db.url);
         for (k, v) in extra {
@@ -59,21 +62,43 @@ impl TestApp {
             .await
             .expect("accounts");
         let ctx = SyncContext::new(store.clone(), config.sync);
-        TestApp { sim, db, config, store, ctx, accounts }
+        TestApp {
+            sim,
+            _db: db,
+            config,
+            store,
+            ctx,
+            accounts,
+        }
     }
 
     pub fn account(&self, name: &str) -> &Account {
-        self.accounts.iter().find(|a| a.name() == name).expect("configured account")
+        self.accounts
+            .iter()
+            .find(|a| a.name() == name)
+            .expect("configured account")
     }
 
     pub async fn sync(&self, account: &str, kind: SyncKind) -> RunReport {
-        run_sync(&self.ctx, self.account(account), kind, RunTrigger::Manual, false).await
+        run_sync(
+            &self.ctx,
+            self.account(account),
+            kind,
+            RunTrigger::Manual,
+            false,
+        )
+        .await
     }
 
     pub async fn sync_all(&self) -> Vec<RunReport> {
         let mut out = Vec::new();
         for a in &self.accounts {
-            for kind in [SyncKind::Reference, SyncKind::Offers, SyncKind::Orders, SyncKind::Returns] {
+            for kind in [
+                SyncKind::Reference,
+                SyncKind::Offers,
+                SyncKind::Orders,
+                SyncKind::Returns,
+            ] {
                 out.push(run_sync(&self.ctx, a, kind, RunTrigger::Manual, false).await);
             }
         }
@@ -82,25 +107,55 @@ impl TestApp {
 
     /// Asserts that the stored live offers of `account` are exactly the simulator's.
     pub async fn assert_offers_match(&self, account: &str) {
-        let stored = self.store.export_offers(Some(account), None, 10_000_000).await.expect("export");
+        let stored = self
+            .store
+            .export_offers(Some(account), None, 10_000_000)
+            .await
+            .expect("export");
         let live: Vec<_> = stored.iter().filter(|o| !o.removed).collect();
         let expected = self.sim.sim.offers(account);
-        assert_eq!(live.len(), expected.len(), "{account}: number of live offers");
+        assert_eq!(
+            live.len(),
+            expected.len(),
+            "{account}: number of live offers"
+        );
         for (got, want) in live.iter().zip(expected.iter()) {
             let want = serde_json::to_value(want).expect("offer json");
             assert_eq!(got.account, account);
             assert_eq!(Value::from(got.id), want["id"], "id");
-            assert_eq!(got.name.as_deref(), want["name"].as_str(), "name of {}", got.id);
+            assert_eq!(
+                got.name.as_deref(),
+                want["name"].as_str(),
+                "name of {}",
+                got.id
+            );
             assert_eq!(got.part_number.as_deref(), want["part_number"].as_str());
-            assert_eq!(got.part_number_key.as_deref(), want["part_number_key"].as_str());
+            assert_eq!(
+                got.part_number_key.as_deref(),
+                want["part_number_key"].as_str()
+            );
             assert_eq!(got.brand.as_deref(), want["brand"].as_str());
             assert_eq!(got.status.map(Value::from), Some(want["status"].clone()));
             assert_eq!(got.currency.as_deref(), want["currency"].as_str());
             assert_eq!(got.vat_id.map(Value::from), Some(want["vat_id"].clone()));
-            assert_eq!(got.general_stock.map(Value::from), Some(want["general_stock"].clone()));
-            assert_eq!(got.estimated_stock.map(Value::from), Some(want["estimated_stock"].clone()));
-            assert_eq!(decimal(got.sale_price.as_deref()), json_decimal(&want["sale_price"]), "price of {}", got.id);
-            assert_eq!(decimal(got.recommended_price.as_deref()), json_decimal(&want["recommended_price"]));
+            assert_eq!(
+                got.general_stock.map(Value::from),
+                Some(want["general_stock"].clone())
+            );
+            assert_eq!(
+                got.estimated_stock.map(Value::from),
+                Some(want["estimated_stock"].clone())
+            );
+            assert_eq!(
+                decimal(got.sale_price.as_deref()),
+                json_decimal(&want["sale_price"]),
+                "price of {}",
+                got.id
+            );
+            assert_eq!(
+                decimal(got.recommended_price.as_deref()),
+                json_decimal(&want["recommended_price"])
+            );
             let eans: Vec<String> = serde_json::from_value(want["ean"].clone()).unwrap_or_default();
             assert_eq!(got.ean, eans);
         }
@@ -108,23 +163,41 @@ impl TestApp {
 
     /// Asserts that the stored orders of `account` are exactly the simulator's.
     pub async fn assert_orders_match(&self, account: &str) {
-        let stored = self.store.export_orders(Some(account), None, 1_000_000).await.expect("export");
+        let stored = self
+            .store
+            .export_orders(Some(account), None, 1_000_000)
+            .await
+            .expect("export");
         let expected = self.sim.sim.orders(account);
         assert_eq!(stored.len(), expected.len(), "{account}: number of orders");
         for (got, want) in stored.iter().zip(expected.iter()) {
             let want = serde_json::to_value(want).expect("order json");
             assert_eq!(Value::from(got.id), want["id"]);
             assert_eq!(Value::from(got.order_type), want["type"]);
-            assert_eq!(got.status.map(Value::from), Some(want["status"].clone()), "status of {}", got.id);
+            assert_eq!(
+                got.status.map(Value::from),
+                Some(want["status"].clone()),
+                "status of {}",
+                got.id
+            );
             assert_eq!(got.date.as_deref(), want["date"].as_str());
             assert_eq!(got.modified.as_deref(), want["modified"].as_str());
-            assert_eq!(got.payment_mode_id.map(Value::from), Some(want["payment_mode_id"].clone()));
-            assert_eq!(got.customer_name.as_deref(), want["customer"]["name"].as_str());
+            assert_eq!(
+                got.payment_mode_id.map(Value::from),
+                Some(want["payment_mode_id"].clone())
+            );
+            assert_eq!(
+                got.customer_name.as_deref(),
+                want["customer"]["name"].as_str()
+            );
             let lines = want["products"].as_array().expect("products");
             assert_eq!(got.products.len(), lines.len(), "lines of {}", got.id);
             for (gl, wl) in got.products.iter().zip(lines) {
                 assert_eq!(Value::from(gl.id), wl["id"]);
-                assert_eq!(gl.product_id.map(Value::from), Some(wl["product_id"].clone()));
+                assert_eq!(
+                    gl.product_id.map(Value::from),
+                    Some(wl["product_id"].clone())
+                );
                 assert_eq!(gl.part_number.as_deref(), wl["part_number"].as_str());
                 assert_eq!(gl.quantity.map(Value::from), Some(wl["quantity"].clone()));
                 // Order money is a string: kept to the letter.
@@ -143,7 +216,12 @@ pub fn json_decimal(v: &Value) -> Option<Decimal> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.parse::<Decimal>().expect("decimal").normalize()),
-        Value::Number(n) => Some(n.to_string().parse::<Decimal>().expect("decimal").normalize()),
+        Value::Number(n) => Some(
+            n.to_string()
+                .parse::<Decimal>()
+                .expect("decimal")
+                .normalize(),
+        ),
         other => panic!("not a decimal: {other}"),
     }
 }

@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn marketplaces_accept_short_forms_and_give_api_urls() {
         assert_eq!(Marketplace::parse_lenient("RO"), Ok(Marketplace::EmagRo));
-        assert_eq!(Marketplace::parse_lenient("fd-bg"), Ok(Marketplace::FashionDaysBg));
+        assert_eq!(
+            Marketplace::parse_lenient("fd-bg"),
+            Ok(Marketplace::FashionDaysBg)
+        );
         assert!(Marketplace::parse_lenient("de").is_err());
         assert!(Marketplace::EmagHu.api_url().ends_with("/api-3"));
     }

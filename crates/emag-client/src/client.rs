@@ -223,11 +223,7 @@ impl EmagClient {
                 Err(e) if e.is_retryable() && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff(
-                        self.config.retry_delay,
-                        attempt,
-                        self.config.max_backoff,
-                    );
+                    let wait = backoff(self.config.retry_delay, attempt, self.config.max_backoff);
                     tracing::warn!(
                         account.name = %self.config.label, api.resource = resource,
                         api.action = action, error = %e, attempt, wait_ms = wait.as_millis() as u64,
@@ -281,8 +277,14 @@ impl EmagClient {
     }
 
     /// `{resource}/count` with the given filters.
-    pub async fn count(&self, resource: &str, filters: &Map<String, Value>) -> Result<Count, EmagError> {
-        let env = self.call(resource, "count", &Value::Object(filters.clone())).await?;
+    pub async fn count(
+        &self,
+        resource: &str,
+        filters: &Map<String, Value>,
+    ) -> Result<Count, EmagError> {
+        let env = self
+            .call(resource, "count", &Value::Object(filters.clone()))
+            .await?;
         envelope::results_as_count(&env.results)
     }
 
@@ -355,7 +357,10 @@ mod tests {
         for attempt in 1..=3u32 {
             let nominal = base * (1 << (attempt - 1));
             let d = backoff(base, attempt, cap);
-            assert!(d >= nominal * 3 / 4 && d <= nominal * 5 / 4, "{attempt}: {d:?}");
+            assert!(
+                d >= nominal * 3 / 4 && d <= nominal * 5 / 4,
+                "{attempt}: {d:?}"
+            );
         }
         assert!(backoff(base, 20, cap) <= cap * 5 / 4);
     }

@@ -134,10 +134,7 @@ pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>
 
     match env.is_error.as_ref().and_then(truthy) {
         Some(false) => Ok(Envelope {
-            results: env
-                .results
-                .map(RawValue::to_owned)
-                .unwrap_or_else(raw_null),
+            results: env.results.map(RawValue::to_owned).unwrap_or_else(raw_null),
             messages,
         }),
         Some(true) => {
@@ -183,7 +180,10 @@ pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>,
     } else if text == "null" {
         Ok(Vec::new())
     } else {
-        Err(malformed(format!("unexpected results: {}", excerpt(text.as_bytes()))))
+        Err(malformed(format!(
+            "unexpected results: {}",
+            excerpt(text.as_bytes())
+        )))
     }
 }
 
@@ -207,7 +207,10 @@ pub(crate) fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
     };
     let items = field("noOfItems").ok_or_else(|| EmagError::Malformed {
         status: 200,
-        excerpt: format!("count answer lacks noOfItems: {}", excerpt(results.get().as_bytes())),
+        excerpt: format!(
+            "count answer lacks noOfItems: {}",
+            excerpt(results.get().as_bytes())
+        ),
     })?;
     let per_page = field("itemsPerPage").unwrap_or(100).max(1);
     let pages = field("noOfPages").unwrap_or(items.div_ceil(per_page));
@@ -234,23 +237,49 @@ mod tests {
     #[test]
     fn vendor_ip_and_not_allowed_messages_are_classified() {
         let ip = br#"{"isError":true,"messages":["ERROR: Invalid vendor ip [188.214.106.10]"],"results":[]}"#;
-        assert!(matches!(decode(200, ip), Err(EmagError::IpNotWhitelisted { .. })));
-        let auth = br#"{"isError":true,"messages":["You are not allowed to use this API."],"results":[]}"#;
-        assert!(matches!(decode(401, auth), Err(EmagError::Unauthorized { status: 401, .. })));
-        assert!(matches!(decode(200, auth), Err(EmagError::Unauthorized { status: 200, .. })));
+        assert!(matches!(
+            decode(200, ip),
+            Err(EmagError::IpNotWhitelisted { .. })
+        ));
+        let auth =
+            br#"{"isError":true,"messages":["You are not allowed to use this API."],"results":[]}"#;
+        assert!(matches!(
+            decode(401, auth),
+            Err(EmagError::Unauthorized { status: 401, .. })
+        ));
+        assert!(matches!(
+            decode(200, auth),
+            Err(EmagError::Unauthorized { status: 200, .. })
+        ));
     }
 
     #[test]
     fn answers_without_is_error_or_not_json_are_malformed() {
-        assert!(matches!(decode(200, b"{\"results\":[]}"), Err(EmagError::Malformed { .. })));
-        assert!(matches!(decode(200, b"{\"isError\":fal"), Err(EmagError::Malformed { .. })));
-        assert!(matches!(decode(502, b"<html>bad gateway</html>"), Err(EmagError::Server { status: 502 })));
-        assert!(matches!(decode(404, br#"{"message":"Invalid URL"}"#), Err(EmagError::BadUrl { .. })));
+        assert!(matches!(
+            decode(200, b"{\"results\":[]}"),
+            Err(EmagError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode(200, b"{\"isError\":fal"),
+            Err(EmagError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode(502, b"<html>bad gateway</html>"),
+            Err(EmagError::Server { status: 502 })
+        ));
+        assert!(matches!(
+            decode(404, br#"{"message":"Invalid URL"}"#),
+            Err(EmagError::BadUrl { .. })
+        ));
     }
 
     #[test]
     fn results_may_be_a_list_an_object_or_absent() {
-        let env = decode(200, br#"{"isError":false,"messages":[],"results":[{"id":1},{"id":2}]}"#).expect("ok");
+        let env = decode(
+            200,
+            br#"{"isError":false,"messages":[],"results":[{"id":1},{"id":2}]}"#,
+        )
+        .expect("ok");
         assert_eq!(results_as_items(&env.results).expect("items").len(), 2);
         let env = decode(200, br#"{"isError":"false","results":{"1":{"id":1}}}"#).expect("ok");
         assert_eq!(results_as_items(&env.results).expect("items").len(), 1);
@@ -261,8 +290,22 @@ mod tests {
     #[test]
     fn counts_arrive_as_strings_or_numbers() {
         let env = decode(200, br#"{"isError":false,"results":{"noOfItems":"230","noOfPages":"3","itemsPerPage":"100"}}"#).expect("ok");
-        assert_eq!(results_as_count(&env.results).expect("count"), Count { items: 230, pages: 3, per_page: 100 });
+        assert_eq!(
+            results_as_count(&env.results).expect("count"),
+            Count {
+                items: 230,
+                pages: 3,
+                per_page: 100
+            }
+        );
         let env = decode(200, br#"{"isError":false,"results":{"noOfItems":5}}"#).expect("ok");
-        assert_eq!(results_as_count(&env.results).expect("count"), Count { items: 5, pages: 1, per_page: 100 });
+        assert_eq!(
+            results_as_count(&env.results).expect("count"),
+            Count {
+                items: 5,
+                pages: 1,
+                per_page: 100
+            }
+        );
     }
 }

@@ -49,9 +49,9 @@ pub(crate) struct Limiters {
 impl Limiters {
     fn new(budget: RateBudget) -> Self {
         let make = |spacing: Option<Duration>| {
-            spacing.and_then(Quota::with_period).map(|q| {
-                RateLimiter::direct(q.allow_burst(NonZeroU32::MIN))
-            })
+            spacing
+                .and_then(Quota::with_period)
+                .map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)))
         };
         Limiters {
             other: make(budget.other_spacing),
@@ -76,7 +76,11 @@ impl Limiters {
 pub(crate) fn limiters_for(base_url: &str, username: &str, budget: RateBudget) -> Arc<Limiters> {
     type Key = (String, String, String);
     static REGISTRY: LazyLock<Mutex<HashMap<Key, Arc<Limiters>>>> = LazyLock::new(Default::default);
-    let key = (base_url.to_owned(), username.to_owned(), format!("{budget:?}"));
+    let key = (
+        base_url.to_owned(),
+        username.to_owned(),
+        format!("{budget:?}"),
+    );
     let mut map = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     map.entry(key)
         .or_insert_with(|| Arc::new(Limiters::new(budget)))

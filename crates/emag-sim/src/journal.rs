@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 /// Entries kept before the oldest are dropped.
 pub(crate) const JOURNAL_CAPACITY: usize = 200_000;
@@ -55,9 +56,20 @@ struct Ring {
 }
 
 /// Bounded, append-only log of requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Journal {
     ring: Mutex<Ring>,
+    /// The last recorded `seq`, so waiters wake on new entries instead of polling.
+    recorded: watch::Sender<u64>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self {
+            ring: Mutex::default(),
+            recorded: watch::channel(0).0,
+        }
+    }
 }
 
 impl Journal {
@@ -67,7 +79,17 @@ impl Journal {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A receiver that changes whenever an entry is recorded.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.recorded.subscribe()
+    }
+
     pub(crate) fn record(&self, r: JournalRecord) {
+        let seq = self.append(r);
+        self.recorded.send_replace(seq);
+    }
+
+    fn append(&self, r: JournalRecord) -> u64 {
         let mut ring = self.lock();
         ring.next_seq += 1;
         let entry = JournalEntry {
@@ -87,6 +109,7 @@ impl Journal {
             ring.entries.pop_front();
         }
         ring.entries.push_back(entry);
+        ring.next_seq
     }
 
     /// Entries with `seq > since` (all when `since` is 0), oldest first.

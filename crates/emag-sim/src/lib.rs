@@ -141,6 +141,31 @@ impl Simulator {
         self.state.journal.since(0)
     }
 
+    /// Waits until an API request matching `predicate` has been journaled (entries already
+    /// recorded count) and returns its entry. A readiness signal for tests: it wakes on each
+    /// new entry, never polls or sleeps. It waits forever if no request ever matches, so pair
+    /// it with a timeout where that is possible.
+    pub async fn wait_for_request(
+        &self,
+        predicate: impl Fn(&JournalEntry) -> bool,
+    ) -> JournalEntry {
+        // Subscribe before scanning so an entry recorded in between still wakes us.
+        let mut recorded = self.state.journal.subscribe();
+        let mut seen = 0;
+        loop {
+            for entry in self.state.journal.since(seen) {
+                if predicate(&entry) {
+                    return entry;
+                }
+                seen = entry.seq;
+            }
+            if recorded.changed().await.is_err() {
+                // The journal lives as long as `self`; this cannot happen, but never spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Replaces the fault plan.
     pub fn set_faults(&self, plan: FaultPlan) {
         self.state.faults.set_plan(plan);

@@ -1242,3 +1242,37 @@ async fn a_filtered_count_reflects_changes_made_after_the_same_filter_was_read()
     assert!(inactive.iter().any(|o| o.id == active.id));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn wait_for_request_returns_once_a_matching_request_was_answered() {
+    let h = Harness::start(config()).await;
+    h.post(&h.main(), "vat/read", json!({})).await;
+    let sim = h.running.sim.clone();
+    let waiter = tokio::spawn(async move {
+        sim.wait_for_request(|e| e.resource == "product_offer" && e.page == Some(2))
+            .await
+    });
+
+    h.post(
+        &h.main(),
+        "product_offer/read",
+        json!({"data": {"currentPage": 1}}),
+    )
+    .await;
+    h.post(
+        &h.main(),
+        "product_offer/read",
+        json!({"data": {"currentPage": 2}}),
+    )
+    .await;
+    let entry = waiter.await.expect("the waiter finishes");
+    let already_recorded = h
+        .running
+        .sim
+        .wait_for_request(|e| e.resource == "vat")
+        .await;
+
+    assert_eq!((entry.seq, entry.page, entry.status), (3, Some(2), 200));
+    assert_eq!(already_recorded.seq, 1);
+    h.shutdown().await;
+}

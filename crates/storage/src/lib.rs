@@ -8,12 +8,12 @@
 //! eMAG sent. The conformance suite in `tests/` runs every behaviour on both backends.
 
 mod db;
-mod sql;
 mod export;
 mod offers;
 mod orders;
 mod reference;
 mod runs;
+mod sql;
 
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};

@@ -52,11 +52,17 @@ const UPSERT_CHUNK: usize = 500;
 
 impl Store {
     /// The stored hashes of the given offer ids of an account.
-    pub async fn offer_hashes(&self, account: &str, ids: &[i64]) -> Result<HashMap<i64, StoredHash>> {
+    pub async fn offer_hashes(
+        &self,
+        account: &str,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, StoredHash>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new("SELECT id, content_hash, removed FROM offers WHERE account = ");
-            q.bind(account).push(" AND id IN ").bind_list(chunk.iter().copied());
+            q.bind(account)
+                .push(" AND id IN ")
+                .bind_list(chunk.iter().copied());
             let rows = q.fetch_all(&self.pool).await?;
             for r in rows {
                 out.insert(
@@ -107,16 +113,39 @@ impl Store {
             );
             for (i, o) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(run.account.as_str()).push(", ").bind(o.id).push(", ");
+                q.bind(run.account.as_str())
+                    .push(", ")
+                    .bind(o.id)
+                    .push(", ");
                 q.bind(o.part_number.as_deref()).push(", ");
                 q.bind(o.part_number_key.as_deref()).push(", ");
-                q.bind(o.name.as_deref()).push(", ").bind(o.brand.as_deref()).push(", ");
-                q.bind(o.status).push(", ").bind(o.sale_price.as_deref()).push(", ");
+                q.bind(o.name.as_deref())
+                    .push(", ")
+                    .bind(o.brand.as_deref())
+                    .push(", ");
+                q.bind(o.status)
+                    .push(", ")
+                    .bind(o.sale_price.as_deref())
+                    .push(", ");
                 q.bind(o.recommended_price.as_deref()).push(", ");
-                q.bind(o.currency.as_deref()).push(", ").bind(o.vat_id).push(", ");
-                q.bind(o.general_stock).push(", ").bind(o.estimated_stock).push(", ");
-                q.bind(o.ean.as_str()).push(", ").bind(o.data.as_str()).push(", ");
-                q.bind(o.content_hash).push(", 0, ").bind(now).push(", ").bind(now).push(")");
+                q.bind(o.currency.as_deref())
+                    .push(", ")
+                    .bind(o.vat_id)
+                    .push(", ");
+                q.bind(o.general_stock)
+                    .push(", ")
+                    .bind(o.estimated_stock)
+                    .push(", ");
+                q.bind(o.ean.as_str())
+                    .push(", ")
+                    .bind(o.data.as_str())
+                    .push(", ");
+                q.bind(o.content_hash)
+                    .push(", 0, ")
+                    .bind(now)
+                    .push(", ")
+                    .bind(now)
+                    .push(")");
             }
             q.push(
                 " ON CONFLICT (account, id) DO UPDATE SET part_number = excluded.part_number, \
@@ -198,7 +227,8 @@ impl Store {
             let mut q = Sql::new("UPDATE offers SET removed = 1, removed_at = ");
             q.bind(now).push(", updated_at = ").bind(now);
             q.push(" WHERE account = ").bind(run.account.as_str());
-            q.push(" AND removed = 0 AND id IN ").bind_list(chunk.iter().copied());
+            q.push(" AND removed = 0 AND id IN ")
+                .bind_list(chunk.iter().copied());
             removed += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;

@@ -101,12 +101,29 @@ impl Store {
             );
             for (i, o) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(run.account.as_str()).push(", ").bind(o.id).push(", ");
+                q.bind(run.account.as_str())
+                    .push(", ")
+                    .bind(o.id)
+                    .push(", ");
                 q.bind(o.order_type).push(", ").bind(o.status).push(", ");
-                q.bind(o.date.as_deref()).push(", ").bind(o.modified.as_deref()).push(", ");
-                q.bind(o.payment_mode_id).push(", ").bind(o.customer_id).push(", ");
-                q.bind(o.customer_name.as_deref()).push(", ").bind(o.data.as_str()).push(", ");
-                q.bind(o.content_hash).push(", ").bind(now).push(", ").bind(now).push(")");
+                q.bind(o.date.as_deref())
+                    .push(", ")
+                    .bind(o.modified.as_deref())
+                    .push(", ");
+                q.bind(o.payment_mode_id)
+                    .push(", ")
+                    .bind(o.customer_id)
+                    .push(", ");
+                q.bind(o.customer_name.as_deref())
+                    .push(", ")
+                    .bind(o.data.as_str())
+                    .push(", ");
+                q.bind(o.content_hash)
+                    .push(", ")
+                    .bind(now)
+                    .push(", ")
+                    .bind(now)
+                    .push(")");
             }
             q.push(
                 " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
@@ -133,11 +150,22 @@ impl Store {
                 );
                 for (i, (order_id, l)) in lines.iter().enumerate() {
                     q.push(if i == 0 { "(" } else { ", (" });
-                    q.bind(run.account.as_str()).push(", ").bind(*order_id).push(", ");
+                    q.bind(run.account.as_str())
+                        .push(", ")
+                        .bind(*order_id)
+                        .push(", ");
                     q.bind(l.line_id).push(", ").bind(l.product_id).push(", ");
-                    q.bind(l.part_number.as_deref()).push(", ").bind(l.name.as_deref());
-                    q.push(", ").bind(l.quantity).push(", ").bind(l.sale_price.as_deref());
-                    q.push(", ").bind(l.currency.as_deref()).push(", ").bind(l.vat.as_deref());
+                    q.bind(l.part_number.as_deref())
+                        .push(", ")
+                        .bind(l.name.as_deref());
+                    q.push(", ")
+                        .bind(l.quantity)
+                        .push(", ")
+                        .bind(l.sale_price.as_deref());
+                    q.push(", ")
+                        .bind(l.currency.as_deref())
+                        .push(", ")
+                        .bind(l.vat.as_deref());
                     q.push(", ").bind(l.status).push(")");
                 }
                 q.execute(&mut *tx).await?;
@@ -148,14 +176,17 @@ impl Store {
     }
 
     /// The latest `modified` stored for an account's orders of one type: the order cursor.
-    pub async fn latest_order_modified(&self, account: &str, order_type: i64) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT MAX(modified) FROM orders WHERE account = $1 AND order_type = $2",
-        )
-        .bind(account)
-        .bind(order_type)
-        .fetch_one(&self.pool)
-        .await?;
+    pub async fn latest_order_modified(
+        &self,
+        account: &str,
+        order_type: i64,
+    ) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT MAX(modified) FROM orders WHERE account = $1 AND order_type = $2")
+                .bind(account)
+                .bind(order_type)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -184,9 +215,15 @@ impl Store {
             );
             for (i, r) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(run.account.as_str()).push(", ").bind(r.emag_id).push(", ");
+                q.bind(run.account.as_str())
+                    .push(", ")
+                    .bind(r.emag_id)
+                    .push(", ");
                 q.bind(r.order_id).push(", ").bind(r.status).push(", ");
-                q.bind(r.date.as_deref()).push(", ").bind(r.data.as_str()).push(", ");
+                q.bind(r.date.as_deref())
+                    .push(", ")
+                    .bind(r.data.as_str())
+                    .push(", ");
                 q.bind(r.content_hash).push(", ").bind(now).push(")");
             }
             q.push(

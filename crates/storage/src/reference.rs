@@ -18,7 +18,11 @@ pub struct ReferenceRow {
 }
 
 impl Store {
-    pub async fn reference_hashes(&self, marketplace: &str, kind: &str) -> Result<HashMap<i64, i64>> {
+    pub async fn reference_hashes(
+        &self,
+        marketplace: &str,
+        kind: &str,
+    ) -> Result<HashMap<i64, i64>> {
         let rows = sqlx::query(
             "SELECT id, content_hash FROM reference_data WHERE marketplace = $1 AND kind = $2",
         )
@@ -31,7 +35,12 @@ impl Store {
             .collect()
     }
 
-    pub async fn write_reference(&self, marketplace: &str, kind: &str, rows: &[ReferenceRow]) -> Result<()> {
+    pub async fn write_reference(
+        &self,
+        marketplace: &str,
+        kind: &str,
+        rows: &[ReferenceRow],
+    ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(500) {
@@ -41,8 +50,16 @@ impl Store {
             );
             for (i, r) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(marketplace).push(", ").bind(kind).push(", ").bind(r.id).push(", ");
-                q.bind(r.name.as_deref()).push(", ").bind(r.data.as_str()).push(", ");
+                q.bind(marketplace)
+                    .push(", ")
+                    .bind(kind)
+                    .push(", ")
+                    .bind(r.id)
+                    .push(", ");
+                q.bind(r.name.as_deref())
+                    .push(", ")
+                    .bind(r.data.as_str())
+                    .push(", ");
                 q.bind(r.content_hash).push(", ").bind(now).push(")");
             }
             q.push(
@@ -57,13 +74,12 @@ impl Store {
     }
 
     pub async fn count_reference(&self, marketplace: &str, kind: &str) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM reference_data WHERE marketplace = $1 AND kind = $2",
-        )
-        .bind(marketplace)
-        .bind(kind)
-        .fetch_one(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM reference_data WHERE marketplace = $1 AND kind = $2")
+                .bind(marketplace)
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get(0)?)
     }
 }

@@ -26,7 +26,10 @@ pub enum BeginRun {
     /// A fresh run (or a queued one this process claimed).
     Started(ActiveRun),
     /// An interrupted or abandoned run taken over; continue from its checkpoint.
-    Resumed { run: ActiveRun, previous_holder: Option<String> },
+    Resumed {
+        run: ActiveRun,
+        previous_holder: Option<String>,
+    },
     /// Another live process holds the active run of this (account, kind).
     Busy { run_id: i64, holder: Option<String> },
 }
@@ -325,9 +328,8 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let trigger: String = r.try_get("trigger")?;
     let class: Option<String> = r.try_get("error_class")?;
     let messages: Option<String> = r.try_get("emag_messages")?;
-    let count = |name: &str| -> Result<u64> {
-        Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
-    };
+    let count =
+        |name: &str| -> Result<u64> { Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0)) };
     Ok(RunRow {
         id: r.try_get("id")?,
         account: r.try_get("account")?,

@@ -1,7 +1,7 @@
 //! The storage conformance suite: every behaviour runs against SQLite and PostgreSQL.
 
 use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
-use storage::{BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, Store, StorageError};
+use storage::{BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, StorageError, Store};
 use test_support::{DbKind, TestDb};
 
 async fn store(kind: DbKind) -> (TestDb, Store) {
@@ -47,7 +47,15 @@ fn offer(id: i64, name: &str, price: &str) -> OfferRow {
 
 async fn begin(store: &Store, account: &str, holder: &str, alive_fn: fn(&str) -> bool) -> BeginRun {
     store
-        .begin_run(account, SyncKind::Offers, RunTrigger::Manual, false, holder, 60_000, &alive_fn)
+        .begin_run(
+            account,
+            SyncKind::Offers,
+            RunTrigger::Manual,
+            false,
+            holder,
+            60_000,
+            &alive_fn,
+        )
         .await
         .expect("begin run")
 }
@@ -76,7 +84,14 @@ async fn same_offer_id_in_two_accounts_is_two_rows(kind: DbKind) {
             panic!("expected a new run")
         };
         store
-            .write_offer_page(&run, 1, Some(1), &[1], &[offer(1, name, "10.5000")], &RunCounts::default())
+            .write_offer_page(
+                &run,
+                1,
+                Some(1),
+                &[1],
+                &[offer(1, name, "10.5000")],
+                &RunCounts::default(),
+            )
             .await
             .expect("write");
     }
@@ -102,7 +117,10 @@ async fn a_second_process_is_busy_while_the_holder_lives(kind: DbKind) {
         other => panic!("expected Busy, got {other:?}"),
     }
     // Another account is independent.
-    assert!(matches!(begin(&store, "fbe", "h2", alive).await, BeginRun::Started(_)));
+    assert!(matches!(
+        begin(&store, "fbe", "h2", alive).await,
+        BeginRun::Started(_)
+    ));
 }
 
 async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
@@ -111,15 +129,32 @@ async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
         panic!("expected a new run")
     };
     store
-        .write_offer_page(&run, 1, Some(1), &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "2")], &RunCounts::default())
+        .write_offer_page(
+            &run,
+            1,
+            Some(1),
+            &[1, 2],
+            &[offer(1, "a", "1"), offer(2, "b", "2")],
+            &RunCounts::default(),
+        )
         .await
         .expect("page 1");
     store
-        .write_offer_page(&run, 2, Some(2), &[3], &[offer(3, "c", "3")], &RunCounts::default())
+        .write_offer_page(
+            &run,
+            2,
+            Some(2),
+            &[3],
+            &[offer(3, "c", "3")],
+            &RunCounts::default(),
+        )
         .await
         .expect("page 2");
     match begin(&store, "main", "h2", dead).await {
-        BeginRun::Resumed { run: resumed, previous_holder } => {
+        BeginRun::Resumed {
+            run: resumed,
+            previous_holder,
+        } => {
             assert_eq!(resumed.id, run.id);
             assert_eq!(resumed.attempt, 2);
             assert_eq!(resumed.checkpoint_page, 2);
@@ -141,12 +176,22 @@ async fn a_stale_holder_loses_its_run_and_writes_nothing(kind: DbKind) {
         panic!("expected a take-over")
     };
     let err = store
-        .write_offer_page(&old, 1, Some(1), &[9], &[offer(9, "late", "1")], &RunCounts::default())
+        .write_offer_page(
+            &old,
+            1,
+            Some(1),
+            &[9],
+            &[offer(9, "late", "1")],
+            &RunCounts::default(),
+        )
         .await
         .expect_err("stale holder must be fenced");
     assert!(matches!(err, StorageError::LeaseLost(id) if id == old.id));
     assert_eq!(store.count_offers("main").await.expect("count"), (0, 0));
-    assert!(matches!(store.heartbeat_run(&old).await, Err(StorageError::LeaseLost(_))));
+    assert!(matches!(
+        store.heartbeat_run(&old).await,
+        Err(StorageError::LeaseLost(_))
+    ));
 }
 
 async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
@@ -155,22 +200,62 @@ async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
         panic!("expected a new run")
     };
     let rows: Vec<_> = (1..=5).map(|i| offer(i, "x", "1")).collect();
-    store.write_offer_page(&run, 1, Some(1), &[1, 2, 3, 4, 5], &rows, &RunCounts::default()).await.expect("write");
-    assert_eq!(store.live_offer_ids("main", 0, 2).await.expect("ids"), vec![1, 2]);
-    assert_eq!(store.live_offer_ids("main", 2, 10).await.expect("ids"), vec![3, 4, 5]);
-    assert_eq!(store.mark_offers_removed(&run, &[2, 4]).await.expect("remove"), 2);
+    store
+        .write_offer_page(
+            &run,
+            1,
+            Some(1),
+            &[1, 2, 3, 4, 5],
+            &rows,
+            &RunCounts::default(),
+        )
+        .await
+        .expect("write");
+    assert_eq!(
+        store.live_offer_ids("main", 0, 2).await.expect("ids"),
+        vec![1, 2]
+    );
+    assert_eq!(
+        store.live_offer_ids("main", 2, 10).await.expect("ids"),
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        store
+            .mark_offers_removed(&run, &[2, 4])
+            .await
+            .expect("remove"),
+        2
+    );
     assert_eq!(store.count_offers("main").await.expect("count"), (3, 2));
     let hashes = store.offer_hashes("main", &[2, 3]).await.expect("hashes");
     assert!(hashes[&2].removed);
     assert!(!hashes[&3].removed);
-    store.write_offer_page(&run, 2, Some(2), &[2], &[offer(2, "x", "1")], &RunCounts::default()).await.expect("again");
+    store
+        .write_offer_page(
+            &run,
+            2,
+            Some(2),
+            &[2],
+            &[offer(2, "x", "1")],
+            &RunCounts::default(),
+        )
+        .await
+        .expect("again");
     assert_eq!(store.count_offers("main").await.expect("count"), (4, 1));
 }
 
 async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
     let (_db, store) = store(kind).await;
     let run = match store
-        .begin_run("fbe", SyncKind::Orders, RunTrigger::Manual, false, "h1", 60_000, &alive)
+        .begin_run(
+            "fbe",
+            SyncKind::Orders,
+            RunTrigger::Manual,
+            false,
+            "h1",
+            60_000,
+            &alive,
+        )
         .await
         .expect("begin")
     {
@@ -202,21 +287,37 @@ async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
         content_hash: 1,
         lines: vec![line(1, "26.4463"), line(2, "1.0000")],
     };
-    store.write_orders(&run, std::slice::from_ref(&order), &RunCounts::default()).await.expect("write");
+    store
+        .write_orders(&run, std::slice::from_ref(&order), &RunCounts::default())
+        .await
+        .expect("write");
     let mut changed = order.clone();
     changed.lines.truncate(1);
     changed.content_hash = 2;
-    store.write_orders(&run, &[changed], &RunCounts::default()).await.expect("rewrite");
-    let out = store.export_orders(Some("fbe"), None, 10).await.expect("export");
+    store
+        .write_orders(&run, &[changed], &RunCounts::default())
+        .await
+        .expect("rewrite");
+    let out = store
+        .export_orders(Some("fbe"), None, 10)
+        .await
+        .expect("export");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].id, big);
     assert_eq!(out[0].products.len(), 1);
     assert_eq!(out[0].products[0].sale_price.as_deref(), Some("26.4463"));
     assert_eq!(
-        store.latest_order_modified("fbe", 2).await.expect("cursor").as_deref(),
+        store
+            .latest_order_modified("fbe", 2)
+            .await
+            .expect("cursor")
+            .as_deref(),
         Some("2025-10-12 18:44:05")
     );
-    assert_eq!(store.latest_order_modified("fbe", 3).await.expect("cursor"), None);
+    assert_eq!(
+        store.latest_order_modified("fbe", 3).await.expect("cursor"),
+        None
+    );
 }
 
 async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
@@ -224,22 +325,59 @@ async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
     let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
         panic!("expected a new run")
     };
-    let page = RunCounts { pages: 1, items_read: 2, created: 2, ..Default::default() };
-    store.write_offer_page(&run, 1, Some(1), &[1, 2], &[offer(1, "a", "1"), offer(2, "b", "1")], &page).await.expect("page");
-    let extra = RunCounts { requests: 3, rate_limit_waits: 1, ..Default::default() };
+    let page = RunCounts {
+        pages: 1,
+        items_read: 2,
+        created: 2,
+        ..Default::default()
+    };
+    store
+        .write_offer_page(
+            &run,
+            1,
+            Some(1),
+            &[1, 2],
+            &[offer(1, "a", "1"), offer(2, "b", "1")],
+            &page,
+        )
+        .await
+        .expect("page");
+    let extra = RunCounts {
+        requests: 3,
+        rate_limit_waits: 1,
+        ..Default::default()
+    };
     let outcome = RunOutcome::Failed {
         class: domain::ErrorClass::Auth,
         message: "bad password".into(),
         emag_messages: vec!["You are not allowed to use this API.".into()],
     };
-    store.finish_run(&run, &outcome, &extra, None).await.expect("finish");
-    let rows = store.list_runs(&RunFilter { account: Some("main".into()), ..Default::default() }).await.expect("list");
+    store
+        .finish_run(&run, &outcome, &extra, None)
+        .await
+        .expect("finish");
+    let rows = store
+        .list_runs(&RunFilter {
+            account: Some("main".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(row.state, RunState::Failed);
     assert_eq!(row.error_class, Some(domain::ErrorClass::Auth));
-    assert_eq!(row.emag_messages, vec!["You are not allowed to use this API.".to_owned()]);
-    assert_eq!((row.counts.pages, row.counts.created, row.counts.requests), (1, 2, 3));
+    assert_eq!(
+        row.emag_messages,
+        vec!["You are not allowed to use this API.".to_owned()]
+    );
+    assert_eq!(
+        (row.counts.pages, row.counts.created, row.counts.requests),
+        (1, 2, 3)
+    );
     // The finished run no longer blocks a new one.
-    assert!(matches!(begin(&store, "main", "h2", alive).await, BeginRun::Started(_)));
+    assert!(matches!(
+        begin(&store, "main", "h2", alive).await,
+        BeginRun::Started(_)
+    ));
 }

@@ -48,23 +48,21 @@ impl Bars {
 impl ProgressSink for Bars {
     fn progress(&self, account: &str, kind: SyncKind, done: u64, total: Option<u64>) {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        let (bar, _) = bars
-            .entry((account.to_owned(), kind))
-            .or_insert_with(|| {
-                let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
-                let style = if total.is_some() {
-                    "{prefix:>16} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}"
-                } else {
-                    "{prefix:>16} {spinner} {pos} items  {per_sec}"
-                };
-                bar.set_style(
-                    ProgressStyle::with_template(style)
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(format!("{account}/{kind}"));
-                (bar, Instant::now())
-            });
+        let (bar, _) = bars.entry((account.to_owned(), kind)).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
+            let style = if total.is_some() {
+                "{prefix:>16} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}"
+            } else {
+                "{prefix:>16} {spinner} {pos} items  {per_sec}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(style)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{account}/{kind}"));
+            (bar, Instant::now())
+        });
         if let Some(t) = total {
             bar.set_length(t.max(done));
         }
@@ -85,8 +83,19 @@ impl Bars {
 pub fn summary_table(reports: &[RunReport]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-        "account", "kind", "status", "read", "created", "updated", "unchanged", "removed",
-        "requests", "429 waits", "retries", "time", "details",
+        "account",
+        "kind",
+        "status",
+        "read",
+        "created",
+        "updated",
+        "unchanged",
+        "removed",
+        "requests",
+        "429 waits",
+        "retries",
+        "time",
+        "details",
     ]);
     for r in reports {
         let status = match r.status {
@@ -95,7 +104,11 @@ pub fn summary_table(reports: &[RunReport]) -> Table {
             RunStatus::Interrupted => "interrupted",
             RunStatus::Busy => "busy",
         };
-        let mut details = r.error.clone().or_else(|| r.note.clone()).unwrap_or_default();
+        let mut details = r
+            .error
+            .clone()
+            .or_else(|| r.note.clone())
+            .unwrap_or_default();
         if let Some(page) = r.resumed_from_page.filter(|p| *p > 0) {
             details = format!("resumed after page {page}. {details}");
         }

@@ -36,13 +36,25 @@ impl Drop for SimProcess {
 
 fn start_sim(exe: &std::path::Path, offers: u32) -> anyhow::Result<SimProcess> {
     let mut child = Command::new(exe)
-        .args(["sim", "--port", "0", "--accounts", "main", "--orders", "0", "--no-rate-limits"])
+        .args([
+            "sim",
+            "--port",
+            "0",
+            "--accounts",
+            "main",
+            "--orders",
+            "0",
+            "--no-rate-limits",
+        ])
         .arg("--offers")
         .arg(offers.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let base_url = line
@@ -56,8 +68,10 @@ fn start_sim(exe: &std::path::Path, offers: u32) -> anyhow::Result<SimProcess> {
 async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
     use sqlx::{Connection, Executor};
     let mut conn = sqlx::PgConnection::connect(admin).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
     Ok(format!("{base}/{name}"))
 }
@@ -106,7 +120,11 @@ struct Measured {
     peak_rss_kib: u64,
 }
 
-fn sync_once(exe: &std::path::Path, base_url: &str, database_url: &str) -> anyhow::Result<Measured> {
+fn sync_once(
+    exe: &std::path::Path,
+    base_url: &str,
+    database_url: &str,
+) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let output = Command::new(exe)
         .args(["sync", "main", "--kind", "offers", "--json"])

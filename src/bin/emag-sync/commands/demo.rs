@@ -58,21 +58,32 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
         .into_iter()
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect();
-    vars.insert("DATABASE_URL".into(), format!("sqlite://{}", args.database.display()));
+    vars.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}", args.database.display()),
+    );
     vars.insert("EMAG_RETRY_DELAY".into(), "0.5".into());
     let config = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = storage::Store::open(&config.database_url).await?;
     println!("database:  {}", store.url_redacted());
     let accounts = accounts::select(&config, &store, "all").await?;
     let ctx = SyncContext::new(store.clone(), config.sync);
-    println!("syncing {} accounts (reference data, offers, orders, returns)…", accounts.len());
+    println!(
+        "syncing {} accounts (reference data, offers, orders, returns)…",
+        accounts.len()
+    );
     let tasks: Vec<_> = accounts
         .into_iter()
         .map(|account| {
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let mut out = Vec::new();
-                for kind in [SyncKind::Reference, SyncKind::Offers, SyncKind::Orders, SyncKind::Returns] {
+                for kind in [
+                    SyncKind::Reference,
+                    SyncKind::Offers,
+                    SyncKind::Orders,
+                    SyncKind::Returns,
+                ] {
                     out.push(run_sync(&ctx, &account, kind, RunTrigger::Manual, false).await);
                 }
                 out
@@ -115,5 +126,7 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
     );
     store.close().await;
     sim.shutdown().await;
-    Ok(u8::from(reports.iter().any(|r| r.status != RunStatus::Succeeded)))
+    Ok(u8::from(
+        reports.iter().any(|r| r.status != RunStatus::Succeeded),
+    ))
 }

@@ -107,15 +107,31 @@ async fn export_offers(
         format,
         out,
         &[
-            "account", "id", "part_number", "part_number_key", "name", "brand", "status",
-            "sale_price", "recommended_price", "currency", "vat_id", "general_stock",
-            "estimated_stock", "ean", "removed",
+            "account",
+            "id",
+            "part_number",
+            "part_number_key",
+            "name",
+            "brand",
+            "status",
+            "sale_price",
+            "recommended_price",
+            "currency",
+            "vat_id",
+            "general_stock",
+            "estimated_stock",
+            "ean",
+            "removed",
         ],
     )?;
     let mut after: Option<(String, i64)> = None;
     loop {
         let batch = store
-            .export_offers(account, after.as_ref().map(|(a, i)| (a.as_str(), *i)), BATCH)
+            .export_offers(
+                account,
+                after.as_ref().map(|(a, i)| (a.as_str(), *i)),
+                BATCH,
+            )
             .await?;
         let Some(last) = batch.last() else { break };
         after = Some((last.account.clone(), last.id));
@@ -126,11 +142,21 @@ async fn export_offers(
                     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
                     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
                     w.write_record([
-                        o.account.clone(), o.id.to_string(), opt(&o.part_number),
-                        opt(&o.part_number_key), opt(&o.name), opt(&o.brand), num(o.status),
-                        opt(&o.sale_price), opt(&o.recommended_price), opt(&o.currency),
-                        num(o.vat_id), num(o.general_stock), num(o.estimated_stock),
-                        o.ean.join(";"), o.removed.to_string(),
+                        o.account.clone(),
+                        o.id.to_string(),
+                        opt(&o.part_number),
+                        opt(&o.part_number_key),
+                        opt(&o.name),
+                        opt(&o.brand),
+                        num(o.status),
+                        opt(&o.sale_price),
+                        opt(&o.recommended_price),
+                        opt(&o.currency),
+                        num(o.vat_id),
+                        num(o.general_stock),
+                        num(o.estimated_stock),
+                        o.ean.join(";"),
+                        o.removed.to_string(),
                     ])?;
                 }
             }
@@ -150,15 +176,33 @@ async fn export_orders(
         format,
         out,
         &[
-            "account", "id", "type", "status", "date", "modified", "payment_mode_id",
-            "customer_id", "customer_name", "line_id", "product_id", "part_number", "quantity",
-            "sale_price", "currency", "vat", "line_status",
+            "account",
+            "id",
+            "type",
+            "status",
+            "date",
+            "modified",
+            "payment_mode_id",
+            "customer_id",
+            "customer_name",
+            "line_id",
+            "product_id",
+            "part_number",
+            "quantity",
+            "sale_price",
+            "currency",
+            "vat",
+            "line_status",
         ],
     )?;
     let mut after: Option<(String, i64)> = None;
     loop {
         let batch = store
-            .export_orders(account, after.as_ref().map(|(a, i)| (a.as_str(), *i)), BATCH / 4)
+            .export_orders(
+                account,
+                after.as_ref().map(|(a, i)| (a.as_str(), *i)),
+                BATCH / 4,
+            )
             .await?;
         let Some(last) = batch.last() else { break };
         after = Some((last.account.clone(), last.id));
@@ -176,11 +220,23 @@ async fn export_orders(
                     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
                     for l in &o.products {
                         w.write_record([
-                            o.account.clone(), o.id.to_string(), o.order_type.to_string(),
-                            num(o.status), opt(&o.date), opt(&o.modified), num(o.payment_mode_id),
-                            num(o.customer_id), opt(&o.customer_name), l.id.to_string(),
-                            num(l.product_id), opt(&l.part_number), num(l.quantity),
-                            opt(&l.sale_price), opt(&l.currency), opt(&l.vat), num(l.status),
+                            o.account.clone(),
+                            o.id.to_string(),
+                            o.order_type.to_string(),
+                            num(o.status),
+                            opt(&o.date),
+                            opt(&o.modified),
+                            num(o.payment_mode_id),
+                            num(o.customer_id),
+                            opt(&o.customer_name),
+                            l.id.to_string(),
+                            num(l.product_id),
+                            opt(&l.part_number),
+                            num(l.quantity),
+                            opt(&l.sale_price),
+                            opt(&l.currency),
+                            opt(&l.vat),
+                            num(l.status),
                         ])?;
                     }
                 }

@@ -102,7 +102,10 @@ pub async fn run(args: Args) -> u8 {
     let listener = match tokio::net::TcpListener::bind((args.bind, args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {}:{}: {e} (choose another --port)", args.bind, args.port);
+            eprintln!(
+                "error: cannot listen on {}:{}: {e} (choose another --port)",
+                args.bind, args.port
+            );
             return 1;
         }
     };
@@ -116,12 +119,23 @@ pub async fn run(args: Args) -> u8 {
     let base_url = format!("http://{addr}/api-3");
     // The first line is a readiness signal other processes (bench, tests) wait for.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "emag-sim listening on {base_url} (data generated in {} ms)", started.elapsed().as_millis());
-    let _ = writeln!(out, "# .env for emag-sync against this simulator (simulated credentials, not secrets):");
+    let _ = writeln!(
+        out,
+        "emag-sim listening on {base_url} (data generated in {} ms)",
+        started.elapsed().as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "# .env for emag-sync against this simulator (simulated credentials, not secrets):"
+    );
     for line in env_lines(&base_url, &accounts) {
         let _ = writeln!(out, "{line}");
     }
-    let _ = writeln!(out, "# admin: {}/__admin/journal, /__admin/faults, /__admin/mutate?account=NAME", format_args!("http://{addr}"));
+    let _ = writeln!(
+        out,
+        "# admin: {}/__admin/journal, /__admin/faults, /__admin/mutate?account=NAME",
+        format_args!("http://{addr}")
+    );
     let _ = out.flush();
     drop(out);
     let server = tokio::spawn(sim.serve(listener));

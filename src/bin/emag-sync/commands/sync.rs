@@ -43,7 +43,12 @@ impl KindArg {
             KindArg::Orders => vec![SyncKind::Orders],
             KindArg::Reference => vec![SyncKind::Reference],
             KindArg::Returns => vec![SyncKind::Returns],
-            KindArg::All => vec![SyncKind::Reference, SyncKind::Offers, SyncKind::Orders, SyncKind::Returns],
+            KindArg::All => vec![
+                SyncKind::Reference,
+                SyncKind::Offers,
+                SyncKind::Orders,
+                SyncKind::Returns,
+            ],
         }
     }
 }
@@ -69,7 +74,11 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         }
     };
     let mut ctx = SyncContext::new(store.clone(), config.sync);
-    let bars = if args.json { None } else { Bars::for_terminal().map(Arc::new) };
+    let bars = if args.json {
+        None
+    } else {
+        Bars::for_terminal().map(Arc::new)
+    };
     if let Some(b) = &bars {
         ctx.progress = Some(b.clone());
     }
@@ -115,7 +124,12 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
 
     let failed: Vec<&RunReport> = reports
         .iter()
-        .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Busy | RunStatus::Interrupted))
+        .filter(|r| {
+            matches!(
+                r.status,
+                RunStatus::Failed | RunStatus::Busy | RunStatus::Interrupted
+            )
+        })
         .collect();
     if args.json {
         let out = serde_json::json!({
@@ -144,13 +158,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

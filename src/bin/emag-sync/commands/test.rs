@@ -60,15 +60,25 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
                 Ok(_) => ("OK", "credentials accepted".to_owned()),
                 Err(e @ EmagError::Unauthorized { .. }) => (
                     "bad credentials",
-                    format!("{e} — check {} and {}", account.username_var, account.password_var),
+                    format!(
+                        "{e} — check {} and {}",
+                        account.username_var, account.password_var
+                    ),
                 ),
                 Err(e @ EmagError::IpNotWhitelisted { .. }) => (
                     "IP not whitelisted",
                     format!("{e} — whitelist this machine's IP in the eMAG seller UI"),
                 ),
-                Err(e @ (EmagError::Transport(_) | EmagError::Timeout { .. } | EmagError::BadUrl { .. })) => (
+                Err(
+                    e @ (EmagError::Transport(_)
+                    | EmagError::Timeout { .. }
+                    | EmagError::BadUrl { .. }),
+                ) => (
                     "unreachable",
-                    format!("{e} — check EMAG_{}_API_URL / the network", account.name.as_str().to_ascii_uppercase()),
+                    format!(
+                        "{e} — check EMAG_{}_API_URL / the network",
+                        account.name.as_str().to_ascii_uppercase()
+                    ),
                 ),
                 Err(e) => ("error", e.to_string()),
             },
@@ -86,13 +96,17 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
     }
 
     if args.json {
-        let out = serde_json::json!({ "configuration": "OK", "database": database, "accounts": checks });
+        let out =
+            serde_json::json!({ "configuration": "OK", "database": database, "accounts": checks });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         println!("configuration: OK ({} account(s))", config.accounts.len());
         println!("database:      {database}");
         for c in &checks {
-            println!("account {:<10} ({}) {}: {} — {}", c.account, c.kind, c.base_url, c.status, c.detail);
+            println!(
+                "account {:<10} ({}) {}: {} — {}",
+                c.account, c.kind, c.base_url, c.status, c.detail
+            );
         }
     }
     u8::from(failed)
