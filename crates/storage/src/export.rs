@@ -142,6 +142,7 @@ impl Store {
         // One page of orders belongs to at most a few accounts: filter by id and match the
         // account when attaching.
         let mut q = Sql::new(
+            self.backend(),
             "SELECT account, order_id, line_id, product_id, part_number, name, quantity, \
              sale_price, currency, vat, status FROM order_lines WHERE order_id IN ",
         );

@@ -59,7 +59,10 @@ impl Store {
     ) -> Result<HashMap<i64, StoredHash>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(UPSERT_CHUNK) {
-            let mut q = Sql::new("SELECT id, content_hash, removed FROM offers WHERE account = ");
+            let mut q = Sql::new(
+                self.backend(),
+                "SELECT id, content_hash, removed FROM offers WHERE account = ",
+            );
             q.bind(account)
                 .push(" AND id IN ")
                 .bind_list(chunk.iter().copied());
@@ -106,6 +109,7 @@ impl Store {
 
         for chunk in changed.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(
+                self.backend(),
                 "INSERT INTO offers (account, id, part_number, part_number_key, name, brand, \
                  status, sale_price, recommended_price, currency, vat_id, general_stock, \
                  estimated_stock, ean, data, content_hash, removed, first_seen_at, updated_at) \
@@ -224,7 +228,10 @@ impl Store {
         fenced(done.rows_affected(), run.id)?;
         let mut removed = 0;
         for chunk in ids.chunks(UPSERT_CHUNK) {
-            let mut q = Sql::new("UPDATE offers SET removed = 1, removed_at = ");
+            let mut q = Sql::new(
+                self.backend(),
+                "UPDATE offers SET removed = 1, removed_at = ",
+            );
             q.bind(now).push(", updated_at = ").bind(now);
             q.push(" WHERE account = ").bind(run.account.as_str());
             q.push(" AND removed = 0 AND id IN ")

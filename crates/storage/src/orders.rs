@@ -71,9 +71,10 @@ impl Store {
     ) -> Result<HashMap<i64, i64>> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let mut q = Sql::new(format!(
-                "SELECT {key}, content_hash FROM {table} WHERE account = "
-            ));
+            let mut q = Sql::new(
+                self.backend(),
+                format!("SELECT {key}, content_hash FROM {table} WHERE account = "),
+            );
             q.bind(account).push(&format!(" AND {key} IN "));
             q.bind_list(chunk.iter().copied());
             for r in q.fetch_all(&self.pool).await? {
@@ -95,6 +96,7 @@ impl Store {
         add_counts(&mut tx, run, counts).await?;
         for chunk in changed.chunks(CHUNK) {
             let mut q = Sql::new(
+                self.backend(),
                 "INSERT INTO orders (account, id, order_type, status, date, modified, \
                  payment_mode_id, customer_id, customer_name, data, content_hash, first_seen_at, \
                  updated_at) VALUES ",
@@ -134,7 +136,7 @@ impl Store {
             );
             q.execute(&mut *tx).await?;
 
-            let mut del = Sql::new("DELETE FROM order_lines WHERE account = ");
+            let mut del = Sql::new(self.backend(), "DELETE FROM order_lines WHERE account = ");
             del.bind(run.account.as_str()).push(" AND order_id IN ");
             del.bind_list(chunk.iter().map(|o| o.id));
             del.execute(&mut *tx).await?;
@@ -145,6 +147,7 @@ impl Store {
                 .collect();
             for lines in lines.chunks(CHUNK) {
                 let mut q = Sql::new(
+                self.backend(),
                     "INSERT INTO order_lines (account, order_id, line_id, product_id, part_number, \
                      name, quantity, sale_price, currency, vat, status) VALUES ",
                 );
@@ -210,6 +213,7 @@ impl Store {
         add_counts(&mut tx, run, counts).await?;
         for chunk in changed.chunks(CHUNK) {
             let mut q = Sql::new(
+                self.backend(),
                 "INSERT INTO returns (account, emag_id, order_id, status, date, data, \
                  content_hash, updated_at) VALUES ",
             );

@@ -45,6 +45,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(500) {
             let mut q = Sql::new(
+                self.backend(),
                 "INSERT INTO reference_data (marketplace, kind, id, name, data, content_hash, \
                  updated_at) VALUES ",
             );
