@@ -84,7 +84,31 @@ pub struct AccountConfig {
     pub username_var: String,
     pub password_var: String,
     pub sync_interval: Duration,
+    /// Orders may be read more often than the rest (`EMAG_<NAME>_ORDERS_INTERVAL`).
+    pub orders_interval: Option<Duration>,
     pub sync_types: SyncTypes,
+}
+
+impl AccountConfig {
+    /// Minutes between two scheduled runs of `kind`. Reference data changes rarely: at most
+    /// daily unless the account's own interval is longer.
+    pub fn interval_of(&self, kind: SyncKind) -> Duration {
+        match kind {
+            SyncKind::Orders => self.orders_interval.unwrap_or(self.sync_interval),
+            SyncKind::Reference => self.sync_interval.max(Duration::from_secs(24 * 3600)),
+            _ => self.sync_interval,
+        }
+    }
+}
+
+/// What the scheduler does with a schedule that missed slots while nothing ran
+/// (`EMAG_CATCH_UP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// One catch-up run now; the missed slots are logged as skipped.
+    Once,
+    /// No catch-up: wait for the next regular slot.
+    Skip,
 }
 
 /// Which accounts the scheduler serves (`EMAG_ACCOUNT_TYPE`).
@@ -133,6 +157,9 @@ pub struct Config {
     pub sync: SyncSettings,
     pub log_level: String,
     pub log_retention_days: u32,
+    pub catch_up: CatchUp,
+    /// Where `start` writes its pid and `stop` finds it (`EMAG_PID_FILE`).
+    pub pid_file: std::path::PathBuf,
 }
 
 impl Config {
@@ -371,8 +398,30 @@ impl Parser<'_> {
             30,
             "write a number of days, e.g. 30",
         );
+        let catch_up = match self
+            .get("EMAG_CATCH_UP")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("once") => CatchUp::Once,
+            Some("skip") => CatchUp::Skip,
+            Some(other) => {
+                self.problem(
+                    "EMAG_CATCH_UP",
+                    format!("{other:?} is not a policy"),
+                    "write once or skip",
+                );
+                CatchUp::Once
+            }
+        };
+        let pid_file = self
+            .get("EMAG_PID_FILE")
+            .unwrap_or("data/emag-sync.pid")
+            .into();
         let accounts = self.accounts();
         Config {
+            catch_up,
+            pid_file,
             database_url,
             accounts,
             account_selection,
@@ -516,6 +565,21 @@ impl Parser<'_> {
                 "write minutes, e.g. 30",
             );
         }
+        let orders_var = format!("EMAG_{upper}_ORDERS_INTERVAL");
+        let orders_interval = match self.get(&orders_var) {
+            None => None,
+            Some(_) => {
+                let m: u64 = self.number(&orders_var, 0, "write minutes, e.g. 10");
+                if m == 0 {
+                    self.problem(
+                        &orders_var,
+                        "must be at least 1 minute",
+                        "write minutes, e.g. 10",
+                    );
+                }
+                Some(Duration::from_secs(60 * m.max(1)))
+            }
+        };
         let types_var = format!("EMAG_{upper}_SYNC_TYPES");
         let sync_types = match self.get(&types_var) {
             None => SyncTypes(if kind == AccountKind::Fbe {
@@ -544,6 +608,7 @@ impl Parser<'_> {
             username_var,
             password_var,
             sync_interval: Duration::from_secs(60 * minutes.max(1)),
+            orders_interval,
             sync_types,
         })
     }

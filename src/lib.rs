@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod scheduler;
 pub mod sync;
 
 /// This process's identity in run leases: `host:pid:nonce`. The nonce keeps two processes
@@ -46,7 +47,52 @@ pub fn holder_is_alive(holder: &str) -> bool {
     }
     match pid.parse::<u32>() {
         Ok(pid) if pid == std::process::id() => false,
-        Ok(pid) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        Ok(pid) => process_alive(pid),
         Err(_) => true,
+    }
+}
+
+/// Whether a process with this pid runs on this machine. A zombie (exited, not yet reaped by
+/// its parent) is not running: it will never write again.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the command name, which is in parentheses and may
+    // itself contain spaces or parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_finished_child_is_not() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn holders_of_this_process_are_alive_and_of_dead_local_pids_are_not() {
+        assert!(holder_is_alive(&holder_id()));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(!holder_is_alive(&format!("{}:{pid}:0", host_name())));
+        assert!(
+            holder_is_alive(&format!("another-host:{pid}:0")),
+            "remote holders expire by heartbeat"
+        );
     }
 }

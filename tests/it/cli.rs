@@ -1,6 +1,8 @@
 //! The binary as a seller runs it: `test`, `sync`, `export`, and a sync killed with SIGKILL.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use tokio::process::Command;
 
 use emag_sim::{SimConfig, Simulator};
 use test_support::TestDb;
@@ -9,6 +11,8 @@ use crate::support::sim_vars;
 
 fn emag_sync(vars: &std::collections::HashMap<String, String>, dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+    // tokio's Command: a test blocked on a child process would starve the in-process
+    // simulator that the child is talking to.
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("EMAG_LOG_LEVEL", "warn")
@@ -33,6 +37,7 @@ async fn test_command_reports_every_config_problem_with_exit_2() {
     let out = emag_sync(&vars, dir.path())
         .arg("test")
         .output()
+        .await
         .expect("run");
 
     assert_eq!(out.status.code(), Some(2));
@@ -56,6 +61,7 @@ async fn test_command_tells_bad_credentials_per_account_and_never_prints_passwor
     let ok = emag_sync(&vars, dir.path())
         .arg("test")
         .output()
+        .await
         .expect("run");
     assert_eq!(
         ok.status.code(),
@@ -68,6 +74,7 @@ async fn test_command_tells_bad_credentials_per_account_and_never_prints_passwor
     let out = emag_sync(&vars, dir.path())
         .arg("test")
         .output()
+        .await
         .expect("run");
 
     assert_eq!(out.status.code(), Some(1));
@@ -101,6 +108,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let out = emag_sync(&vars, dir.path())
         .args(["sync", "all", "--json"])
         .output()
+        .await
         .expect("sync");
     assert!(
         out.status.success(),
@@ -114,6 +122,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let out = emag_sync(&vars, dir.path())
         .args(["export", "offers", "--account", "fbe"])
         .output()
+        .await
         .expect("export");
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -139,6 +148,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let out = emag_sync(&vars, dir.path())
         .args(["export", "orders", "--format", "csv"])
         .output()
+        .await
         .expect("csv");
     assert!(out.status.success());
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
@@ -179,12 +189,12 @@ async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
                 && e.status == 200
         })
         .await;
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    child.kill().await.expect("SIGKILL");
 
     let out = emag_sync(&vars, dir.path())
         .args(["sync", "main", "--kind", "offers", "--json"])
         .output()
+        .await
         .expect("resume");
     assert!(
         out.status.success(),

@@ -5,4 +5,5 @@ mod cli;
 mod faults;
 mod offers;
 mod orders;
+mod scheduler;
 mod support;

@@ -417,3 +417,49 @@ pub(crate) async fn add_counts(
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// What the scheduler needs to know of one (account, kind): its latest run and how many
+/// runs in a row have failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindHistory {
+    pub account: String,
+    pub kind: SyncKind,
+    pub latest: RunRow,
+    pub failures_in_row: u32,
+}
+
+impl Store {
+    /// The latest run of every (account, kind) that has one.
+    pub async fn kind_histories(&self) -> Result<Vec<KindHistory>> {
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE id IN (SELECT MAX(id) FROM runs GROUP BY account, kind) ORDER BY account, kind"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let latest = run_from_row(r)?;
+            let failures_in_row = if latest.state == RunState::Failed {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FROM runs WHERE account = $1 AND kind = $2 AND state = 'failed' \
+                     AND id > COALESCE((SELECT MAX(id) FROM runs WHERE account = $1 AND kind = $2 \
+                     AND state = 'succeeded'), 0)",
+                )
+                .bind(&latest.account)
+                .bind(latest.kind.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+                u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
+            out.push(KindHistory {
+                account: latest.account.clone(),
+                kind: latest.kind,
+                latest,
+                failures_in_row,
+            });
+        }
+        Ok(out)
+    }
+}

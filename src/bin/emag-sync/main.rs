@@ -35,6 +35,14 @@ enum Command {
     Test(commands::test::Args),
     /// Sync now: offers, orders, reference data and returns of one account or all.
     Sync(commands::sync::Args),
+    /// Run the scheduler in the foreground: every account and kind at its interval, with
+    /// retries and catch-up, until SIGTERM/Ctrl-C (then pages in flight finish and
+    /// checkpoint).
+    Start(commands::daemon::StartArgs),
+    /// Stop the scheduler started on this machine (via its pid file) and wait for it.
+    Stop(commands::daemon::StopArgs),
+    /// Show every schedule: last run, its outcome, the next run, runs in progress.
+    Status(commands::daemon::StatusArgs),
     /// Write synced offers or orders to stdout as JSON lines or CSV.
     Export(commands::export::Args),
     /// Run the eMAG Marketplace API simulator (for trying emag-sync without eMAG).
@@ -64,6 +72,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Test(args) => commands::test::run(env_file, args).await,
             Command::Sync(args) => commands::sync::run(env_file, args).await,
+            Command::Start(args) => commands::daemon::start(env_file, args).await,
+            Command::Stop(args) => commands::daemon::stop(env_file, args).await,
+            Command::Status(args) => commands::daemon::status(env_file, args).await,
             Command::Export(args) => commands::export::run(env_file, args).await,
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Migrate => commands::migrate(env_file).await,

@@ -20,6 +20,10 @@ pub struct Args {
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     backends: Vec<String>,
+    /// Instead: sync this many offers with the simulator's eMAG rate limits ON and report
+    /// the achieved request rate and the number of 429 answers.
+    #[arg(long)]
+    rate_limited_offers: Option<u32>,
 }
 
 struct SimProcess {
@@ -34,18 +38,13 @@ impl Drop for SimProcess {
     }
 }
 
-fn start_sim(exe: &std::path::Path, offers: u32) -> anyhow::Result<SimProcess> {
-    let mut child = Command::new(exe)
-        .args([
-            "sim",
-            "--port",
-            "0",
-            "--accounts",
-            "main",
-            "--orders",
-            "0",
-            "--no-rate-limits",
-        ])
+fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result<SimProcess> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["sim", "--port", "0", "--accounts", "main", "--orders", "0"]);
+    if !limits {
+        cmd.arg("--no-rate-limits");
+    }
+    let mut child = cmd
         .arg("--offers")
         .arg(offers.to_string())
         .stdout(Stdio::piped())
@@ -90,18 +89,39 @@ pub async fn run(args: Args) -> u8 {
 async fn bench(args: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let dir = tempfile_dir()?;
+    if let Some(offers) = args.rate_limited_offers {
+        let sim = start_sim(&exe, offers, true)?;
+        let url = format!("sqlite://{}/rate.db", dir.display());
+        let run = sync_once(&exe, &sim.base_url, &url, true)?;
+        let requests = run.summary["runs"][0]["counts"]["requests"]
+            .as_u64()
+            .unwrap_or(0);
+        let waits = run.summary["runs"][0]["counts"]["rate_limit_waits"]
+            .as_u64()
+            .unwrap_or(0);
+        let rate = requests as f64 / run.seconds;
+        println!("offers: {offers}, requests: {requests}, 429 answers: {waits}");
+        println!(
+            "time: {:.1} s (floor at 3 requests/s: {:.1} s), achieved {rate:.3} requests/s = {:.1}% of 3/s",
+            run.seconds,
+            requests as f64 / 3.0,
+            rate / 3.0 * 100.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     println!("| offers | backend | seconds | offers/s | peak RSS of the sync (MiB) | re-sync unchanged (s) |");
     println!("|---:|---|---:|---:|---:|---:|");
     for &size in &args.sizes {
-        let sim = start_sim(&exe, size)?;
+        let sim = start_sim(&exe, size, false)?;
         for backend in &args.backends {
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/bench-{size}.db", dir.display()),
                 "postgres" => fresh_postgres(&args.postgres, &format!("emag_bench_{size}")).await?,
                 other => anyhow::bail!("unknown backend {other}"),
             };
-            let first = sync_once(&exe, &sim.base_url, &url)?;
-            let again = sync_once(&exe, &sim.base_url, &url)?;
+            let first = sync_once(&exe, &sim.base_url, &url, false)?;
+            let again = sync_once(&exe, &sim.base_url, &url, false)?;
             println!(
                 "| {size} | {backend} | {:.2} | {:.0} | {:.1} | {:.2} |",
                 first.seconds,
@@ -118,12 +138,14 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 struct Measured {
     seconds: f64,
     peak_rss_kib: u64,
+    summary: serde_json::Value,
 }
 
 fn sync_once(
     exe: &std::path::Path,
     base_url: &str,
     database_url: &str,
+    limits: bool,
 ) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let output = Command::new(exe)
@@ -133,7 +155,7 @@ fn sync_once(
         .env("EMAG_API_USERNAME", "sim-main")
         .env("EMAG_API_PASSWORD", "pass-main")
         .env("EMAG_API_URL", base_url)
-        .env("EMAG_RATE_LIMIT", "off")
+        .env("EMAG_RATE_LIMIT", if limits { "on" } else { "off" })
         .env("EMAG_LOG_LEVEL", "warn")
         .env("DATABASE_URL", database_url)
         .current_dir(std::env::temp_dir())
@@ -150,6 +172,7 @@ fn sync_once(
     Ok(Measured {
         seconds,
         peak_rss_kib: summary["peak_rss_kib"].as_u64().unwrap_or(0),
+        summary,
     })
 }
 

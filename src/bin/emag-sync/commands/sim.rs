@@ -41,6 +41,16 @@ pub struct Args {
     /// Answer every request with "Invalid vendor ip".
     #[arg(long)]
     pub ip_blocked: bool,
+    /// A whole fault plan as JSON (overrides the fault flags above), e.g.
+    /// '{"server_error_next": 3, "hang_next": 1, "hang_ms": 40000, "malformed_next": 1,
+    /// "is_error_next": 1, "accounts": ["fbe"]}'. It can also be changed while running:
+    /// PUT /__admin/faults.
+    #[arg(long, value_name = "JSON", value_parser = parse_fault_plan)]
+    pub faults: Option<FaultPlan>,
+}
+
+fn parse_fault_plan(text: &str) -> Result<FaultPlan, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a fault plan: {e}"))
 }
 
 pub fn account_specs(names: &[String]) -> Vec<AccountSpec> {
@@ -65,13 +75,13 @@ impl Args {
             offers_per_account: self.offers,
             orders_per_account: self.orders,
             rate_limits: !self.no_rate_limits,
-            faults: FaultPlan {
+            faults: self.faults.clone().unwrap_or_else(|| FaultPlan {
                 latency_ms: self.latency_ms,
                 server_error_per_mille: self.server_errors_per_mille.min(1000),
                 bad_credentials: self.bad_credentials,
                 ip_blocked: self.ip_blocked,
                 ..FaultPlan::default()
-            },
+            }),
             ..SimConfig::default()
         }
     }

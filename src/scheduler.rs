@@ -1,0 +1,486 @@
+//! The scheduler: which (account, kind) is due, and a thin driver that starts due runs.
+//!
+//! [`evaluate`] is a pure function of a schedule, its run history and the clock: intervals
+//! counted from the last run's start, a stable per-schedule offset so starts never fall on
+//! round times, retries with capped exponential backoff for transient failures, and one
+//! catch-up run (or none) after downtime. [`Scheduler::tick`] applies it to the store's
+//! history and starts what is due — at most one run per account at a time in this process,
+//! and never a second active run of an (account, kind) anywhere (the store's unique index).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use domain::{ErrorClass, RunState, RunTrigger, SyncKind};
+use storage::KindHistory;
+use tokio::task::JoinHandle;
+
+use crate::config::{AccountSelection, CatchUp, Config};
+use crate::sync::{run_sync, Account, RunReport, SyncContext};
+
+/// One thing to run periodically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub account: String,
+    pub kind: SyncKind,
+    pub interval: Duration,
+    /// Stable offset added to every slot (eMAG asks for non-round start times).
+    pub offset: Duration,
+}
+
+/// Retry and catch-up rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub retry_delay: Duration,
+    pub max_retries: u32,
+    pub catch_up: CatchUp,
+}
+
+/// The scheduler's verdict on one schedule at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run now.
+    Due { trigger: RunTrigger, reason: String },
+    /// Not before `at_ms`.
+    Wait { at_ms: i64 },
+    /// A run of it is in progress (here or elsewhere).
+    Running,
+}
+
+/// A stable offset in [7 s, min(interval / 10, 5 min)] from the schedule's identity, never a
+/// whole minute.
+pub fn stable_offset(account: &str, kind: SyncKind, interval: Duration) -> Duration {
+    let digest = blake3::hash(format!("{account}/{kind}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    let seed = u64::from_le_bytes(first);
+    let span = (interval.as_millis() as u64 / 10).clamp(8_000, 300_000);
+    let mut ms = 7_000 + seed % (span - 7_000);
+    if ms % 60_000 == 0 {
+        ms += 1_234;
+    }
+    Duration::from_millis(ms)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Backoff of the n-th retry: `base × 2^(n-1)`, at most the schedule's interval.
+pub fn retry_backoff(base: Duration, failures: u32, interval: Duration) -> Duration {
+    base.saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(interval)
+}
+
+/// Decides whether `schedule` is due at `now_ms` given its latest run.
+pub fn evaluate(
+    schedule: &Schedule,
+    history: Option<&KindHistory>,
+    now_ms: i64,
+    policy: &Policy,
+) -> Decision {
+    let Some(h) = history else {
+        return Decision::Due {
+            trigger: RunTrigger::Schedule,
+            reason: "first run".into(),
+        };
+    };
+    let run = &h.latest;
+    match run.state {
+        RunState::Running | RunState::Queued => return Decision::Running,
+        // A run stopped by a shutdown resumes at once from its checkpoint.
+        RunState::Interrupted => {
+            return Decision::Due {
+                trigger: run.trigger,
+                reason: format!("resume interrupted run {}", run.id),
+            }
+        }
+        RunState::Succeeded | RunState::Failed => {}
+    }
+    let interval = ms(schedule.interval);
+    let started = run.started_at.unwrap_or(run.created_at);
+    let finished = run.finished_at.unwrap_or(started);
+    if run.state == RunState::Failed {
+        let class = run.error_class.unwrap_or(ErrorClass::Transport);
+        if class.is_retryable() && h.failures_in_row <= policy.max_retries {
+            let at = finished
+                + ms(retry_backoff(
+                    policy.retry_delay,
+                    h.failures_in_row,
+                    schedule.interval,
+                ));
+            return if now_ms >= at {
+                Decision::Due {
+                    trigger: RunTrigger::Retry,
+                    reason: format!(
+                        "retry {} of {} after {class}",
+                        h.failures_in_row, policy.max_retries
+                    ),
+                }
+            } else {
+                Decision::Wait { at_ms: at }
+            };
+        }
+    }
+    let next = started + interval + ms(schedule.offset);
+    if now_ms < next {
+        return Decision::Wait { at_ms: next };
+    }
+    let missed = (now_ms - next) / interval.max(1);
+    if missed == 0 {
+        return Decision::Due {
+            trigger: RunTrigger::Schedule,
+            reason: "interval elapsed".into(),
+        };
+    }
+    match policy.catch_up {
+        CatchUp::Once => Decision::Due {
+            trigger: RunTrigger::Schedule,
+            reason: format!(
+                "catch-up: {} slots passed while nothing ran; running once, {missed} skipped",
+                missed + 1
+            ),
+        },
+        CatchUp::Skip => {
+            let upcoming = next + (missed + 1) * interval;
+            // The slot we are in has passed its start; wait for the next regular one.
+            Decision::Wait { at_ms: upcoming }
+        }
+    }
+}
+
+/// The schedules of the configuration: the selected accounts × their sync types.
+pub fn schedules(config: &Config) -> Vec<Schedule> {
+    let mut out = Vec::new();
+    for a in &config.accounts {
+        let selected = match config.account_selection {
+            AccountSelection::Auto => true,
+            AccountSelection::Main => a.kind == domain::AccountKind::Main,
+            AccountSelection::Fbe => a.kind == domain::AccountKind::Fbe,
+        };
+        if !selected {
+            continue;
+        }
+        for kind in &a.sync_types.0 {
+            let interval = a.interval_of(*kind);
+            out.push(Schedule {
+                account: a.name.to_string(),
+                kind: *kind,
+                interval,
+                offset: stable_offset(a.name.as_str(), *kind, interval),
+            });
+        }
+    }
+    out
+}
+
+/// The driver's state: the runs this process has in flight, one per account.
+pub struct Scheduler {
+    pub ctx: SyncContext,
+    pub accounts: HashMap<String, Account>,
+    pub schedules: Vec<Schedule>,
+    pub policy: Policy,
+    in_flight: HashMap<String, (SyncKind, JoinHandle<RunReport>)>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("schedules", &self.schedules)
+            .finish()
+    }
+}
+
+impl Scheduler {
+    pub fn new(
+        ctx: SyncContext,
+        accounts: Vec<Account>,
+        schedules: Vec<Schedule>,
+        policy: Policy,
+    ) -> Self {
+        Scheduler {
+            ctx,
+            accounts: accounts
+                .into_iter()
+                .map(|a| (a.name().to_owned(), a))
+                .collect(),
+            schedules,
+            policy,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// One step: reap finished runs, read the history, start what is due. Returns the
+    /// (account, kind, trigger) started.
+    pub async fn tick(
+        &mut self,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<(String, SyncKind, RunTrigger)>> {
+        self.in_flight
+            .retain(|_, (_, handle)| !handle.is_finished());
+        let histories = self.ctx.store.kind_histories().await?;
+        let by_key: HashMap<(&str, SyncKind), &KindHistory> = histories
+            .iter()
+            .map(|h| ((h.account.as_str(), h.kind), h))
+            .collect();
+        let mut started = Vec::new();
+        for schedule in &self.schedules {
+            if self.in_flight.contains_key(&schedule.account) {
+                continue;
+            }
+            let history = by_key
+                .get(&(schedule.account.as_str(), schedule.kind))
+                .copied();
+            let Decision::Due { trigger, reason } =
+                evaluate(schedule, history, now_ms, &self.policy)
+            else {
+                continue;
+            };
+            let Some(account) = self.accounts.get(&schedule.account).cloned() else {
+                continue;
+            };
+            tracing::info!(
+                account.name = %schedule.account, sync.kind = %schedule.kind,
+                run.trigger = %trigger, reason = %reason, "starting a scheduled run"
+            );
+            let ctx = self.ctx.clone();
+            let kind = schedule.kind;
+            let handle =
+                tokio::spawn(async move { run_sync(&ctx, &account, kind, trigger, false).await });
+            self.in_flight
+                .insert(schedule.account.clone(), (kind, handle));
+            started.push((schedule.account.clone(), kind, trigger));
+        }
+        Ok(started)
+    }
+
+    /// Waits for every run in flight to end (tests and shutdown: run until idle).
+    pub async fn wait_idle(&mut self) -> Vec<RunReport> {
+        let mut reports = Vec::new();
+        for (_, (_, handle)) in self.in_flight.drain() {
+            if let Ok(report) = handle.await {
+                reports.push(report);
+            }
+        }
+        reports
+    }
+
+    /// Ticks every second until `ctx.cancel` fires, then lets runs in flight finish their
+    /// page and checkpoint.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = self.tick(storage::now_ms()).await {
+                        tracing::error!(error = %format!("{e:#}"), "scheduler tick failed; trying again next tick");
+                    }
+                }
+                () = self.ctx.cancel.cancelled() => break,
+            }
+        }
+        for report in self.wait_idle().await {
+            tracing::info!(
+                account.name = %report.account, sync.kind = %report.kind, status = ?report.status,
+                "run ended at shutdown"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::RunCounts;
+    use storage::RunRow;
+
+    const MIN: i64 = 60_000;
+
+    fn schedule() -> Schedule {
+        Schedule {
+            account: "main".into(),
+            kind: SyncKind::Offers,
+            interval: Duration::from_secs(30 * 60),
+            offset: Duration::from_secs(17),
+        }
+    }
+
+    fn policy(catch_up: CatchUp) -> Policy {
+        Policy {
+            retry_delay: Duration::from_secs(5),
+            max_retries: 3,
+            catch_up,
+        }
+    }
+
+    fn history(
+        state: RunState,
+        started: i64,
+        error: Option<ErrorClass>,
+        failures: u32,
+    ) -> KindHistory {
+        KindHistory {
+            account: "main".into(),
+            kind: SyncKind::Offers,
+            failures_in_row: failures,
+            latest: RunRow {
+                id: 1,
+                account: "main".into(),
+                kind: SyncKind::Offers,
+                trigger: RunTrigger::Schedule,
+                state,
+                attempt: 1,
+                created_at: started,
+                started_at: Some(started),
+                finished_at: Some(started + MIN),
+                checkpoint_page: 0,
+                total_items: None,
+                counts: RunCounts::default(),
+                error_class: error,
+                error_message: None,
+                emag_messages: Vec::new(),
+                note: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_interval_counts_from_the_last_start_plus_the_stable_offset() {
+        let h = history(RunState::Succeeded, 0, None, 0);
+        let p = policy(CatchUp::Once);
+        assert_eq!(
+            evaluate(&schedule(), Some(&h), 29 * MIN, &p),
+            Decision::Wait {
+                at_ms: 30 * MIN + 17_000
+            }
+        );
+        assert!(matches!(
+            evaluate(&schedule(), Some(&h), 30 * MIN + 17_000, &p),
+            Decision::Due {
+                trigger: RunTrigger::Schedule,
+                ..
+            }
+        ));
+        assert!(matches!(
+            evaluate(&schedule(), None, 0, &p),
+            Decision::Due { .. }
+        ));
+    }
+
+    #[test]
+    fn a_running_schedule_is_not_started_again_and_an_interrupted_one_resumes() {
+        let p = policy(CatchUp::Once);
+        assert_eq!(
+            evaluate(
+                &schedule(),
+                Some(&history(RunState::Running, 0, None, 0)),
+                99 * MIN,
+                &p
+            ),
+            Decision::Running
+        );
+        assert!(matches!(
+            evaluate(
+                &schedule(),
+                Some(&history(RunState::Interrupted, 0, None, 0)),
+                MIN,
+                &p
+            ),
+            Decision::Due { .. }
+        ));
+    }
+
+    #[test]
+    fn transient_failures_retry_with_growing_backoff_until_the_limit() {
+        let p = policy(CatchUp::Once);
+        let finished = MIN;
+        let h1 = history(RunState::Failed, 0, Some(ErrorClass::Server), 1);
+        assert_eq!(
+            evaluate(&schedule(), Some(&h1), finished, &p),
+            Decision::Wait {
+                at_ms: finished + 5_000
+            }
+        );
+        let h3 = history(RunState::Failed, 0, Some(ErrorClass::Timeout), 3);
+        assert_eq!(
+            evaluate(&schedule(), Some(&h3), finished, &p),
+            Decision::Wait {
+                at_ms: finished + 20_000
+            }
+        );
+        assert!(matches!(
+            evaluate(&schedule(), Some(&h3), finished + 20_000, &p),
+            Decision::Due {
+                trigger: RunTrigger::Retry,
+                ..
+            }
+        ));
+        // Past the limit, the regular interval applies.
+        let h4 = history(RunState::Failed, 0, Some(ErrorClass::Server), 4);
+        assert_eq!(
+            evaluate(&schedule(), Some(&h4), finished, &p),
+            Decision::Wait {
+                at_ms: 30 * MIN + 17_000
+            }
+        );
+    }
+
+    #[test]
+    fn auth_failures_are_not_retried() {
+        let p = policy(CatchUp::Once);
+        let h = history(RunState::Failed, 0, Some(ErrorClass::Auth), 1);
+        assert_eq!(
+            evaluate(&schedule(), Some(&h), 2 * MIN, &p),
+            Decision::Wait {
+                at_ms: 30 * MIN + 17_000
+            }
+        );
+    }
+
+    #[test]
+    fn backoff_is_capped_by_the_interval() {
+        assert_eq!(
+            retry_backoff(Duration::from_secs(60), 10, Duration::from_secs(600)),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn after_downtime_one_catch_up_run_or_the_next_regular_slot() {
+        let h = history(RunState::Succeeded, 0, None, 0);
+        let now = 100 * MIN; // three slots missed
+        let once = evaluate(&schedule(), Some(&h), now, &policy(CatchUp::Once));
+        assert!(
+            matches!(&once, Decision::Due { reason, .. } if reason.contains("3 slot")),
+            "{once:?}"
+        );
+        let skip = evaluate(&schedule(), Some(&h), now, &policy(CatchUp::Skip));
+        assert_eq!(
+            skip,
+            Decision::Wait {
+                at_ms: 120 * MIN + 17_000
+            }
+        );
+    }
+
+    #[test]
+    fn offsets_are_stable_bounded_and_never_whole_minutes() {
+        for (account, interval) in [("main", 30), ("fbe", 60), ("bg", 1), ("hu", 1440)] {
+            for kind in SyncKind::ALL {
+                let interval = Duration::from_secs(interval * 60);
+                let a = stable_offset(account, *kind, interval);
+                assert_eq!(a, stable_offset(account, *kind, interval));
+                assert!(
+                    a >= Duration::from_secs(7) && a <= Duration::from_secs(300),
+                    "{a:?}"
+                );
+                assert_ne!(a.as_millis() % 60_000, 0);
+            }
+        }
+        assert_ne!(
+            stable_offset("main", SyncKind::Offers, Duration::from_secs(1800)),
+            stable_offset("fbe", SyncKind::Offers, Duration::from_secs(1800))
+        );
+    }
+}

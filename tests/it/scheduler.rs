@@ -1,0 +1,148 @@
+//! The scheduler against the simulator: the step, and `start` / `stop` / `status` as
+//! processes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use domain::{RunTrigger, SyncKind};
+use emag_sim::SimConfig;
+use emag_sync::config::CatchUp;
+use emag_sync::scheduler::{Policy, Schedule, Scheduler};
+use emag_sync::sync::RunStatus;
+use test_support::{DbKind, TestDb};
+
+use crate::support::{on_both_backends, sim_vars, TestApp};
+
+on_both_backends!(a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice);
+
+fn schedule(account: &str, kind: SyncKind) -> Schedule {
+    Schedule {
+        account: account.into(),
+        kind,
+        interval: Duration::from_secs(1800),
+        offset: Duration::from_secs(11),
+    }
+}
+
+async fn a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice(kind: DbKind) {
+    let app = TestApp::new(kind, SimConfig::default()).await;
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    let schedules = vec![
+        schedule("main", SyncKind::Offers),
+        schedule("main", SyncKind::Orders),
+        schedule("fbe", SyncKind::Offers),
+    ];
+    let mut scheduler = Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy);
+    let now = storage::now_ms();
+
+    let first = scheduler.tick(now).await.expect("tick");
+    // One run per account at a time: main's offers and fbe's offers, not main's orders yet.
+    assert_eq!(
+        first,
+        vec![
+            ("main".into(), SyncKind::Offers, RunTrigger::Schedule),
+            ("fbe".into(), SyncKind::Offers, RunTrigger::Schedule)
+        ]
+    );
+    assert!(
+        scheduler.tick(now).await.expect("tick").is_empty(),
+        "nothing starts twice while running"
+    );
+    let reports = scheduler.wait_idle().await;
+    assert!(
+        reports.iter().all(|r| r.status == RunStatus::Succeeded),
+        "{reports:?}"
+    );
+
+    let second = scheduler.tick(now).await.expect("tick");
+    assert_eq!(
+        second,
+        vec![("main".into(), SyncKind::Orders, RunTrigger::Schedule)]
+    );
+    scheduler.wait_idle().await;
+    assert!(
+        scheduler.tick(now + 60_000).await.expect("tick").is_empty(),
+        "intervals not elapsed"
+    );
+    let later = scheduler.tick(now + 31 * 60_000).await.expect("tick");
+    assert_eq!(
+        later.len(),
+        2,
+        "after the interval, both accounts are due again: {later:?}"
+    );
+    scheduler.wait_idle().await;
+    app.assert_offers_match("main").await;
+    app.assert_orders_match("main").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
+    let sim = emag_sim::Simulator::spawn(SimConfig::default())
+        .await
+        .expect("sim");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = TestDb::sqlite();
+    let mut vars = sim_vars(&sim, &db.url);
+    vars.insert(
+        "EMAG_PID_FILE".into(),
+        dir.path().join("emag-sync.pid").display().to_string(),
+    );
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("EMAG_LOG_LEVEL", "warn")
+            .envs(&vars)
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    let mut daemon = cmd(&["start"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(daemon.stdout.take().expect("stdout")).lines();
+    let ready = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a readiness line");
+    assert!(ready.contains("scheduler ready"), "{ready}");
+
+    let second = cmd(&["start"]).output().await.expect("second start");
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a second scheduler on the same pid file refuses"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    // The store shows the first scheduled run as soon as it starts; `status` reads it.
+    let status = cmd(&["status", "--json"]).output().await.expect("status");
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["scheduler_running"], true);
+    assert!(status["schedules"].as_array().is_some_and(|s| s.len() >= 5));
+
+    let stop = cmd(&["stop"]).output().await.expect("stop");
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let exit = daemon.wait().await.expect("wait");
+    assert!(exit.success(), "the scheduler exits 0 after SIGTERM");
+    assert!(
+        !dir.path().join("emag-sync.pid").exists(),
+        "the pid file is removed"
+    );
+}
