@@ -158,87 +158,9 @@ pub async fn run_sync(
         emag_messages: Vec::new(),
         note: None,
     };
-    let stale_ms = i64::try_from(ctx.settings.stale_after.as_millis()).unwrap_or(i64::MAX);
-    let begun = ctx
-        .store
-        .begin_run(
-            account.name(),
-            kind,
-            trigger,
-            full,
-            &ctx.holder,
-            stale_ms,
-            &crate::holder_is_alive,
-        )
-        .await;
-    let mut run = match begun {
-        Ok(BeginRun::Started(run)) => run,
-        Ok(BeginRun::Resumed {
-            run,
-            previous_holder,
-        }) => {
-            tracing::info!(
-                account.name = account.name(), sync.kind = %kind, run.id = run.id,
-                run.attempt = run.attempt, checkpoint.page = run.checkpoint_page,
-                previous.holder = previous_holder.as_deref().unwrap_or("-"),
-                "resuming an unfinished run from its checkpoint"
-            );
-            report.resumed_from_page = Some(run.checkpoint_page);
-            run
-        }
-        Ok(BeginRun::Busy { run_id, holder }) => {
-            report.run_id = Some(run_id);
-            report.status = RunStatus::Busy;
-            report.note = Some(format!(
-                "run {run_id} is in progress in another process ({})",
-                holder.as_deref().unwrap_or("unknown")
-            ));
-            return report;
-        }
-        Err(e) => {
-            report.error_class = Some(ErrorClass::Storage);
-            report.error = Some(format!("cannot start the run: {e}"));
-            return report;
-        }
+    let Some(run) = claim_run(ctx, account, kind, trigger, full, &mut report).await else {
+        return report;
     };
-    if full && run.checkpoint_page > 0 {
-        // A full sync was asked for: the unfinished scan is closed and a new one started.
-        if let Err(e) = ctx
-            .store
-            .supersede_run(&run, "superseded by a full sync")
-            .await
-        {
-            report.error_class = Some(ErrorClass::Storage);
-            report.error = Some(format!("cannot close the unfinished run: {e}"));
-            return report;
-        }
-        report.resumed_from_page = None;
-        match ctx
-            .store
-            .begin_run(
-                account.name(),
-                kind,
-                trigger,
-                full,
-                &ctx.holder,
-                stale_ms,
-                &crate::holder_is_alive,
-            )
-            .await
-        {
-            Ok(BeginRun::Started(fresh) | BeginRun::Resumed { run: fresh, .. }) => run = fresh,
-            Ok(BeginRun::Busy { run_id, .. }) => {
-                report.run_id = Some(run_id);
-                report.status = RunStatus::Busy;
-                return report;
-            }
-            Err(e) => {
-                report.error_class = Some(ErrorClass::Storage);
-                report.error = Some(format!("cannot start the run: {e}"));
-                return report;
-            }
-        }
-    }
     report.run_id = Some(run.id);
 
     let before = account.client.stats();
@@ -313,6 +235,77 @@ pub async fn run_sync(
     report
 }
 
+/// Claims the (account, kind) run for this process, resuming an abandoned one — unless a
+/// full sync was asked for, which closes the unfinished scan and starts afresh. `None` (with
+/// the reason in `report`) when another process holds it or the store failed.
+async fn claim_run(
+    ctx: &SyncContext,
+    account: &Account,
+    kind: SyncKind,
+    trigger: RunTrigger,
+    full: bool,
+    report: &mut RunReport,
+) -> Option<ActiveRun> {
+    let stale_ms = i64::try_from(ctx.settings.stale_after.as_millis()).unwrap_or(i64::MAX);
+    let storage_failure = |report: &mut RunReport, what: &str, e: StorageError| {
+        report.error_class = Some(ErrorClass::Storage);
+        report.error = Some(format!("{what}: {e}"));
+    };
+    loop {
+        let begun = ctx
+            .store
+            .begin_run(
+                account.name(),
+                kind,
+                trigger,
+                full,
+                &ctx.holder,
+                stale_ms,
+                &crate::holder_is_alive,
+            )
+            .await;
+        match begun {
+            Ok(BeginRun::Started(run)) => return Some(run),
+            Ok(BeginRun::Resumed { run, .. }) if full && run.checkpoint_page > 0 => {
+                if let Err(e) = ctx
+                    .store
+                    .supersede_run(&run, "superseded by a full sync")
+                    .await
+                {
+                    storage_failure(report, "cannot close the unfinished run", e);
+                    return None;
+                }
+            }
+            Ok(BeginRun::Resumed {
+                run,
+                previous_holder,
+            }) => {
+                tracing::info!(
+                    account.name = account.name(), sync.kind = %kind, run.id = run.id,
+                    run.attempt = run.attempt, checkpoint.page = run.checkpoint_page,
+                    previous.holder = previous_holder.as_deref().unwrap_or("-"),
+                    "resuming an unfinished run from its checkpoint"
+                );
+                report.resumed_from_page = Some(run.checkpoint_page);
+                return Some(run);
+            }
+            Ok(BeginRun::Busy { run_id, holder }) => {
+                report.run_id = Some(run_id);
+                report.status = RunStatus::Busy;
+                report.note = Some(format!(
+                    "run {run_id} is in progress in another process ({})",
+                    holder.as_deref().unwrap_or("unknown")
+                ));
+                return None;
+            }
+            Err(e) => {
+                storage_failure(report, "cannot start the run", e);
+                return None;
+            }
+        }
+    }
+}
+
 /// The classified error of a failed run, with a message that names the account and says
 /// what to do.
 fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<String>) {
@@ -351,6 +344,41 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
         ),
         SyncError::Cancelled => (ErrorClass::Transport, "cancelled".into(), Vec::new()),
     }
+}
+
+/// Keeps the rows of one page whose content differs from the store's (`stored`: key →
+/// content hash) and counts the page: created, updated, unchanged. A key that appears twice
+/// in a page (the remote list moved while we read) is kept once.
+pub(crate) fn changed_rows<R>(
+    rows: Vec<R>,
+    stored: &std::collections::HashMap<i64, i64>,
+    key: impl Fn(&R) -> i64,
+    hash: impl Fn(&R) -> i64,
+) -> (Vec<R>, RunCounts) {
+    let mut counts = RunCounts {
+        pages: 1,
+        items_read: rows.len() as u64,
+        ..RunCounts::default()
+    };
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut changed = Vec::new();
+    for row in rows {
+        if !seen.insert(key(&row)) {
+            continue;
+        }
+        match stored.get(&key(&row)) {
+            Some(h) if *h == hash(&row) => counts.unchanged += 1,
+            Some(_) => {
+                counts.updated += 1;
+                changed.push(row);
+            }
+            None => {
+                counts.created += 1;
+                changed.push(row);
+            }
+        }
+    }
+    (changed, counts)
 }
 
 /// A stable 63-bit content hash of an item's JSON text.

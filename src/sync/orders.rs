@@ -8,14 +8,14 @@
 //! rather than skips.
 
 use chrono::{Months, NaiveDateTime};
-use domain::{OrderType, RunCounts, SyncKind};
+use domain::{OrderType, SyncKind};
 use emag_client::Money;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, OrderLineRow, OrderRow};
 
 use super::offers::{excerpt, int};
-use super::{content_hash, Account, Heartbeat, KindResult, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, Heartbeat, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 pub(crate) const EMAG_TIME: &str = "%Y-%m-%d %H:%M:%S";
@@ -241,28 +241,7 @@ async fn write_orders(
 ) -> Result<(), SyncError> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let stored = ctx.store.order_hashes(&run.account, &ids).await?;
-    let mut counts = RunCounts {
-        pages: 1,
-        items_read: rows.len() as u64,
-        ..RunCounts::default()
-    };
-    let mut changed: Vec<OrderRow> = Vec::new();
-    for row in rows {
-        if changed.iter().any(|c| c.id == row.id) {
-            continue;
-        }
-        match stored.get(&row.id) {
-            Some(h) if *h == row.content_hash => counts.unchanged += 1,
-            Some(_) => {
-                counts.updated += 1;
-                changed.push(row);
-            }
-            None => {
-                counts.created += 1;
-                changed.push(row);
-            }
-        }
-    }
+    let (changed, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
     ctx.store.write_orders(run, &changed, &counts).await?;
     Ok(())
 }

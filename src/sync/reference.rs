@@ -1,12 +1,12 @@
 //! Reference data: VAT rates, handling times and categories of the account's marketplace.
 //! It is the same for every seller of a platform, so it is stored per marketplace.
 
-use domain::{RunCounts, SyncKind};
+use domain::SyncKind;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReferenceRow};
 
 use super::offers::int;
-use super::{content_hash, Account, KindResult, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 /// (resource, id field, name field, paginated)
 const KINDS: [(&str, &str, &str, bool); 3] = [
@@ -72,28 +72,7 @@ pub(crate) async fn sync_reference(
             });
         }
         let stored = ctx.store.reference_hashes(marketplace, resource).await?;
-        let mut counts = RunCounts {
-            pages: 1,
-            items_read: rows.len() as u64,
-            ..RunCounts::default()
-        };
-        let changed: Vec<ReferenceRow> = rows
-            .into_iter()
-            .filter(|r| match stored.get(&r.id) {
-                Some(h) if *h == r.content_hash => {
-                    counts.unchanged += 1;
-                    false
-                }
-                Some(_) => {
-                    counts.updated += 1;
-                    true
-                }
-                None => {
-                    counts.created += 1;
-                    true
-                }
-            })
-            .collect();
+        let (changed, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
         ctx.store
             .write_reference(marketplace, resource, &changed)
             .await?;

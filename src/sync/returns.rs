@@ -2,13 +2,13 @@
 //! complete run's start minus the order overlap, or the backfill period on the first run.
 
 use chrono::NaiveDateTime;
-use domain::{RunCounts, SyncKind};
+use domain::SyncKind;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReturnRow};
 
 use super::offers::int;
 use super::orders::{emag_now, EMAG_TIME};
-use super::{content_hash, Account, KindResult, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const CURSOR: &str = "returns.cursor";
 
@@ -66,28 +66,7 @@ pub(crate) async fn sync_returns(
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.emag_id).collect();
         let stored = ctx.store.return_hashes(&run.account, &ids).await?;
-        let mut counts = RunCounts {
-            pages: 1,
-            items_read: rows.len() as u64,
-            ..RunCounts::default()
-        };
-        let changed: Vec<ReturnRow> = rows
-            .into_iter()
-            .filter(|r| match stored.get(&r.emag_id) {
-                Some(h) if *h == r.content_hash => {
-                    counts.unchanged += 1;
-                    false
-                }
-                Some(_) => {
-                    counts.updated += 1;
-                    true
-                }
-                None => {
-                    counts.created += 1;
-                    true
-                }
-            })
-            .collect();
+        let (changed, counts) = changed_rows(rows, &stored, |r| r.emag_id, |r| r.content_hash);
         ctx.store.write_returns(run, &changed, &counts).await?;
         done += counts.items_read;
         ctx.report_progress(account.name(), SyncKind::Returns, done, None);

@@ -276,3 +276,54 @@ async fn with_the_simulators_limits_on_a_sync_gets_no_429() {
     );
     assert_eq!(report.counts.rate_limit_waits, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_closes_an_interrupted_scan_and_starts_from_page_one() {
+    let app = TestApp::new(
+        DbKind::Sqlite,
+        SimConfig {
+            offers_per_account: 500,
+            rate_limits: false,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let mut ctx = app.ctx.clone();
+    ctx.progress = Some(std::sync::Arc::new(StopAfter {
+        pages: 200,
+        cancel: app.ctx.cancel.clone(),
+    }));
+    let stopped = emag_sync::sync::run_sync(
+        &ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        false,
+    )
+    .await;
+    assert_eq!(stopped.status, RunStatus::Interrupted);
+
+    let fresh_ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
+    let full = emag_sync::sync::run_sync(
+        &fresh_ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        true,
+    )
+    .await;
+
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    assert_ne!(full.run_id, stopped.run_id, "a new run");
+    assert_eq!(full.resumed_from_page, None);
+    assert_eq!(full.counts.items_read, 500, "read from page one");
+    let old = app
+        .store
+        .get_run(stopped.run_id.expect("id"))
+        .await
+        .expect("row")
+        .expect("old run");
+    assert_eq!(old.state, domain::RunState::Failed);
+    assert_eq!(old.note.as_deref(), Some("superseded by a full sync"));
+    app.assert_offers_match("main").await;
+}

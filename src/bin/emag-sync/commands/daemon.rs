@@ -9,7 +9,7 @@ use emag_sync::accounts;
 use emag_sync::scheduler::{evaluate, schedules, Decision, Policy, Scheduler};
 use emag_sync::sync::SyncContext;
 
-use super::{load_config, open_store, EXIT_CONFIG};
+use super::{load_config, load_config_with_accounts, open_store, EXIT_CONFIG};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {}
@@ -39,14 +39,10 @@ fn live_pid(pid_file: &Path) -> Option<u32> {
 }
 
 pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
-    let config = match load_config(env_file) {
+    let config = match load_config_with_accounts(env_file) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(errors) = config.require_accounts() {
-        eprintln!("error: {errors}");
-        return EXIT_CONFIG;
-    }
     if let Some(pid) = live_pid(&config.pid_file) {
         eprintln!(
             "error: emag-sync is already running (pid {pid}, pid file {}); stop it with `emag-sync stop`",

@@ -33,6 +33,16 @@ pub fn load_config(env_file: Option<&Path>) -> Result<Config, u8> {
     }
 }
 
+/// Loads a configuration that must name at least one account (commands that talk to eMAG).
+pub fn load_config_with_accounts(env_file: Option<&Path>) -> Result<Config, u8> {
+    let config = load_config(env_file)?;
+    config.require_accounts().map_err(|errors| {
+        eprintln!("error: {errors}");
+        EXIT_CONFIG
+    })?;
+    Ok(config)
+}
+
 /// Opens and migrates the store, with a message that says what to do on failure.
 pub async fn open_store(config: &Config) -> Result<Store, u8> {
     Store::open(&config.database_url).await.map_err(|e| {

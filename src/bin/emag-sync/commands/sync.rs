@@ -7,7 +7,7 @@ use domain::{RunTrigger, SyncKind};
 use emag_sync::accounts;
 use emag_sync::sync::{run_sync, RunReport, RunStatus, SyncContext};
 
-use super::{load_config, open_store, EXIT_CONFIG};
+use super::{load_config_with_accounts, open_store, EXIT_CONFIG};
 use crate::output::{peak_rss_kib, summary_table, Bars};
 
 #[derive(Debug, clap::Args)]
@@ -54,14 +54,10 @@ impl KindArg {
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
-    let config = match load_config(env_file) {
+    let config = match load_config_with_accounts(env_file) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(errors) = config.require_accounts() {
-        eprintln!("error: {errors}");
-        return EXIT_CONFIG;
-    }
     let store = match open_store(&config).await {
         Ok(s) => s,
         Err(code) => return code,

@@ -5,7 +5,7 @@ use std::path::Path;
 use emag_client::{EmagClient, EmagError};
 use serde_json::{Map, Value};
 
-use super::{load_config, EXIT_CONFIG};
+use super::load_config_with_accounts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,14 +24,10 @@ struct AccountCheck {
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
-    let config = match load_config(env_file) {
+    let config = match load_config_with_accounts(env_file) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(errors) = config.require_accounts() {
-        eprintln!("error: {errors}");
-        return EXIT_CONFIG;
-    }
     let mut failed = false;
     let database = match storage::Store::open(&config.database_url).await {
         Ok(store) => match store.ping().await {
