@@ -160,6 +160,21 @@ pub struct Config {
     pub catch_up: CatchUp,
     /// Where `start` writes its pid and `stop` finds it (`EMAG_PID_FILE`).
     pub pid_file: std::path::PathBuf,
+    /// The scheduler's log file, rotated daily (`EMAG_LOG_FILE`).
+    pub log_file: std::path::PathBuf,
+    pub backups: BackupSettings,
+    /// Finished runs older than this are pruned by the scheduler (`EMAG_RUN_RETENTION_DAYS`).
+    pub run_retention_days: u32,
+}
+
+/// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub dir: std::path::PathBuf,
+    /// Snapshots kept (`EMAG_BACKUP_KEEP`, 0 disables automatic snapshots).
+    pub keep: usize,
+    /// At most one automatic snapshot per this period (`EMAG_BACKUP_INTERVAL_HOURS`).
+    pub every: Duration,
 }
 
 impl Config {
@@ -418,8 +433,31 @@ impl Parser<'_> {
             .get("EMAG_PID_FILE")
             .unwrap_or("data/emag-sync.pid")
             .into();
+        let log_file = self
+            .get("EMAG_LOG_FILE")
+            .unwrap_or("logs/emag_sync_scheduler.log")
+            .into();
+        let backups = BackupSettings {
+            dir: self.get("EMAG_BACKUP_DIR").unwrap_or("data/backups").into(),
+            keep: self.number(
+                "EMAG_BACKUP_KEEP",
+                7,
+                "write how many snapshots to keep, e.g. 7",
+            ),
+            every: Duration::from_secs(
+                3600 * self.number::<u64>("EMAG_BACKUP_INTERVAL_HOURS", 24, "write hours, e.g. 24"),
+            ),
+        };
+        let run_retention_days = self.number(
+            "EMAG_RUN_RETENTION_DAYS",
+            90,
+            "write a number of days, e.g. 90",
+        );
         let accounts = self.accounts();
         Config {
+            log_file,
+            backups,
+            run_retention_days,
             catch_up,
             pid_file,
             database_url,

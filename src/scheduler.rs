@@ -173,13 +173,26 @@ pub fn schedules(config: &Config) -> Vec<Schedule> {
     out
 }
 
+/// Housekeeping the daemon does besides syncing.
+#[derive(Debug, Clone, Default)]
+pub struct Maintenance {
+    /// SQLite snapshots before offer syncs (`None` on PostgreSQL or when disabled).
+    pub backups: Option<crate::config::BackupSettings>,
+    /// Finished runs older than this are deleted (hourly).
+    pub run_retention: Option<Duration>,
+    /// Tell systemd we are alive on every tick (Type=notify, WatchdogSec).
+    pub systemd: bool,
+}
+
 /// The driver's state: the runs this process has in flight, one per account.
 pub struct Scheduler {
     pub ctx: SyncContext,
     pub accounts: HashMap<String, Account>,
     pub schedules: Vec<Schedule>,
     pub policy: Policy,
+    pub maintenance: Maintenance,
     in_flight: HashMap<String, (SyncKind, JoinHandle<RunReport>)>,
+    last_prune: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -205,8 +218,15 @@ impl Scheduler {
                 .collect(),
             schedules,
             policy,
+            maintenance: Maintenance::default(),
             in_flight: HashMap::new(),
+            last_prune: None,
         }
+    }
+
+    pub fn with_maintenance(mut self, maintenance: Maintenance) -> Self {
+        self.maintenance = maintenance;
+        self
     }
 
     /// One step: reap finished runs, read the history, start what is due. Returns the
@@ -218,13 +238,15 @@ impl Scheduler {
         self.in_flight
             .retain(|_, (_, handle)| !handle.is_finished());
         let histories = self.ctx.store.kind_histories().await?;
+        let paused = self.ctx.store.paused_accounts().await?;
         let by_key: HashMap<(&str, SyncKind), &KindHistory> = histories
             .iter()
             .map(|h| ((h.account.as_str(), h.kind), h))
             .collect();
         let mut started = Vec::new();
         for schedule in &self.schedules {
-            if self.in_flight.contains_key(&schedule.account) {
+            if self.in_flight.contains_key(&schedule.account) || paused.contains(&schedule.account)
+            {
                 continue;
             }
             let history = by_key
@@ -244,13 +266,53 @@ impl Scheduler {
             );
             let ctx = self.ctx.clone();
             let kind = schedule.kind;
-            let handle =
-                tokio::spawn(async move { run_sync(&ctx, &account, kind, trigger, false).await });
+            let backups = self
+                .maintenance
+                .backups
+                .clone()
+                .filter(|_| kind == SyncKind::Offers);
+            let handle = tokio::spawn(async move {
+                if let Some(b) = backups {
+                    snapshot_if_due(&ctx, &b).await;
+                }
+                run_sync(&ctx, &account, kind, trigger, false).await
+            });
             self.in_flight
                 .insert(schedule.account.clone(), (kind, handle));
             started.push((schedule.account.clone(), kind, trigger));
         }
         Ok(started)
+    }
+
+    fn notify_systemd(&self, states: &[sd_notify::NotifyState<'_>]) {
+        if self.maintenance.systemd {
+            let _ = sd_notify::notify(states);
+        }
+    }
+
+    async fn prune_if_due(&mut self) {
+        let Some(retention) = self.maintenance.run_retention else {
+            return;
+        };
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+        {
+            return;
+        }
+        self.last_prune = Some(tokio::time::Instant::now());
+        let before = storage::now_ms() - ms(retention);
+        match self.ctx.store.prune_runs(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                runs = n,
+                retention_days = retention.as_secs() / 86_400,
+                "pruned old run history"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prune old runs; will try again in an hour");
+            }
+        }
     }
 
     /// Waits for every run in flight to end (tests and shutdown: run until idle).
@@ -272,13 +334,17 @@ impl Scheduler {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(e) = self.tick(storage::now_ms()).await {
-                        tracing::error!(error = %format!("{e:#}"), "scheduler tick failed; trying again next tick");
+                    match self.tick(storage::now_ms()).await {
+                        // The watchdog is fed by the loop itself: a wedged loop gets restarted.
+                        Ok(_) => self.notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduler tick failed; trying again next tick"),
                     }
+                    self.prune_if_due().await;
                 }
                 () = self.ctx.cancel.cancelled() => break,
             }
         }
+        self.notify_systemd(&[sd_notify::NotifyState::Stopping]);
         for report in self.wait_idle().await {
             tracing::info!(
                 account.name = %report.account, sync.kind = %report.kind, status = ?report.status,
@@ -286,6 +352,22 @@ impl Scheduler {
             );
         }
         Ok(())
+    }
+}
+
+/// A snapshot before an offer sync, at most once per `every`. A failed snapshot is logged and
+/// the sync goes on: missing one backup must not stop the data from being kept current.
+async fn snapshot_if_due(ctx: &SyncContext, b: &crate::config::BackupSettings) {
+    if crate::backup::newest_age(&b.dir).is_some_and(|age| age < b.every) {
+        return;
+    }
+    match crate::backup::backup_now(&ctx.store, &b.dir, b.keep).await {
+        Ok(path) => {
+            tracing::info!(backup.path = %path.display(), "database snapshot written before the offer sync");
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "database snapshot failed; syncing anyway");
+        }
     }
 }
 

@@ -146,3 +146,97 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
         "the pid file is removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_accounts_are_skipped_and_offer_syncs_take_one_snapshot_per_period() {
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let backups = tempfile::tempdir().expect("dir");
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    let maintenance = emag_sync::scheduler::Maintenance {
+        backups: Some(emag_sync::config::BackupSettings {
+            dir: backups.path().to_owned(),
+            keep: 7,
+            every: Duration::from_secs(3600),
+        }),
+        run_retention: None,
+        systemd: false,
+    };
+    let schedules = vec![
+        schedule("main", SyncKind::Offers),
+        schedule("fbe", SyncKind::Offers),
+    ];
+    let mut scheduler = Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy)
+        .with_maintenance(maintenance);
+    assert!(app.store.set_paused("fbe", true).await.expect("pause"));
+    let now = storage::now_ms();
+
+    let first = scheduler.tick(now).await.expect("tick");
+    assert_eq!(
+        first,
+        vec![("main".into(), SyncKind::Offers, RunTrigger::Schedule)],
+        "fbe is paused"
+    );
+    scheduler.wait_idle().await;
+    assert_eq!(
+        emag_sync::backup::snapshots(backups.path()).len(),
+        1,
+        "a snapshot before the offer sync"
+    );
+
+    assert!(app.store.set_paused("fbe", false).await.expect("resume"));
+    let second = scheduler.tick(now).await.expect("tick");
+    assert_eq!(
+        second,
+        vec![("fbe".into(), SyncKind::Offers, RunTrigger::Schedule)]
+    );
+    scheduler.wait_idle().await;
+    assert_eq!(
+        emag_sync::backup::snapshots(backups.path()).len(),
+        1,
+        "at most one snapshot per period"
+    );
+    // The snapshot is a readable database holding what was synced before it.
+    let snapshot = &emag_sync::backup::snapshots(backups.path())[0];
+    let copy = storage::Store::open(&format!("sqlite://{}", snapshot.display()))
+        .await
+        .expect("open snapshot");
+    assert_eq!(
+        copy.count_offers("main").await.expect("count"),
+        (0, 0),
+        "taken before main's first sync"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_command_keeps_the_newest_snapshots() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = TestDb::sqlite();
+    let run = |_: ()| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("EMAG_BACKUP_DIR", dir.path().join("backups"))
+            .env("EMAG_BACKUP_KEEP", "2")
+            .current_dir(dir.path())
+            .arg("backup");
+        c
+    };
+    for _ in 0..3 {
+        let out = run(()).output().await.expect("backup");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("snapshot written"));
+    }
+    assert_eq!(
+        emag_sync::backup::snapshots(&dir.path().join("backups")).len(),
+        2
+    );
+}

@@ -224,6 +224,64 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl Store {
+    /// Pauses or resumes an account's scheduled syncs. `false` when no such account is
+    /// registered.
+    pub async fn set_paused(&self, account: &str, paused: bool) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET paused = $1, paused_at = CASE WHEN $1 = 1 THEN $2 ELSE NULL END \
+             WHERE name = $3",
+        )
+        .bind(i64::from(paused))
+        .bind(crate::now_ms())
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Names of the paused accounts.
+    pub async fn paused_accounts(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM accounts WHERE paused = 1 ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Deletes finished runs that ended before `before_ms`; returns how many.
+    pub async fn prune_runs(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE finished_at < $1 AND state IN ('succeeded', 'failed')",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A consistent snapshot of an SQLite database into a new file (`VACUUM INTO`), safe
+    /// while syncs write. Not available on PostgreSQL: use pg_dump there.
+    pub async fn backup_sqlite_into(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StorageError::Unsupported(
+                "online backups are for SQLite; on PostgreSQL use pg_dump".into(),
+            ));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let target = path.display().to_string().replace('\'', "''");
+        sqlx::query(&format!("VACUUM INTO '{target}'"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,8 @@ pub enum StorageError {
     Corrupt { table: &'static str, detail: String },
     #[error("run {0} is not held by this process any more (taken over by another)")]
     LeaseLost(i64),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -381,3 +381,79 @@ async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
         BeginRun::Started(_)
     ));
 }
+
+mod pause_and_prune {
+    use super::*;
+
+    async fn paused_accounts_are_remembered_and_old_runs_pruned(kind: DbKind) {
+        let (_db, store) = store(kind).await;
+        assert!(store.set_paused("fbe", true).await.expect("pause"));
+        assert!(!store.set_paused("nobody", true).await.expect("unknown"));
+        assert_eq!(
+            store.paused_accounts().await.expect("paused"),
+            vec!["fbe".to_owned()]
+        );
+        // Registering the account again (every start does) keeps it paused.
+        store
+            .upsert_account("fbe", "fbe", "emag_ro", "http://x/api-3")
+            .await
+            .expect("account");
+        assert_eq!(
+            store.paused_accounts().await.expect("paused"),
+            vec!["fbe".to_owned()]
+        );
+        assert!(store.set_paused("fbe", false).await.expect("resume"));
+        assert!(store.paused_accounts().await.expect("paused").is_empty());
+
+        let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+            panic!("run")
+        };
+        store
+            .finish_run(&run, &RunOutcome::Succeeded, &RunCounts::default(), None)
+            .await
+            .expect("finish");
+        assert_eq!(store.prune_runs(0).await.expect("prune nothing"), 0);
+        assert_eq!(
+            store
+                .prune_runs(storage::now_ms() + 1)
+                .await
+                .expect("prune"),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        paused_accounts_are_remembered_and_old_runs_pruned(DbKind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        paused_accounts_are_remembered_and_old_runs_pruned(DbKind::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_backups_are_consistent_copies() {
+        let (db, store) = store(DbKind::Sqlite).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("backups/copy.db");
+        store.backup_sqlite_into(&path).await.expect("backup");
+        let copy = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open copy");
+        assert_eq!(
+            copy.paused_accounts().await.expect("readable"),
+            Vec::<String>::new()
+        );
+        drop(db);
+        let (_pg, pg) = store_on_postgres().await;
+        assert!(matches!(
+            pg.backup_sqlite_into(&path).await,
+            Err(StorageError::Unsupported(_))
+        ));
+    }
+
+    async fn store_on_postgres() -> (TestDb, Store) {
+        store(DbKind::Postgres).await
+    }
+}

@@ -43,6 +43,13 @@ enum Command {
     Stop(commands::daemon::StopArgs),
     /// Show every schedule: last run, its outcome, the next run, runs in progress.
     Status(commands::daemon::StatusArgs),
+    /// Stop scheduling an account (stored in the database; every instance obeys).
+    Pause(commands::daemon::AccountArg),
+    /// Schedule a paused account again.
+    Resume(commands::daemon::AccountArg),
+    /// Write a consistent snapshot of the SQLite database to data/backups (EMAG_BACKUP_DIR),
+    /// keeping the newest EMAG_BACKUP_KEEP; on PostgreSQL, says how to use pg_dump.
+    Backup,
     /// Write synced offers or orders to stdout as JSON lines or CSV.
     Export(commands::export::Args),
     /// Run the eMAG Marketplace API simulator (for trying emag-sync without eMAG).
@@ -75,6 +82,9 @@ fn main() -> ExitCode {
             Command::Start(args) => commands::daemon::start(env_file, args).await,
             Command::Stop(args) => commands::daemon::stop(env_file, args).await,
             Command::Status(args) => commands::daemon::status(env_file, args).await,
+            Command::Pause(args) => commands::daemon::set_paused(env_file, args, true).await,
+            Command::Resume(args) => commands::daemon::set_paused(env_file, args, false).await,
+            Command::Backup => commands::daemon::backup(env_file).await,
             Command::Export(args) => commands::export::run(env_file, args).await,
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Migrate => commands::migrate(env_file).await,

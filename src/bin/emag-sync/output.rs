@@ -10,23 +10,67 @@ use domain::SyncKind;
 use emag_sync::sync::{ProgressSink, RunReport, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// Logs to stderr at `level` (EMAG_LOG_LEVEL), unless RUST_LOG says otherwise.
-pub fn init_logging(level: &str) {
+fn filter(level: &str) -> tracing_subscriber::EnvFilter {
     let level = match level {
         "warning" => "warn",
         "critical" => "error",
         other => other,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "{level},sqlx=warn,hyper=warn,reqwest=warn,h2=warn"
         ))
-    });
+    })
+}
+
+/// Logs to stderr at `level` (EMAG_LOG_LEVEL), unless RUST_LOG says otherwise.
+pub fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(level))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// Logs to stderr and to `file`, rotated daily, keeping `keep_days` files. The guard must
+/// live as long as the process logs (it flushes the file writer on drop).
+pub fn init_logging_with_file(
+    level: &str,
+    file: &std::path::Path,
+    keep_days: u32,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("emag_sync_scheduler.log");
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(name)
+        .max_log_files(usize::try_from(keep_days.max(1)).unwrap_or(30))
+        .build(dir)?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    tracing_subscriber::registry()
+        .with(filter(level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .try_init()?;
+    Ok(guard)
 }
 
 /// Progress bars on a terminal: pages done / total, items per second, ETA.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use emag_sync::accounts;
-use emag_sync::scheduler::{evaluate, schedules, Decision, Policy, Scheduler};
+use emag_sync::scheduler::{evaluate, schedules, Decision, Maintenance, Policy, Scheduler};
 use emag_sync::sync::SyncContext;
 
-use super::{load_config, load_config_with_accounts, open_store, EXIT_CONFIG};
+use super::{load_config, open_store, EXIT_CONFIG};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {}
@@ -39,10 +39,30 @@ fn live_pid(pid_file: &Path) -> Option<u32> {
 }
 
 pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
-    let config = match load_config_with_accounts(env_file) {
+    // The daemon logs to its file as well as stderr, so it sets logging up itself.
+    let config = match emag_sync::config::Config::load(env_file) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(errors) => {
+            eprintln!("error: {errors}");
+            return EXIT_CONFIG;
+        }
     };
+    let _log_guard = match crate::output::init_logging_with_file(
+        &config.log_level,
+        &config.log_file,
+        config.log_retention_days,
+    ) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            crate::output::init_logging(&config.log_level);
+            tracing::warn!(error = %e, log.file = %config.log_file.display(), "cannot log to the file; logging to stderr only (set EMAG_LOG_FILE)");
+            None
+        }
+    };
+    if let Err(errors) = config.require_accounts() {
+        eprintln!("error: {errors}");
+        return EXIT_CONFIG;
+    }
     if let Some(pid) = live_pid(&config.pid_file) {
         eprintln!(
             "error: emag-sync is already running (pid {pid}, pid file {}); stop it with `emag-sync stop`",
@@ -88,15 +108,34 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
         max_retries: config.api.max_retries,
         catch_up: config.catch_up,
     };
+    let maintenance = Maintenance {
+        backups: (store.backend() == storage::Backend::Sqlite && config.backups.keep > 0)
+            .then(|| config.backups.clone()),
+        run_retention: Some(Duration::from_secs(
+            86_400 * u64::from(config.run_retention_days.max(1)),
+        )),
+        systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
+    };
+    let systemd = maintenance.systemd;
     // The readiness line: migrations are applied and the schedules loaded.
-    println!(
+    let ready = format!(
         "emag-sync scheduler ready: {} schedule(s) over {} account(s), pid {}, database {}",
         plan.len(),
         accounts.len(),
         std::process::id(),
         store.url_redacted()
     );
-    let result = Scheduler::new(ctx, accounts, plan, policy).run().await;
+    println!("{ready}");
+    if systemd {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&ready),
+        ]);
+    }
+    let result = Scheduler::new(ctx, accounts, plan, policy)
+        .with_maintenance(maintenance)
+        .run()
+        .await;
     store.close().await;
     let _ = std::fs::remove_file(&config.pid_file);
     match result {
@@ -193,6 +232,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         max_retries: config.api.max_retries,
         catch_up: config.catch_up,
     };
+    let paused = store.paused_accounts().await.unwrap_or_default();
     let now = storage::now_ms();
     let mut rows = Vec::new();
     for s in schedules(&config) {
@@ -200,6 +240,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             .iter()
             .find(|h| h.account == s.account && h.kind == s.kind);
         let next = match evaluate(&s, h, now, &policy) {
+            _ if paused.contains(&s.account) => "paused (emag-sync resume)".into(),
             Decision::Due { reason, .. } => format!("due now ({reason})"),
             Decision::Wait { at_ms } => local_time(at_ms),
             Decision::Running => "running".into(),
@@ -260,4 +301,90 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
     }
     println!("{table}");
     0
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccountArg {
+    /// The account name (main, fbe, …).
+    account: String,
+}
+
+/// `pause` / `resume`: stored in the database, so every scheduler instance obeys it.
+pub async fn set_paused(env_file: Option<&Path>, args: AccountArg, paused: bool) -> u8 {
+    let config = match load_config(env_file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let name = args.account.to_ascii_lowercase();
+    if let Some(a) = config.account(&name) {
+        let _ = store
+            .upsert_account(
+                a.name.as_str(),
+                a.kind.as_str(),
+                a.marketplace.as_str(),
+                &a.base_url,
+            )
+            .await;
+    }
+    match store.set_paused(&name, paused).await {
+        Ok(true) => {
+            println!(
+                "account {name} {}",
+                if paused {
+                    "paused: scheduled syncs stop after the run in flight"
+                } else {
+                    "resumed"
+                }
+            );
+            0
+        }
+        Ok(false) => {
+            eprintln!(
+                "error: no account named {name:?} (configure EMAG_{}_API_USERNAME)",
+                name.to_ascii_uppercase()
+            );
+            EXIT_CONFIG
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// `backup`: a consistent SQLite snapshot now; on PostgreSQL, how to back up instead.
+pub async fn backup(env_file: Option<&Path>) -> u8 {
+    let config = match load_config(env_file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if store.backend() == storage::Backend::Postgres {
+        println!(
+            "the database is PostgreSQL ({}): back it up with pg_dump, e.g.\n  pg_dump --format=custom --file=emag-sync-$(date +%F).dump '<DATABASE_URL>'",
+            store.url_redacted()
+        );
+        return 0;
+    }
+    match emag_sync::backup::backup_now(&store, &config.backups.dir, config.backups.keep).await {
+        Ok(path) => {
+            println!(
+                "snapshot written: {} (keeping the newest {})",
+                path.display(),
+                config.backups.keep.max(1)
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: backup failed: {e:#} (check EMAG_BACKUP_DIR and free disk space)");
+            1
+        }
+    }
 }

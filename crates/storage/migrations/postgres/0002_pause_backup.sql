@@ -1,0 +1,4 @@
+-- Pause/resume per account, kept in the store so every instance and every command sees it.
+ALTER TABLE accounts ADD COLUMN paused BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN paused_at BIGINT;
+CREATE INDEX runs_finished ON runs (finished_at);
