@@ -15,7 +15,7 @@ use storage::KindHistory;
 use tokio::task::JoinHandle;
 
 use crate::config::{AccountSelection, CatchUp, Config};
-use crate::sync::{run_sync, Account, RunReport, SyncContext};
+use crate::sync::{run_sync_for_slot, Account, RunReport, SyncContext};
 
 /// One thing to run periodically.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +38,13 @@ pub struct Policy {
 /// The scheduler's verdict on one schedule at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Run now.
-    Due { trigger: RunTrigger, reason: String },
+    /// Run now. `slot` identifies the scheduled occurrence, so that instances racing for it
+    /// create one run.
+    Due {
+        trigger: RunTrigger,
+        reason: String,
+        slot: Option<i64>,
+    },
     /// Not before `at_ms`.
     Wait { at_ms: i64 },
     /// A run of it is in progress (here or elsewhere).
@@ -82,6 +87,7 @@ pub fn evaluate(
         return Decision::Due {
             trigger: RunTrigger::Schedule,
             reason: "first run".into(),
+            slot: Some(0),
         };
     };
     let run = &h.latest;
@@ -92,6 +98,7 @@ pub fn evaluate(
             return Decision::Due {
                 trigger: run.trigger,
                 reason: format!("resume interrupted run {}", run.id),
+                slot: None,
             }
         }
         RunState::Succeeded | RunState::Failed => {}
@@ -115,6 +122,8 @@ pub fn evaluate(
                         "retry {} of {} after {class}",
                         h.failures_in_row, policy.max_retries
                     ),
+                    // One retry per failed run, whichever instance gets there first.
+                    slot: Some(-run.id),
                 }
             } else {
                 Decision::Wait { at_ms: at }
@@ -130,11 +139,13 @@ pub fn evaluate(
         return Decision::Due {
             trigger: RunTrigger::Schedule,
             reason: "interval elapsed".into(),
+            slot: Some(next),
         };
     }
     match policy.catch_up {
         CatchUp::Once => Decision::Due {
             trigger: RunTrigger::Schedule,
+            slot: Some(next),
             reason: format!(
                 "catch-up: {} slots passed while nothing ran; running once, {missed} skipped",
                 missed + 1
@@ -252,8 +263,11 @@ impl Scheduler {
             let history = by_key
                 .get(&(schedule.account.as_str(), schedule.kind))
                 .copied();
-            let Decision::Due { trigger, reason } =
-                evaluate(schedule, history, now_ms, &self.policy)
+            let Decision::Due {
+                trigger,
+                reason,
+                slot,
+            } = evaluate(schedule, history, now_ms, &self.policy)
             else {
                 continue;
             };
@@ -275,7 +289,7 @@ impl Scheduler {
                 if let Some(b) = backups {
                     snapshot_if_due(&ctx, &b).await;
                 }
-                run_sync(&ctx, &account, kind, trigger, false).await
+                run_sync_for_slot(&ctx, &account, kind, trigger, false, slot).await
             });
             self.in_flight
                 .insert(schedule.account.clone(), (kind, handle));

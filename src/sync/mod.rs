@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use domain::{ErrorClass, RunCounts, RunOutcome, RunTrigger, SyncKind};
 use emag_client::{EmagClient, EmagError};
-use storage::{ActiveRun, BeginRun, StorageError, Store};
+use storage::{ActiveRun, BeginRun, RunRequest, StorageError, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AccountConfig, SyncSettings};
@@ -135,13 +135,26 @@ pub(crate) struct KindResult {
     pub total: Option<u64>,
 }
 
-/// Runs one sync of `kind` for `account` and records it.
+/// Runs one sync of `kind` for `account` now and records it.
 pub async fn run_sync(
     ctx: &SyncContext,
     account: &Account,
     kind: SyncKind,
     trigger: RunTrigger,
     full: bool,
+) -> RunReport {
+    run_sync_for_slot(ctx, account, kind, trigger, full, None).await
+}
+
+/// Runs one sync for a scheduled `slot` (ms): of several instances that find the same slot
+/// due, one runs it.
+pub async fn run_sync_for_slot(
+    ctx: &SyncContext,
+    account: &Account,
+    kind: SyncKind,
+    trigger: RunTrigger,
+    full: bool,
+    slot: Option<i64>,
 ) -> RunReport {
     let started = Instant::now();
     let mut report = RunReport {
@@ -158,7 +171,7 @@ pub async fn run_sync(
         emag_messages: Vec::new(),
         note: None,
     };
-    let Some(run) = claim_run(ctx, account, kind, trigger, full, &mut report).await else {
+    let Some(run) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await else {
         return report;
     };
     report.run_id = Some(run.id);
@@ -244,26 +257,24 @@ async fn claim_run(
     kind: SyncKind,
     trigger: RunTrigger,
     full: bool,
+    slot: Option<i64>,
     report: &mut RunReport,
 ) -> Option<ActiveRun> {
-    let stale_ms = i64::try_from(ctx.settings.stale_after.as_millis()).unwrap_or(i64::MAX);
+    let request = RunRequest {
+        account: account.name(),
+        kind,
+        trigger,
+        full_scan: full,
+        slot,
+        holder: &ctx.holder,
+        stale_after_ms: i64::try_from(ctx.settings.stale_after.as_millis()).unwrap_or(i64::MAX),
+    };
     let storage_failure = |report: &mut RunReport, what: &str, e: StorageError| {
         report.error_class = Some(ErrorClass::Storage);
         report.error = Some(format!("{what}: {e}"));
     };
     loop {
-        let begun = ctx
-            .store
-            .begin_run(
-                account.name(),
-                kind,
-                trigger,
-                full,
-                &ctx.holder,
-                stale_ms,
-                &crate::holder_is_alive,
-            )
-            .await;
+        let begun = ctx.store.begin_run(&request, &crate::holder_is_alive).await;
         match begun {
             Ok(BeginRun::Started(run)) => return Some(run),
             Ok(BeginRun::Resumed { run, .. }) if full && run.checkpoint_page > 0 => {
@@ -288,6 +299,12 @@ async fn claim_run(
                 );
                 report.resumed_from_page = Some(run.checkpoint_page);
                 return Some(run);
+            }
+            Ok(BeginRun::SlotTaken { run_id }) => {
+                report.run_id = Some(run_id);
+                report.status = RunStatus::Busy;
+                report.note = Some(format!("this scheduled slot already has run {run_id}"));
+                return None;
             }
             Ok(BeginRun::Busy { run_id, holder }) => {
                 report.run_id = Some(run_id);

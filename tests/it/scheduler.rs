@@ -16,7 +16,10 @@ use test_support::{DbKind, TestDb};
 
 use crate::support::{on_both_backends, sim_vars, TestApp};
 
-on_both_backends!(a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice);
+on_both_backends!(
+    a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice,
+    three_instances_sharing_one_store_run_each_slot_exactly_once,
+);
 
 fn schedule(account: &str, kind: SyncKind) -> Schedule {
     Schedule {
@@ -239,4 +242,81 @@ async fn the_backup_command_keeps_the_newest_snapshots() {
         emag_sync::backup::snapshots(&dir.path().join("backups")).len(),
         2
     );
+}
+
+async fn three_instances_sharing_one_store_run_each_slot_exactly_once(kind: DbKind) {
+    let app = TestApp::new(
+        kind,
+        SimConfig {
+            offers_per_account: 150,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    let plan = vec![
+        schedule("main", SyncKind::Offers),
+        schedule("main", SyncKind::Reference),
+        schedule("fbe", SyncKind::Offers),
+        schedule("fbe", SyncKind::Orders),
+    ];
+    let mut instances: Vec<Scheduler> = (0..3)
+        .map(|_| Scheduler::new(app.ctx.clone(), app.accounts.clone(), plan.clone(), policy))
+        .collect();
+    let now = storage::now_ms();
+
+    // Every instance ticks at the same instant, round after round, until all is idle.
+    for _ in 0..4 {
+        let [a, b, c] = &mut instances[..] else {
+            unreachable!()
+        };
+        let (ra, rb, rc) = tokio::join!(a.tick(now), b.tick(now), c.tick(now));
+        ra.expect("tick");
+        rb.expect("tick");
+        rc.expect("tick");
+        for s in instances.iter_mut() {
+            s.wait_idle().await;
+        }
+    }
+
+    let runs = app
+        .store
+        .list_runs(&storage::RunFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    for (account, kind) in [
+        ("main", SyncKind::Offers),
+        ("main", SyncKind::Reference),
+        ("fbe", SyncKind::Offers),
+        ("fbe", SyncKind::Orders),
+    ] {
+        let of: Vec<_> = runs
+            .iter()
+            .filter(|r| r.account == account && r.kind == kind)
+            .collect();
+        assert_eq!(
+            of.len(),
+            1,
+            "{account}/{kind}: one run for the slot: {of:?}"
+        );
+        assert_eq!(of[0].state, domain::RunState::Succeeded);
+    }
+    // One account never runs two things at once, whichever instance started them.
+    for account in ["main", "fbe"] {
+        let of: Vec<_> = runs.iter().filter(|r| r.account == account).collect();
+        assert_eq!(of.len(), 2);
+        let (x, y) = (of[0], of[1]);
+        assert!(
+            x.started_at >= y.finished_at || y.started_at >= x.finished_at,
+            "{account}: overlapping runs {x:?} {y:?}"
+        );
+    }
+    app.assert_offers_match("fbe").await;
 }

@@ -20,7 +20,7 @@ pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
-pub use runs::{ActiveRun, BeginRun, KindHistory, RunFilter, RunRow};
+pub use runs::{ActiveRun, BeginRun, KindHistory, RunFilter, RunRequest, RunRow};
 
 /// Errors of the storage layer, classified once here.
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,22 @@ pub enum BeginRun {
     },
     /// Another live process holds the active run of this (account, kind).
     Busy { run_id: i64, holder: Option<String> },
+    /// The scheduled slot already has its run (another instance created it).
+    SlotTaken { run_id: i64 },
+}
+
+/// What a process asks for when it wants to run (account, kind).
+#[derive(Debug, Clone, Copy)]
+pub struct RunRequest<'a> {
+    pub account: &'a str,
+    pub kind: SyncKind,
+    pub trigger: RunTrigger,
+    pub full_scan: bool,
+    /// The scheduled slot (ms) this run is for; runs are unique per (account, kind, slot).
+    pub slot: Option<i64>,
+    pub holder: &'a str,
+    /// A run whose holder has been silent this long may be taken over.
+    pub stale_after_ms: i64,
 }
 
 /// One row of the runs table, for summaries and status.
@@ -68,20 +84,36 @@ impl Store {
     /// Claims the active run of (account, kind), or starts one. A run whose holder is dead
     /// (`holder_alive` says so) or silent for longer than `stale_after_ms` is taken over
     /// with `attempt + 1`; a live holder makes this return `Busy`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn begin_run(
         &self,
-        account: &str,
-        kind: SyncKind,
-        trigger: RunTrigger,
-        full_scan: bool,
-        holder: &str,
-        stale_after_ms: i64,
+        req: &RunRequest<'_>,
         holder_alive: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<BeginRun> {
-        // Two attempts: the unique index may reject our insert when another process
-        // created the run between our look and our insert; the second look then sees it.
+        let RunRequest {
+            account,
+            kind,
+            trigger,
+            full_scan,
+            slot,
+            holder,
+            stale_after_ms,
+        } = *req;
+        // Two attempts: a unique index may reject our insert when another process created
+        // the run between our look and our insert; the second look then sees it.
         for _ in 0..2 {
+            if let Some(slot) = slot {
+                let taken: Option<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM runs WHERE account = $1 AND kind = $2 AND slot = $3",
+                )
+                .bind(account)
+                .bind(kind.as_str())
+                .bind(slot)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some((run_id,)) = taken {
+                    return Ok(BeginRun::SlotTaken { run_id });
+                }
+            }
             let now = now_ms();
             let existing = sqlx::query(&format!(
                 "SELECT id, state, holder, heartbeat_at FROM runs \
@@ -95,8 +127,8 @@ impl Store {
             let Some(row) = existing else {
                 let inserted = sqlx::query(
                     "INSERT INTO runs (account, kind, trigger, state, attempt, full_scan, holder, \
-                     heartbeat_at, created_at, started_at) \
-                     VALUES ($1, $2, $3, 'running', 1, $4, $5, $6, $6, $6) RETURNING id",
+                     heartbeat_at, created_at, started_at, slot) \
+                     VALUES ($1, $2, $3, 'running', 1, $4, $5, $6, $6, $6, $7) RETURNING id",
                 )
                 .bind(account)
                 .bind(kind.as_str())
@@ -104,6 +136,7 @@ impl Store {
                 .bind(i64::from(full_scan))
                 .bind(holder)
                 .bind(now)
+                .bind(slot)
                 .fetch_one(&self.pool)
                 .await;
                 match inserted {
@@ -118,7 +151,12 @@ impl Store {
                             full_scan,
                         }))
                     }
-                    Err(e) if is_unique_violation(&e) => continue,
+                    Err(e) if is_unique_violation(&e) => {
+                        if let Some(busy) = self.running_of_account(account).await? {
+                            return Ok(busy);
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             };
@@ -155,7 +193,18 @@ impl Store {
             .bind(state.as_str())
             .bind(old_holder.clone())
             .fetch_optional(&self.pool)
-            .await?;
+            .await;
+            let taken = match taken {
+                Ok(t) => t,
+                // Another kind of this account is running: resume this one later.
+                Err(e) if is_unique_violation(&e) => {
+                    match self.running_of_account(account).await? {
+                        Some(busy) => return Ok(busy),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             let Some(taken) = taken else { continue };
             let run = ActiveRun {
                 id,
@@ -179,6 +228,16 @@ impl Store {
             table: "runs",
             detail: format!("could not claim the active {kind} run of {account}: contended twice"),
         })
+    }
+
+    /// The running run of an account, of any kind, as `Busy`.
+    async fn running_of_account(&self, account: &str) -> Result<Option<BeginRun>> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT id, holder FROM runs WHERE account = $1 AND state = 'running'")
+                .bind(account)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(run_id, holder)| BeginRun::Busy { run_id, holder }))
     }
 
     /// Proves this process still holds the run, and tells others it is alive.

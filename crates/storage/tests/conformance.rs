@@ -1,7 +1,9 @@
 //! The storage conformance suite: every behaviour runs against SQLite and PostgreSQL.
 
 use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
-use storage::{BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, StorageError, Store};
+use storage::{
+    BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, RunRequest, StorageError, Store,
+};
 use test_support::{DbKind, TestDb};
 
 async fn store(kind: DbKind) -> (TestDb, Store) {
@@ -45,17 +47,26 @@ fn offer(id: i64, name: &str, price: &str) -> OfferRow {
     }
 }
 
+fn request<'a>(
+    account: &'a str,
+    kind: SyncKind,
+    holder: &'a str,
+    slot: Option<i64>,
+) -> RunRequest<'a> {
+    RunRequest {
+        account,
+        kind,
+        trigger: RunTrigger::Manual,
+        full_scan: false,
+        slot,
+        holder,
+        stale_after_ms: 60_000,
+    }
+}
+
 async fn begin(store: &Store, account: &str, holder: &str, alive_fn: fn(&str) -> bool) -> BeginRun {
     store
-        .begin_run(
-            account,
-            SyncKind::Offers,
-            RunTrigger::Manual,
-            false,
-            holder,
-            60_000,
-            &alive_fn,
-        )
+        .begin_run(&request(account, SyncKind::Offers, holder, None), &alive_fn)
         .await
         .expect("begin run")
 }
@@ -75,7 +86,48 @@ on_both_backends!(
     removed_offers_are_marked_and_come_back_when_seen_again,
     orders_keep_their_lines_and_big_ids,
     run_outcomes_and_counts_are_recorded,
+    a_scheduled_slot_gets_one_run_even_after_it_finished,
 );
+
+async fn a_scheduled_slot_gets_one_run_even_after_it_finished(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let slot = Some(1_700_000_000_000);
+    let BeginRun::Started(run) = store
+        .begin_run(&request("main", SyncKind::Offers, "h1", slot), &alive)
+        .await
+        .expect("begin")
+    else {
+        panic!("expected a new run")
+    };
+    // A second instance that found the same slot due while the run is active…
+    assert!(matches!(
+        store.begin_run(&request("main", SyncKind::Offers, "h2", slot), &alive).await.expect("begin"),
+        BeginRun::SlotTaken { run_id } if run_id == run.id
+    ));
+    store
+        .finish_run(&run, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    // …or after it finished, creates nothing.
+    assert!(matches!(
+        store
+            .begin_run(&request("main", SyncKind::Offers, "h3", slot), &alive)
+            .await
+            .expect("begin"),
+        BeginRun::SlotTaken { .. }
+    ));
+    // The next slot, and manual runs, are new runs.
+    assert!(matches!(
+        store
+            .begin_run(
+                &request("main", SyncKind::Offers, "h3", Some(1_700_000_001_000)),
+                &alive
+            )
+            .await
+            .expect("begin"),
+        BeginRun::Started(_)
+    ));
+}
 
 async fn same_offer_id_in_two_accounts_is_two_rows(kind: DbKind) {
     let (_db, store) = store(kind).await;
@@ -247,15 +299,7 @@ async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
 async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
     let (_db, store) = store(kind).await;
     let run = match store
-        .begin_run(
-            "fbe",
-            SyncKind::Orders,
-            RunTrigger::Manual,
-            false,
-            "h1",
-            60_000,
-            &alive,
-        )
+        .begin_run(&request("fbe", SyncKind::Orders, "h1", None), &alive)
         .await
         .expect("begin")
     {
