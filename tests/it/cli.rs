@@ -226,3 +226,26 @@ async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
         .collect();
     assert_eq!(ids, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_needs_no_configuration_and_shows_what_it_stored() {
+    let dir = tempfile::tempdir().expect("dir");
+    let vars = std::collections::HashMap::new();
+
+    let out = emag_sync(&vars, dir.path())
+        .args(["demo", "--once", "--offers", "120", "--orders", "40"])
+        .output()
+        .await
+        .expect("demo");
+
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("main  120 offers"), "{stdout}");
+    assert!(stdout.contains("fbe   120 offers"), "{stdout}");
+    assert!(stdout.contains("FBE)"), "{stdout}");
+    assert!(dir.path().join("data/demo.db").exists());
+}

@@ -27,6 +27,12 @@ pub struct Args {
     /// Seed of the simulated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Stop after the first sync instead of running the scheduler until Ctrl-C.
+    #[arg(long)]
+    once: bool,
+    /// Minutes between scheduled syncs while the demo runs.
+    #[arg(long, default_value_t = 1)]
+    interval: u32,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -63,6 +69,14 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
         format!("sqlite://{}", args.database.display()),
     );
     vars.insert("EMAG_RETRY_DELAY".into(), "0.5".into());
+    for name in ["MAIN", "FBE"] {
+        vars.insert(
+            format!("EMAG_{name}_SYNC_INTERVAL"),
+            args.interval.max(1).to_string(),
+        );
+        vars.insert(format!("EMAG_{name}_SYNC_TYPES"), "full".into());
+    }
+    vars.insert("EMAG_BACKUP_DIR".into(), "data/demo-backups".into());
     let config = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = storage::Store::open(&config.database_url).await?;
     println!("database:  {}", store.url_redacted());
@@ -73,6 +87,7 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
         accounts.len()
     );
     let tasks: Vec<_> = accounts
+        .clone()
         .into_iter()
         .map(|account| {
             let ctx = ctx.clone();
@@ -124,9 +139,129 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
         "\nexplore: DATABASE_URL=sqlite://{} emag-sync export offers --account fbe | head",
         args.database.display()
     );
+    let failed = reports.iter().any(|r| r.status != RunStatus::Succeeded);
+    if !args.once {
+        run_scheduler(&config, &store, &sim.sim, ctx, accounts).await?;
+    }
     store.close().await;
     sim.shutdown().await;
-    Ok(u8::from(
-        reports.iter().any(|r| r.status != RunStatus::Succeeded),
-    ))
+    Ok(u8::from(failed))
+}
+
+/// The scheduler on the demo's accounts, with the simulated marketplace changing under it
+/// (prices, stock, new and updated orders), printing each finished run, until Ctrl-C.
+async fn run_scheduler(
+    config: &Config,
+    store: &storage::Store,
+    sim: &Simulator,
+    ctx: SyncContext,
+    accounts: Vec<emag_sync::sync::Account>,
+) -> anyhow::Result<()> {
+    use emag_sync::scheduler::{schedules, Maintenance, Policy, Scheduler};
+    let plan = schedules(config);
+    println!(
+        "\nscheduler: {} schedules, every {} min at stable offsets; the simulated shops change meanwhile. Ctrl-C to stop.",
+        plan.len(),
+        config.accounts.first().map(|a| a.sync_interval.as_secs() / 60).unwrap_or(1)
+    );
+    let cancel = ctx.cancel.clone();
+    let market = sim.clone();
+    let activity = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut round: u32 = 0;
+        loop {
+            tick.tick().await;
+            round += 1;
+            for account in ["main", "fbe"] {
+                let id = 1 + (round * 7) % 50;
+                let price = rust_decimal::Decimal::new(10_000 + i64::from(round) * 137, 2);
+                let _ = market.mutate(
+                    account,
+                    emag_sim::Mutation::SetPrice {
+                        id,
+                        sale_price: price,
+                    },
+                );
+                let _ = market.mutate(
+                    account,
+                    emag_sim::Mutation::SetStock {
+                        id: id + 1,
+                        stock: round % 9,
+                    },
+                );
+                let kind = if account == "fbe" { 2 } else { 3 };
+                let _ = market.mutate(
+                    account,
+                    emag_sim::Mutation::AddOrders {
+                        count: 1,
+                        order_type: kind,
+                    },
+                );
+            }
+        }
+    });
+    let reporter_store = store.clone();
+    let reporter = tokio::spawn(async move {
+        // Runs of the first sync were shown in the table already.
+        let mut printed: std::collections::HashSet<i64> = reporter_store
+            .list_runs(&storage::RunFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .map(|runs| runs.iter().map(|r| r.id).collect())
+            .unwrap_or_default();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let Ok(runs) = reporter_store
+                .list_runs(&storage::RunFilter {
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await
+            else {
+                continue;
+            };
+            for r in runs
+                .iter()
+                .rev()
+                .filter(|r| r.state.is_terminal())
+                .collect::<Vec<_>>()
+            {
+                if !printed.insert(r.id) {
+                    continue;
+                }
+                let c = &r.counts;
+                println!(
+                    "  run {:>3} {:<5} {:<9} {:<9} read {:>5}  created {:>4}  updated {:>4}  unchanged {:>5}  removed {:>3}{}",
+                    r.id, r.account, r.kind, r.state, c.items_read, c.created, c.updated, c.unchanged, c.removed,
+                    r.error_message.as_deref().map(|e| format!("  — {e}")).unwrap_or_default()
+                );
+            }
+        }
+    });
+    tokio::spawn(async move {
+        super::sync::shutdown_signal().await;
+        cancel.cancel();
+    });
+    let policy = Policy {
+        retry_delay: config.api.retry_delay,
+        max_retries: config.api.max_retries,
+        catch_up: config.catch_up,
+    };
+    let maintenance = Maintenance {
+        backups: Some(config.backups.clone()),
+        run_retention: None,
+        systemd: false,
+    };
+    let result = Scheduler::new(ctx, accounts, plan, policy)
+        .with_maintenance(maintenance)
+        .run()
+        .await;
+    activity.abort();
+    reporter.abort();
+    println!("demo stopped");
+    result
 }
