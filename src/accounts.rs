@@ -62,3 +62,18 @@ pub async fn select(
     }
     Ok(out)
 }
+
+/// Every configured account with a client, for reference-data failover; empty when
+/// `EMAG_AUTO_FAILOVER` is off.
+pub fn failover_peers(config: &Config) -> std::sync::Arc<Vec<Account>> {
+    if !config.auto_failover {
+        return std::sync::Arc::default();
+    }
+    std::sync::Arc::new(
+        config
+            .accounts
+            .iter()
+            .filter_map(|a| account(config, a).ok())
+            .collect(),
+    )
+}

@@ -48,6 +48,10 @@ pub struct SyncContext {
     pub settings: SyncSettings,
     pub cancel: CancellationToken,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Accounts through which account-agnostic reference data may be read when an account's
+    /// own credentials fail (`EMAG_AUTO_FAILOVER`); empty: no failover. Account data (offers,
+    /// orders, returns) never fails over.
+    pub reference_failover: Arc<Vec<Account>>,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -66,6 +70,7 @@ impl SyncContext {
             settings,
             cancel: CancellationToken::new(),
             progress: None,
+            reference_failover: Arc::default(),
         }
     }
 
@@ -180,7 +185,7 @@ pub async fn run_sync_for_slot(
     let result = match kind {
         SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
         SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
-        SyncKind::Reference => reference::sync_reference(ctx, account, &run).await,
+        SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
         SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
     };
     let api = account.client.stats().since(&before);
@@ -246,6 +251,44 @@ pub async fn run_sync_for_slot(
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
+}
+
+/// Reference data through the account's own credentials, or — when they fail and failover
+/// is on — through another account of the same marketplace. The run stays the account's and
+/// its note says whose credentials served it.
+async fn reference_with_failover(
+    ctx: &SyncContext,
+    account: &Account,
+    run: &ActiveRun,
+) -> Result<KindResult, SyncError> {
+    let first = reference::sync_reference(ctx, account, run).await;
+    let Err(SyncError::Api(own_error)) = &first else {
+        return first;
+    };
+    let peers = ctx.reference_failover.iter().filter(|p| {
+        p.name() != account.name() && p.config.marketplace == account.config.marketplace
+    });
+    for peer in peers {
+        tracing::warn!(
+            account.name = account.name(), failover.account = peer.name(), error = %own_error,
+            "reading reference data through another account of the marketplace"
+        );
+        let before = peer.client.stats();
+        let result = reference::sync_reference(ctx, peer, run).await;
+        let api = peer.client.stats().since(&before);
+        if let Ok(mut done) = result {
+            done.extra.requests += api.requests;
+            done.extra.rate_limit_waits += api.rate_limited;
+            done.extra.retries += api.retries;
+            done.note = Some(format!(
+                "read through account {} (EMAG_AUTO_FAILOVER) because {} failed: {own_error}",
+                peer.name(),
+                account.name()
+            ));
+            return Ok(done);
+        }
+    }
+    first
 }
 
 /// Claims the (account, kind) run for this process, resuming an abandoned one — unless a

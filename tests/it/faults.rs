@@ -140,3 +140,52 @@ async fn a_blocked_ip_is_named_as_such_and_not_retried() {
         .contains("whitelist"));
     assert_eq!(report.counts.retries, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_data_fails_over_to_a_healthy_account_but_account_data_never_does() {
+    let mut app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    app.ctx.reference_failover = emag_sync::accounts::failover_peers(&app.config);
+    app.sim.sim.set_faults(FaultPlan {
+        bad_credentials: true,
+        accounts: vec!["fbe".into()],
+        ..FaultPlan::default()
+    });
+
+    let reference = app.sync("fbe", SyncKind::Reference).await;
+    let offers = app.sync("fbe", SyncKind::Offers).await;
+
+    assert_eq!(
+        reference.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        reference.error
+    );
+    let note = reference.note.clone().unwrap_or_default();
+    assert!(note.contains("through account main"), "{note}");
+    assert!(
+        app.store
+            .count_reference("emag_ro", "vat")
+            .await
+            .expect("vat")
+            > 0
+    );
+    assert_eq!(
+        offers.error_class,
+        Some(ErrorClass::Auth),
+        "FBE's offers are never read with MAIN's credentials"
+    );
+    assert_eq!(app.store.count_offers("fbe").await.expect("count"), (0, 0));
+    let fbe_requests: Vec<_> = app
+        .sim
+        .sim
+        .journal()
+        .into_iter()
+        .filter(|e| e.resource == "product_offer")
+        .collect();
+    assert!(
+        fbe_requests
+            .iter()
+            .all(|e| e.account.as_deref() == Some("fbe")),
+        "offer reads only with fbe's login"
+    );
+}

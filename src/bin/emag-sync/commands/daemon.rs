@@ -95,7 +95,8 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
         );
         return 1;
     }
-    let ctx = SyncContext::new(store.clone(), config.sync);
+    let mut ctx = SyncContext::new(store.clone(), config.sync);
+    ctx.reference_failover = accounts::failover_peers(&config);
     let cancel = ctx.cancel.clone();
     tokio::spawn(async move {
         super::sync::shutdown_signal().await;

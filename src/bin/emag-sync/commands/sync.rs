@@ -70,6 +70,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         }
     };
     let mut ctx = SyncContext::new(store.clone(), config.sync);
+    ctx.reference_failover = accounts::failover_peers(&config);
     let bars = if args.json {
         None
     } else {
