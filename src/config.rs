@@ -86,6 +86,8 @@ pub struct AccountConfig {
     pub sync_interval: Duration,
     /// Orders may be read more often than the rest (`EMAG_<NAME>_ORDERS_INTERVAL`).
     pub orders_interval: Option<Duration>,
+    /// Cron times instead of the interval (`EMAG_<NAME>_SYNC_CRON`, zone `EMAG_<NAME>_SYNC_TZ`).
+    pub cron: Option<CronSpec>,
     pub sync_types: SyncTypes,
 }
 
@@ -98,6 +100,38 @@ impl AccountConfig {
             SyncKind::Reference => self.sync_interval.max(Duration::from_secs(24 * 3600)),
             _ => self.sync_interval,
         }
+    }
+}
+
+/// A validated cron expression and the IANA zone its wall-clock times are read in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronSpec {
+    /// Normalised to the 6-field form with seconds that the `cron` crate reads.
+    pub expr: String,
+    pub zone: chrono_tz::Tz,
+}
+
+impl CronSpec {
+    /// Accepts the usual 5 fields (`min hour day month weekday`) or 6 with seconds. Days of
+    /// the week are best written by name (`Mon-Fri`): in numbers the `cron` crate counts
+    /// 1 = Sunday.
+    pub fn parse(expr: &str, zone: &str) -> Result<CronSpec, String> {
+        let fields = expr.split_whitespace().count();
+        let expr = match fields {
+            5 => format!("0 {}", expr.trim()),
+            6 | 7 => expr.trim().to_owned(),
+            _ => {
+                return Err(format!(
+                    "{expr:?} has {fields} fields, expected 5 (min hour day month weekday)"
+                ))
+            }
+        };
+        <cron::Schedule as std::str::FromStr>::from_str(&expr)
+            .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))?;
+        let zone = zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("{zone:?} is not an IANA time zone"))?;
+        Ok(CronSpec { expr, zone })
     }
 }
 
@@ -618,6 +652,25 @@ impl Parser<'_> {
                 Some(Duration::from_secs(60 * m.max(1)))
             }
         };
+        let cron_var = format!("EMAG_{upper}_SYNC_CRON");
+        let tz_var = format!("EMAG_{upper}_SYNC_TZ");
+        let cron = match self.get(&cron_var) {
+            None => None,
+            Some(expr) => {
+                let zone = self.get(&tz_var).unwrap_or("Europe/Bucharest").to_owned();
+                match CronSpec::parse(expr, &zone) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        self.problem(
+                            &cron_var,
+                            e,
+                            format!("write e.g. \"17 */2 * * *\" (every two hours at :17) and an IANA zone in {tz_var}"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let types_var = format!("EMAG_{upper}_SYNC_TYPES");
         let sync_types = match self.get(&types_var) {
             None => SyncTypes(if kind == AccountKind::Fbe {
@@ -647,6 +700,7 @@ impl Parser<'_> {
             password_var,
             sync_interval: Duration::from_secs(60 * minutes.max(1)),
             orders_interval,
+            cron,
             sync_types,
         })
     }
@@ -750,6 +804,30 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} missing in {names:?}");
         }
+    }
+
+    #[test]
+    fn cron_schedules_take_five_fields_and_an_iana_zone() {
+        let c = Config::from_vars(&vars(&[
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_API_PASSWORD", "p"),
+            ("EMAG_MAIN_SYNC_CRON", "17 */2 * * *"),
+        ]))
+        .expect("valid");
+        let spec = c
+            .account("main")
+            .and_then(|a| a.cron.clone())
+            .expect("cron");
+        assert_eq!(spec.expr, "0 17 */2 * * *");
+        assert_eq!(spec.zone, chrono_tz::Europe::Bucharest);
+        let err = Config::from_vars(&vars(&[
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_API_PASSWORD", "p"),
+            ("EMAG_MAIN_SYNC_CRON", "every hour"),
+        ]))
+        .expect_err("invalid");
+        assert_eq!(err.0[0].variable, "EMAG_MAIN_SYNC_CRON");
+        assert!(CronSpec::parse("0 3 * * *", "Mars/Olympus").is_err());
     }
 
     #[test]

@@ -25,6 +25,70 @@ pub struct Schedule {
     pub interval: Duration,
     /// Stable offset added to every slot (eMAG asks for non-round start times).
     pub offset: Duration,
+    /// Cron times (in their zone) instead of the interval.
+    pub cron: Option<crate::config::CronSpec>,
+}
+
+/// Occurrences of a cron spec strictly after `after_ms`, as Unix ms. A wall-clock time that
+/// repeats when clocks fall back (03:30 twice on the last Sunday of October in Bucharest)
+/// runs once; a time skipped when clocks spring forward does not run that day.
+fn cron_after(spec: &crate::config::CronSpec, after_ms: i64) -> Vec<i64> {
+    use std::str::FromStr;
+    let Ok(schedule) = cron::Schedule::from_str(&spec.expr) else {
+        return Vec::new();
+    };
+    let Some(after) = chrono::DateTime::from_timestamp_millis(after_ms) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut previous_wall: Option<chrono::NaiveDateTime> = None;
+    for t in schedule
+        .after(&after.with_timezone(&spec.zone))
+        .take(CRON_LOOKAHEAD)
+    {
+        let wall = t.naive_local();
+        if previous_wall == Some(wall) {
+            continue;
+        }
+        previous_wall = Some(wall);
+        out.push(t.timestamp_millis());
+    }
+    out
+}
+
+/// How many cron occurrences we look at to count missed slots (a minutely cron after a week
+/// of downtime would be 10,080; more than this is reported as "at least").
+const CRON_LOOKAHEAD: usize = 20_000;
+
+impl Schedule {
+    /// The first slot after a run that started at `started_ms`.
+    fn next_slot(&self, started_ms: i64) -> Option<i64> {
+        let offset = ms(self.offset);
+        match &self.cron {
+            None => Some(started_ms + ms(self.interval) + offset),
+            Some(spec) => cron_after(spec, started_ms - offset)
+                .first()
+                .map(|t| t + offset),
+        }
+    }
+
+    /// Slots after `next` that have passed by `now_ms`, and the first slot after `now_ms`.
+    fn passed_since(&self, next: i64, now_ms: i64) -> (i64, i64) {
+        let offset = ms(self.offset);
+        match &self.cron {
+            None => {
+                let interval = ms(self.interval).max(1);
+                let missed = (now_ms - next) / interval;
+                (missed, next + (missed + 1) * interval)
+            }
+            Some(spec) => {
+                let later = cron_after(spec, next - offset);
+                let missed = later.iter().take_while(|t| **t + offset <= now_ms).count();
+                let upcoming = later.get(missed).map(|t| t + offset).unwrap_or(i64::MAX);
+                (i64::try_from(missed).unwrap_or(i64::MAX), upcoming)
+            }
+        }
+    }
 }
 
 /// Retry and catch-up rules.
@@ -103,7 +167,6 @@ pub fn evaluate(
         }
         RunState::Succeeded | RunState::Failed => {}
     }
-    let interval = ms(schedule.interval);
     let started = run.started_at.unwrap_or(run.created_at);
     let finished = run.finished_at.unwrap_or(started);
     if run.state == RunState::Failed {
@@ -130,11 +193,14 @@ pub fn evaluate(
             };
         }
     }
-    let next = started + interval + ms(schedule.offset);
+    let Some(next) = schedule.next_slot(started) else {
+        // A cron expression with no future occurrence (e.g. 30 February).
+        return Decision::Wait { at_ms: i64::MAX };
+    };
     if now_ms < next {
         return Decision::Wait { at_ms: next };
     }
-    let missed = (now_ms - next) / interval.max(1);
+    let (missed, upcoming) = schedule.passed_since(next, now_ms);
     if missed == 0 {
         return Decision::Due {
             trigger: RunTrigger::Schedule,
@@ -151,11 +217,8 @@ pub fn evaluate(
                 missed + 1
             ),
         },
-        CatchUp::Skip => {
-            let upcoming = next + (missed + 1) * interval;
-            // The slot we are in has passed its start; wait for the next regular one.
-            Decision::Wait { at_ms: upcoming }
-        }
+        // The slot we are in has passed its start; wait for the next regular one.
+        CatchUp::Skip => Decision::Wait { at_ms: upcoming },
     }
 }
 
@@ -173,11 +236,17 @@ pub fn schedules(config: &Config) -> Vec<Schedule> {
         }
         for kind in &a.sync_types.0 {
             let interval = a.interval_of(*kind);
+            // An explicit orders interval wins over the account's cron.
+            let cron = a
+                .cron
+                .clone()
+                .filter(|_| !(*kind == SyncKind::Orders && a.orders_interval.is_some()));
             out.push(Schedule {
                 account: a.name.to_string(),
                 kind: *kind,
                 interval,
                 offset: stable_offset(a.name.as_str(), *kind, interval),
+                cron,
             });
         }
     }
@@ -399,7 +468,95 @@ mod tests {
             kind: SyncKind::Offers,
             interval: Duration::from_secs(30 * 60),
             offset: Duration::from_secs(17),
+            cron: None,
         }
+    }
+
+    /// A daily 03:30 Bucharest schedule with no offset, and Unix ms of a Bucharest wall time.
+    fn daily_0330() -> Schedule {
+        Schedule {
+            offset: Duration::ZERO,
+            cron: Some(
+                crate::config::CronSpec::parse("30 3 * * *", "Europe/Bucharest").expect("cron"),
+            ),
+            ..schedule()
+        }
+    }
+
+    fn utc_ms(text: &str) -> i64 {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+            .expect("time")
+            .and_utc()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn cron_slots_follow_the_zones_wall_clock_in_winter_and_summer() {
+        let p = policy(CatchUp::Once);
+        // Winter (UTC+2): 03:30 Bucharest = 01:30 UTC. Summer (UTC+3): 00:30 UTC.
+        let h = history(RunState::Succeeded, utc_ms("2026-01-10 01:30:00"), None, 0);
+        assert_eq!(
+            evaluate(&daily_0330(), Some(&h), utc_ms("2026-01-10 12:00:00"), &p),
+            Decision::Wait {
+                at_ms: utc_ms("2026-01-11 01:30:00")
+            }
+        );
+        let h = history(RunState::Succeeded, utc_ms("2026-07-10 00:30:00"), None, 0);
+        assert_eq!(
+            evaluate(&daily_0330(), Some(&h), utc_ms("2026-07-10 12:00:00"), &p),
+            Decision::Wait {
+                at_ms: utc_ms("2026-07-11 00:30:00")
+            }
+        );
+    }
+
+    #[test]
+    fn on_the_spring_forward_day_the_skipped_time_does_not_run() {
+        // 29 March 2026: Bucharest clocks jump 03:00 → 04:00; 03:30 does not exist.
+        let p = policy(CatchUp::Once);
+        let h = history(RunState::Succeeded, utc_ms("2026-03-28 01:30:00"), None, 0);
+        let Decision::Wait { at_ms } =
+            evaluate(&daily_0330(), Some(&h), utc_ms("2026-03-28 12:00:00"), &p)
+        else {
+            panic!("not due")
+        };
+        assert_eq!(
+            at_ms,
+            utc_ms("2026-03-30 00:30:00"),
+            "next run is 30 March 03:30 EEST"
+        );
+    }
+
+    #[test]
+    fn on_the_fall_back_day_the_repeated_time_runs_once() {
+        // 25 October 2026: Bucharest clocks fall back 04:00 → 03:00; 03:30 happens twice
+        // (00:30 and 01:30 UTC). After the first, the next run is the following day.
+        let p = policy(CatchUp::Once);
+        let h = history(RunState::Succeeded, utc_ms("2026-10-25 00:30:00"), None, 0);
+        assert_eq!(
+            evaluate(&daily_0330(), Some(&h), utc_ms("2026-10-25 01:45:00"), &p),
+            Decision::Wait {
+                at_ms: utc_ms("2026-10-26 01:30:00")
+            }
+        );
+    }
+
+    #[test]
+    fn cron_catch_up_counts_the_missed_days() {
+        let h = history(RunState::Succeeded, utc_ms("2026-01-10 01:30:00"), None, 0);
+        let now = utc_ms("2026-01-14 12:00:00"); // 11, 12, 13, 14 January passed
+        let once = evaluate(&daily_0330(), Some(&h), now, &policy(CatchUp::Once));
+        assert!(
+            matches!(&once, Decision::Due { reason, slot: Some(s), .. } if reason.contains("3 skipped") && *s == utc_ms("2026-01-11 01:30:00")),
+            "{once:?}"
+        );
+        let skip = evaluate(&daily_0330(), Some(&h), now, &policy(CatchUp::Skip));
+        assert_eq!(
+            skip,
+            Decision::Wait {
+                at_ms: utc_ms("2026-01-15 01:30:00")
+            }
+        );
     }
 
     fn policy(catch_up: CatchUp) -> Policy {

@@ -27,6 +27,7 @@ fn schedule(account: &str, kind: SyncKind) -> Schedule {
         kind,
         interval: Duration::from_secs(1800),
         offset: Duration::from_secs(11),
+        cron: None,
     }
 }
 

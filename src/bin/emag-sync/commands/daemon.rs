@@ -193,6 +193,7 @@ struct KindStatus {
     account: String,
     kind: String,
     interval_minutes: u64,
+    cron: Option<String>,
     last_state: Option<String>,
     last_started: Option<String>,
     last_duration_ms: Option<i64>,
@@ -251,6 +252,10 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             account: s.account.clone(),
             kind: s.kind.to_string(),
             interval_minutes: s.interval.as_secs() / 60,
+            cron: s
+                .cron
+                .as_ref()
+                .map(|c| format!("cron {} {}", c.expr, c.zone)),
             last_state: last.map(|r| r.state.to_string()),
             last_started: last.and_then(|r| r.started_at).map(local_time),
             last_duration_ms: last.and_then(|r| Some(r.finished_at? - r.started_at?)),
@@ -286,7 +291,9 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         table.add_row(vec![
             r.account.clone(),
             r.kind.clone(),
-            format!("{} min", r.interval_minutes),
+            r.cron
+                .clone()
+                .unwrap_or_else(|| format!("{} min", r.interval_minutes)),
             r.last_started.clone().unwrap_or_else(|| "never".into()),
             r.last_state.clone().unwrap_or_default(),
             r.last_duration_ms
