@@ -181,6 +181,9 @@ pub async fn run_sync_for_slot(
     };
     report.run_id = Some(run.id);
 
+    // The heartbeat runs beside the work, so a page that takes long (slow answers, retries
+    // with backoff) does not make the run look abandoned to other instances.
+    let heartbeat = tokio::spawn(keep_alive(ctx.store.clone(), run.clone()));
     let before = account.client.stats();
     let result = match kind {
         SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
@@ -188,6 +191,7 @@ pub async fn run_sync_for_slot(
         SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
         SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
     };
+    heartbeat.abort();
     let api = account.client.stats().since(&before);
     let with_api = |mut extra: RunCounts| {
         extra.requests += api.requests;
@@ -251,6 +255,29 @@ pub async fn run_sync_for_slot(
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
+}
+
+/// How often a running run proves it is alive; other instances take a run over only after
+/// `SyncSettings::stale_after` (several beats) of silence.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+async fn keep_alive(store: Store, run: ActiveRun) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.heartbeat_run(&run).await {
+            Ok(()) => {}
+            Err(StorageError::LeaseLost(id)) => {
+                // The run's own next write fails with LeaseLost too and ends it; nothing it
+                // writes from here on is accepted.
+                tracing::warn!(run.id = id, account.name = %run.account, "run taken over by another process");
+                return;
+            }
+            Err(e) => tracing::warn!(run.id = run.id, error = %e, "heartbeat failed; retrying"),
+        }
+    }
 }
 
 /// Reference data through the account's own credentials, or — when they fail and failover
@@ -447,25 +474,4 @@ pub(crate) fn content_hash(text: &str) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
     (u64::from_le_bytes(first) >> 1) as i64
-}
-
-/// Keeps a run visibly alive at most every few seconds.
-pub(crate) struct Heartbeat {
-    last: Instant,
-}
-
-impl Heartbeat {
-    pub(crate) fn new() -> Self {
-        Heartbeat {
-            last: Instant::now(),
-        }
-    }
-
-    pub(crate) async fn beat(&mut self, store: &Store, run: &ActiveRun) -> Result<(), SyncError> {
-        if self.last.elapsed() >= Duration::from_secs(5) {
-            store.heartbeat_run(run).await?;
-            self.last = Instant::now();
-        }
-        Ok(())
-    }
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use storage::{ActiveRun, OfferRow};
 use tokio::sync::mpsc;
 
-use super::{content_hash, Account, Heartbeat, KindResult, SyncContext, SyncError};
+use super::{content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 /// Pages of a repeat pass are stored under these keys, apart from the first pass's.
@@ -124,7 +124,6 @@ struct Scan<'a> {
     run: &'a ActiveRun,
     seen: RoaringBitmap,
     total: Option<u64>,
-    heartbeat: Heartbeat,
 }
 
 impl Scan<'_> {
@@ -223,7 +222,6 @@ impl Scan<'_> {
             )
             .await?;
         self.seen.extend(ids.iter().copied());
-        self.heartbeat.beat(&self.ctx.store, self.run).await?;
         self.ctx.report_progress(
             self.account.name(),
             SyncKind::Offers,
@@ -254,7 +252,6 @@ pub(crate) async fn sync_offers(
         run,
         seen,
         total: Some(total),
-        heartbeat: Heartbeat::new(),
     };
     let first = u32::try_from(run.checkpoint_page + 1).unwrap_or(1);
     scan.pass(first, 0).await?;

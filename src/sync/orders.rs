@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use storage::{ActiveRun, OrderLineRow, OrderRow};
 
 use super::offers::{excerpt, int};
-use super::{changed_rows, content_hash, Account, Heartbeat, KindResult, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 pub(crate) const EMAG_TIME: &str = "%Y-%m-%d %H:%M:%S";
@@ -152,7 +152,6 @@ pub(crate) async fn sync_orders(
     let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
         .unwrap_or_else(|_| chrono::Duration::hours(24));
     let backfill = chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days));
-    let mut heartbeat = Heartbeat::new();
     let mut done_items = 0u64;
     for order_type in OrderType::ALL {
         let cursor = if full {
@@ -205,7 +204,6 @@ pub(crate) async fn sync_orders(
                 write_orders(ctx, run, rows).await?;
                 done_items += page.items.len() as u64;
                 ctx.report_progress(account.name(), SyncKind::Orders, done_items, None);
-                heartbeat.beat(&ctx.store, run).await?;
                 if page.last {
                     break;
                 }
