@@ -317,7 +317,22 @@ impl Scheduler {
     ) -> anyhow::Result<Vec<(String, SyncKind, RunTrigger)>> {
         self.in_flight
             .retain(|_, (_, handle)| !handle.is_finished());
-        let histories = self.ctx.store.kind_histories().await?;
+        let mut histories = self.ctx.store.kind_histories().await?;
+        let stale_ms = ms(self.ctx.settings.stale_after);
+        for h in &mut histories {
+            // A run left "running" by a process that died (or went silent) is resumed like an
+            // interrupted one; otherwise its account would wait forever.
+            let run = &mut h.latest;
+            let abandoned = run.state == RunState::Running
+                && (run
+                    .holder
+                    .as_deref()
+                    .is_none_or(|holder| !crate::holder_is_alive(holder))
+                    || run.heartbeat_at.is_none_or(|hb| now_ms - hb > stale_ms));
+            if abandoned {
+                run.state = RunState::Interrupted;
+            }
+        }
         let paused = self.ctx.store.paused_accounts().await?;
         let by_key: HashMap<(&str, SyncKind), &KindHistory> = histories
             .iter()
@@ -594,6 +609,8 @@ mod tests {
                 error_message: None,
                 emag_messages: Vec::new(),
                 note: None,
+                holder: None,
+                heartbeat_at: None,
             },
         }
     }

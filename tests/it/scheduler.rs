@@ -321,3 +321,66 @@ async fn three_instances_sharing_one_store_run_each_slot_exactly_once(kind: DbKi
     }
     app.assert_offers_match("fbe").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    // A holder on this host whose process no longer exists.
+    let mut gone = std::process::Command::new("true").spawn().expect("spawn");
+    let dead_pid = gone.id();
+    gone.wait().expect("wait");
+    let host = emag_sync::holder_id()
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let dead_holder = format!("{host}:{dead_pid}:0");
+    let begun = app
+        .store
+        .begin_run(
+            &storage::RunRequest {
+                account: "main",
+                kind: SyncKind::Offers,
+                trigger: RunTrigger::Schedule,
+                full_scan: false,
+                slot: Some(0),
+                holder: &dead_holder,
+                stale_after_ms: 120_000,
+            },
+            &|_| true,
+        )
+        .await
+        .expect("begin");
+    let storage::BeginRun::Started(dead_run) = begun else {
+        panic!("{begun:?}")
+    };
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    let mut scheduler = Scheduler::new(
+        app.ctx.clone(),
+        app.accounts.clone(),
+        vec![
+            schedule("main", SyncKind::Offers),
+            schedule("main", SyncKind::Orders),
+        ],
+        policy,
+    );
+
+    let started = scheduler.tick(storage::now_ms()).await.expect("tick");
+
+    assert_eq!(
+        started,
+        vec![("main".into(), SyncKind::Offers, RunTrigger::Schedule)]
+    );
+    let reports = scheduler.wait_idle().await;
+    assert_eq!(
+        reports[0].run_id,
+        Some(dead_run.id),
+        "the abandoned run itself is continued"
+    );
+    assert_eq!(reports[0].status, RunStatus::Succeeded);
+    app.assert_offers_match("main").await;
+}

@@ -69,6 +69,9 @@ pub struct RunRow {
     pub error_message: Option<String>,
     pub emag_messages: Vec<String>,
     pub note: Option<String>,
+    /// The process holding a running run, and when it last proved it was alive.
+    pub holder: Option<String>,
+    pub heartbeat_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -376,7 +379,7 @@ impl Store {
 const RUN_COLUMNS: &str = "SELECT id, account, kind, trigger, state, attempt, created_at, \
     started_at, finished_at, checkpoint_page, total_items, pages, items_read, created, updated, \
     unchanged, removed, requests, rate_limit_waits, retries, error_class, error_message, \
-    emag_messages, note FROM runs";
+    emag_messages, note, holder, heartbeat_at FROM runs";
 
 fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let corrupt = |detail: String| StorageError::Corrupt {
@@ -421,6 +424,8 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
             .map(|m| serde_json::from_str(&m).unwrap_or_default())
             .unwrap_or_default(),
         note: r.try_get("note")?,
+        holder: r.try_get("holder")?,
+        heartbeat_at: r.try_get("heartbeat_at")?,
     })
 }
 

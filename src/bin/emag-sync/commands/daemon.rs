@@ -236,6 +236,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
     };
     let paused = store.paused_accounts().await.unwrap_or_default();
     let now = storage::now_ms();
+    let stale_ms = i64::try_from(config.sync.stale_after.as_millis()).unwrap_or(i64::MAX);
     let mut rows = Vec::new();
     for s in schedules(&config) {
         let h = histories
@@ -265,11 +266,18 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             progress: last
                 .filter(|r| r.state == domain::RunState::Running)
                 .map(|r| {
-                    format!(
+                    let alive = r.holder.as_deref().is_some_and(emag_sync::holder_is_alive)
+                        && r.heartbeat_at.is_some_and(|hb| now - hb < stale_ms);
+                    let at = format!(
                         "page {} of {} items",
                         r.checkpoint_page,
                         r.total_items.unwrap_or(0)
-                    )
+                    );
+                    if alive {
+                        at
+                    } else {
+                        format!("{at}; its process stopped — the next scheduler tick resumes it")
+                    }
                 }),
         });
     }
