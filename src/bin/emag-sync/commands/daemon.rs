@@ -9,7 +9,7 @@ use emag_sync::accounts;
 use emag_sync::scheduler::{evaluate, schedules, Decision, Maintenance, Policy, Scheduler};
 use emag_sync::sync::SyncContext;
 
-use super::{load_config, open_store, EXIT_CONFIG};
+use super::{load_config, load_config_and_store, open_store, EXIT_CONFIG};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {}
@@ -214,12 +214,8 @@ fn local_time(ms: i64) -> String {
 }
 
 pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
-    let config = match load_config(env_file) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let store = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store) = match load_config_and_store(env_file).await {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let histories = match store.kind_histories().await {
@@ -327,12 +323,8 @@ pub struct AccountArg {
 
 /// `pause` / `resume`: stored in the database, so every scheduler instance obeys it.
 pub async fn set_paused(env_file: Option<&Path>, args: AccountArg, paused: bool) -> u8 {
-    let config = match load_config(env_file) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let store = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store) = match load_config_and_store(env_file).await {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let name = args.account.to_ascii_lowercase();
@@ -374,12 +366,8 @@ pub async fn set_paused(env_file: Option<&Path>, args: AccountArg, paused: bool)
 
 /// `backup`: a consistent SQLite snapshot now; on PostgreSQL, how to back up instead.
 pub async fn backup(env_file: Option<&Path>) -> u8 {
-    let config = match load_config(env_file) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let store = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store) = match load_config_and_store(env_file).await {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     if store.backend() == storage::Backend::Postgres {

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{load_config, open_store};
+use super::load_config_and_store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,12 +68,8 @@ impl<W: Write> Sink<W> {
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
-    let config = match load_config(env_file) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let store = match open_store(&config).await {
-        Ok(s) => s,
+    let (_config, store) = match load_config_and_store(env_file).await {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let account = args.account.as_deref().map(str::to_ascii_lowercase);

@@ -54,6 +54,13 @@ pub async fn open_store(config: &Config) -> Result<Store, u8> {
     })
 }
 
+/// The configuration and the migrated store: what most commands start with.
+pub async fn load_config_and_store(env_file: Option<&Path>) -> Result<(Config, Store), u8> {
+    let config = load_config(env_file)?;
+    let store = open_store(&config).await?;
+    Ok((config, store))
+}
+
 pub async fn migrate(env_file: Option<&Path>) -> u8 {
     let config = match load_config(env_file) {
         Ok(c) => c,
