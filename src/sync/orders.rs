@@ -138,6 +138,33 @@ pub(crate) fn month_windows(
     }
 }
 
+/// Where an incremental read starts: the stored cursor (unless `full`) minus the overlap, or
+/// the backfill period before `now`. Returns the cursor too, which only ever moves forward.
+pub(crate) async fn read_start(
+    ctx: &SyncContext,
+    account: &Account,
+    cursor_key: &str,
+    full: bool,
+    now: NaiveDateTime,
+) -> Result<(Option<NaiveDateTime>, NaiveDateTime), SyncError> {
+    let cursor = if full {
+        None
+    } else {
+        ctx.store
+            .get_state(account.name(), cursor_key)
+            .await?
+            .and_then(|c| NaiveDateTime::parse_from_str(&c, EMAG_TIME).ok())
+    };
+    let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
+        .unwrap_or_else(|_| chrono::Duration::hours(24));
+    let backfill = chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days));
+    let start = match cursor {
+        Some(c) => c - overlap,
+        None => now - backfill,
+    };
+    Ok((cursor, start))
+}
+
 fn cursor_key(t: OrderType) -> String {
     format!("orders.cursor.type{}", t.code())
 }
@@ -149,23 +176,9 @@ pub(crate) async fn sync_orders(
     full: bool,
 ) -> Result<KindResult, SyncError> {
     let now = emag_now();
-    let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
-        .unwrap_or_else(|_| chrono::Duration::hours(24));
-    let backfill = chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days));
     let mut done_items = 0u64;
     for order_type in OrderType::ALL {
-        let cursor = if full {
-            None
-        } else {
-            ctx.store
-                .get_state(account.name(), &cursor_key(order_type))
-                .await?
-                .and_then(|c| NaiveDateTime::parse_from_str(&c, EMAG_TIME).ok())
-        };
-        let start = match cursor {
-            Some(c) => c - overlap,
-            None => now - backfill,
-        };
+        let (cursor, start) = read_start(ctx, account, &cursor_key(order_type), full, now).await?;
         let mut newest: Option<String> = None;
         for (from, to) in month_windows(start, now) {
             let mut filters = Map::new();

@@ -1,13 +1,12 @@
 //! Returns (RMA): read by creation-date window (the only filter eMAG offers), from the last
 //! complete run's start minus the order overlap, or the backfill period on the first run.
 
-use chrono::NaiveDateTime;
 use domain::SyncKind;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReturnRow};
 
 use super::offers::int;
-use super::orders::{emag_now, EMAG_TIME};
+use super::orders::{emag_now, read_start, EMAG_TIME};
 use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const CURSOR: &str = "returns.cursor";
@@ -19,20 +18,7 @@ pub(crate) async fn sync_returns(
     full: bool,
 ) -> Result<KindResult, SyncError> {
     let now = emag_now();
-    let cursor = if full {
-        None
-    } else {
-        ctx.store
-            .get_state(account.name(), CURSOR)
-            .await?
-            .and_then(|c| NaiveDateTime::parse_from_str(&c, EMAG_TIME).ok())
-    };
-    let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
-        .unwrap_or_else(|_| chrono::Duration::hours(24));
-    let start = match cursor {
-        Some(c) => c - overlap,
-        None => now - chrono::Duration::days(i64::from(ctx.settings.orders_backfill_days)),
-    };
+    let (_, start) = read_start(ctx, account, CURSOR, full, now).await?;
     let mut filters = Map::new();
     filters.insert(
         "date_start".into(),
