@@ -9,16 +9,21 @@ use crate::sync::Account;
 
 /// A client for one account's credentials.
 pub fn account(config: &Config, account: &AccountConfig) -> anyhow::Result<Account> {
-    let client = EmagClient::new(config.client_config(account)).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot build the HTTP client of account {}: {e}",
-            account.name
-        )
-    })?;
-    Ok(Account {
+    Ok(with_http(config, account, &http(config)?))
+}
+
+/// The HTTP client every account built by one call shares (one connection pool and TLS
+/// set-up for all, not one per account).
+fn http(config: &Config) -> anyhow::Result<reqwest::Client> {
+    EmagClient::http(config.api.timeout)
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
+}
+
+fn with_http(config: &Config, account: &AccountConfig, http: &reqwest::Client) -> Account {
+    Account {
         config: account.clone(),
-        client,
-    })
+        client: EmagClient::with_http(config.client_config(account), http.clone()),
+    }
 }
 
 /// The accounts named by `selector` (`all` or a name), registered in the store.
@@ -48,6 +53,7 @@ pub async fn select(
             })?;
         vec![found]
     };
+    let http = http(config)?;
     let mut out = Vec::with_capacity(chosen.len());
     for a in chosen {
         store
@@ -58,7 +64,7 @@ pub async fn select(
                 &a.base_url,
             )
             .await?;
-        out.push(account(config, a)?);
+        out.push(with_http(config, a, &http));
     }
     Ok(out)
 }
@@ -69,11 +75,14 @@ pub fn failover_peers(config: &Config) -> std::sync::Arc<Vec<Account>> {
     if !config.auto_failover {
         return std::sync::Arc::default();
     }
+    let Ok(http) = http(config) else {
+        return std::sync::Arc::default();
+    };
     std::sync::Arc::new(
         config
             .accounts
             .iter()
-            .filter_map(|a| account(config, a).ok())
+            .map(|a| with_http(config, a, &http))
             .collect(),
     )
 }

@@ -167,7 +167,7 @@ pub struct ApiSettings {
 pub struct SyncSettings {
     pub orders_backfill_days: u32,
     pub orders_overlap: Duration,
-    /// A run whose holder has been silent this long may be taken over.
+    /// A run whose holder has been silent this long may be taken over (`EMAG_LEASE_TTL`).
     pub stale_after: Duration,
 }
 
@@ -176,8 +176,24 @@ impl Default for SyncSettings {
         SyncSettings {
             orders_backfill_days: 90,
             orders_overlap: Duration::from_secs(24 * 3600),
-            stale_after: Duration::from_secs(120),
+            stale_after: DEFAULT_LEASE_TTL,
         }
+    }
+}
+
+/// How long a silent run holder keeps its run (`EMAG_LEASE_TTL`, seconds).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+/// The shortest lease accepted: a few heartbeats must fit in it, with room for a slow write.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(10);
+/// Heartbeats are never further apart than this, whatever the lease.
+const MAX_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+impl SyncSettings {
+    /// How often a running run proves it is alive: at least four beats per lease, and at
+    /// most every 10 s (the default 120 s lease beats every 10 s). A holder is taken over only
+    /// after several missed beats.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.stale_after / 4).clamp(Duration::from_millis(100), MAX_HEARTBEAT_EVERY)
     }
 }
 
@@ -425,8 +441,21 @@ impl Parser<'_> {
             orders_overlap: Duration::from_secs(
                 3600 * self.number::<u64>("EMAG_ORDERS_OVERLAP_HOURS", 24, "write hours, e.g. 24"),
             ),
-            stale_after: SyncSettings::default().stale_after,
+            stale_after: self.seconds("EMAG_LEASE_TTL", DEFAULT_LEASE_TTL),
         };
+        if sync.stale_after < MIN_LEASE_TTL {
+            self.problem(
+                "EMAG_LEASE_TTL",
+                format!(
+                    "{} s is too short: a run's lease must outlast several heartbeats",
+                    sync.stale_after.as_secs_f64()
+                ),
+                format!(
+                    "write at least {} seconds, e.g. 120 (the default)",
+                    MIN_LEASE_TTL.as_secs()
+                ),
+            );
+        }
         let log_level = self
             .get("EMAG_LOG_LEVEL")
             .unwrap_or("info")
@@ -828,6 +857,47 @@ mod tests {
         .expect_err("invalid");
         assert_eq!(err.0[0].variable, "EMAG_MAIN_SYNC_CRON");
         assert!(CronSpec::parse("0 3 * * *", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn the_lease_ttl_is_configurable_validated_and_sets_the_heartbeat() {
+        let base = [("EMAG_API_USERNAME", "m"), ("EMAG_API_PASSWORD", "p")];
+        let c = Config::from_vars(&vars(&base)).expect("valid");
+        assert_eq!(c.sync.stale_after, Duration::from_secs(120));
+        assert_eq!(c.sync.heartbeat_every(), Duration::from_secs(10));
+
+        let with = |ttl: &str| {
+            let mut v = vars(&base);
+            v.insert("EMAG_LEASE_TTL".into(), ttl.into());
+            Config::from_vars(&v)
+        };
+        let c = with("30").expect("30 s is valid");
+        assert_eq!(c.sync.stale_after, Duration::from_secs(30));
+        assert_eq!(c.sync.heartbeat_every(), Duration::from_millis(7_500));
+        let c = with("10").expect("the minimum is valid");
+        assert_eq!(c.sync.heartbeat_every(), Duration::from_millis(2_500));
+        let c = with("3600").expect("valid");
+        assert_eq!(c.sync.heartbeat_every(), Duration::from_secs(10));
+
+        for bad in ["9", "0", "9.5", "soon", "-5"] {
+            let err = with(bad).expect_err(bad);
+            assert_eq!(err.0.len(), 1, "{bad}: {err}");
+            assert_eq!(err.0[0].variable, "EMAG_LEASE_TTL", "{bad}");
+        }
+        let err = with("5").expect_err("too short");
+        assert!(
+            err.0[0].problem.contains("too short") && err.0[0].fix.contains("at least 10"),
+            "{err}"
+        );
+
+        // Whatever the lease, several beats fit in it.
+        for secs in [10, 11, 45, 120, 600, 86_400] {
+            let s = SyncSettings {
+                stale_after: Duration::from_secs(secs),
+                ..SyncSettings::default()
+            };
+            assert!(s.heartbeat_every() * 4 <= s.stale_after, "{secs}");
+        }
     }
 
     #[test]

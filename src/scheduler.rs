@@ -7,11 +7,13 @@
 //! history and starts what is due — at most one run per account at a time in this process,
 //! and never a second active run of an (account, kind) anywhere (the store's unique index).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{ErrorClass, RunState, RunTrigger, SyncKind};
 use storage::KindHistory;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{AccountSelection, CatchUp, Config};
@@ -32,7 +34,7 @@ pub struct Schedule {
 /// Occurrences of a cron spec strictly after `after_ms`, as Unix ms. A wall-clock time that
 /// repeats when clocks fall back (03:30 twice on the last Sunday of October in Bucharest)
 /// runs once; a time skipped when clocks spring forward does not run that day.
-fn cron_after(spec: &crate::config::CronSpec, after_ms: i64) -> Vec<i64> {
+fn cron_after(spec: &crate::config::CronSpec, after_ms: i64, limit: usize) -> Vec<i64> {
     use std::str::FromStr;
     let Ok(schedule) = cron::Schedule::from_str(&spec.expr) else {
         return Vec::new();
@@ -42,10 +44,7 @@ fn cron_after(spec: &crate::config::CronSpec, after_ms: i64) -> Vec<i64> {
     };
     let mut out = Vec::new();
     let mut previous_wall: Option<chrono::NaiveDateTime> = None;
-    for t in schedule
-        .after(&after.with_timezone(&spec.zone))
-        .take(CRON_LOOKAHEAD)
-    {
+    for t in schedule.after(&after.with_timezone(&spec.zone)).take(limit) {
         let wall = t.naive_local();
         if previous_wall == Some(wall) {
             continue;
@@ -61,12 +60,20 @@ fn cron_after(spec: &crate::config::CronSpec, after_ms: i64) -> Vec<i64> {
 const CRON_LOOKAHEAD: usize = 20_000;
 
 impl Schedule {
-    /// The first slot after a run that started at `started_ms`.
+    /// The first slot after a run that started at `started_ms`. Interval slots lie on a
+    /// fixed grid (`k × interval + offset` since the Unix epoch), so every instance computes
+    /// the same slots and runs never drift; the next one is the first grid point more than
+    /// half an interval after the last start (a manual run postpones a slot that would
+    /// follow it too closely).
     fn next_slot(&self, started_ms: i64) -> Option<i64> {
         let offset = ms(self.offset);
         match &self.cron {
-            None => Some(started_ms + ms(self.interval) + offset),
-            Some(spec) => cron_after(spec, started_ms - offset)
+            None => {
+                let interval = ms(self.interval).max(1);
+                let k = (started_ms + interval / 2 - offset).div_euclid(interval) + 1;
+                Some(k * interval + offset)
+            }
+            Some(spec) => cron_after(spec, started_ms - offset, 1)
                 .first()
                 .map(|t| t + offset),
         }
@@ -82,7 +89,7 @@ impl Schedule {
                 (missed, next + (missed + 1) * interval)
             }
             Some(spec) => {
-                let later = cron_after(spec, next - offset);
+                let later = cron_after(spec, next - offset, CRON_LOOKAHEAD);
                 let missed = later.iter().take_while(|t| **t + offset <= now_ms).count();
                 let upcoming = later.get(missed).map(|t| t + offset).unwrap_or(i64::MAX);
                 (i64::try_from(missed).unwrap_or(i64::MAX), upcoming)
@@ -115,16 +122,27 @@ pub enum Decision {
     Running,
 }
 
-/// A stable offset in [7 s, min(interval / 10, 5 min)] from the schedule's identity, never a
-/// whole minute.
+/// A stable phase for an interval schedule, from its identity: somewhere in
+/// [7 s, interval − 7 s), never on a whole minute. Phases spread over the whole interval so
+/// that many schedules of one interval start evenly spread, not together.
 pub fn stable_offset(account: &str, kind: SyncKind, interval: Duration) -> Duration {
+    let span = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    offset_within(account, kind, span.saturating_sub(14_000).max(1))
+}
+
+/// A cron schedule's offset: a few seconds past the cron time (never a round time, and the
+/// time the seller wrote is kept to the minute).
+pub fn cron_offset(account: &str, kind: SyncKind) -> Duration {
+    offset_within(account, kind, 50_000)
+}
+
+fn offset_within(account: &str, kind: SyncKind, span_ms: u64) -> Duration {
     let digest = blake3::hash(format!("{account}/{kind}").as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
     let seed = u64::from_le_bytes(first);
-    let span = (interval.as_millis() as u64 / 10).clamp(8_000, 300_000);
-    let mut ms = 7_000 + seed % (span - 7_000);
-    if ms % 60_000 == 0 {
+    let mut ms = 7_000 + seed % span_ms;
+    if ms.is_multiple_of(60_000) {
         ms += 1_234;
     }
     Duration::from_millis(ms)
@@ -156,7 +174,15 @@ pub fn evaluate(
     };
     let run = &h.latest;
     match run.state {
-        RunState::Running | RunState::Queued => return Decision::Running,
+        RunState::Running => return Decision::Running,
+        // A manual run queued by another process (CLI, dashboard): this scheduler claims it.
+        RunState::Queued => {
+            return Decision::Due {
+                trigger: run.trigger,
+                reason: format!("queued {} run {}", run.trigger, run.id),
+                slot: None,
+            }
+        }
         // A run stopped by a shutdown resumes at once from its checkpoint.
         RunState::Interrupted => {
             return Decision::Due {
@@ -241,11 +267,15 @@ pub fn schedules(config: &Config) -> Vec<Schedule> {
                 .cron
                 .clone()
                 .filter(|_| !(*kind == SyncKind::Orders && a.orders_interval.is_some()));
+            let offset = match cron {
+                Some(_) => cron_offset(a.name.as_str(), *kind),
+                None => stable_offset(a.name.as_str(), *kind, interval),
+            };
             out.push(Schedule {
                 account: a.name.to_string(),
                 kind: *kind,
                 interval,
-                offset: stable_offset(a.name.as_str(), *kind, interval),
+                offset,
                 cron,
             });
         }
@@ -264,7 +294,23 @@ pub struct Maintenance {
     pub systemd: bool,
 }
 
-/// The driver's state: the runs this process has in flight, one per account.
+/// How often the whole run history is read again (other instances' runs, manual changes).
+/// Between reads the scheduler works from what it knows, re-reads one (account, kind) when a
+/// run of it ends here or a claim finds its slot taken, and reads queued/running runs every
+/// tick.
+const FULL_REFRESH: Duration = Duration::from_secs(10);
+
+/// How often an instance proves it is alive in the `instances` table.
+const INSTANCE_BEAT: Duration = Duration::from_secs(5);
+
+/// The longest the driver sleeps between ticks (queued manual runs and pauses are seen this
+/// quickly).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+type Key = (String, SyncKind);
+
+/// The driver's state: what it knows of every schedule's history, when each schedule is
+/// next worth looking at, and the runs this process has in flight (one per account).
 pub struct Scheduler {
     pub ctx: SyncContext,
     pub accounts: HashMap<String, Account>,
@@ -273,6 +319,17 @@ pub struct Scheduler {
     pub maintenance: Maintenance,
     in_flight: HashMap<String, (SyncKind, JoinHandle<RunReport>)>,
     last_prune: Option<tokio::time::Instant>,
+    histories: HashMap<Key, KindHistory>,
+    /// Per schedule (same index): not worth evaluating before this instant (ms).
+    not_before: Vec<i64>,
+    by_account: HashMap<String, Vec<usize>>,
+    /// Keys to read again from the store at the next tick.
+    dirty: HashSet<Key>,
+    refreshed_at: Option<tokio::time::Instant>,
+    paused: HashSet<String>,
+    /// Woken when a run of this process ends, so the account's next due run starts at once.
+    finished: Arc<Notify>,
+    on_ready: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -290,17 +347,29 @@ impl Scheduler {
         schedules: Vec<Schedule>,
         policy: Policy,
     ) -> Self {
+        let mut by_account: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in schedules.iter().enumerate() {
+            by_account.entry(s.account.clone()).or_default().push(i);
+        }
         Scheduler {
             ctx,
             accounts: accounts
                 .into_iter()
                 .map(|a| (a.name().to_owned(), a))
                 .collect(),
+            not_before: vec![i64::MIN; schedules.len()],
             schedules,
             policy,
             maintenance: Maintenance::default(),
             in_flight: HashMap::new(),
             last_prune: None,
+            histories: HashMap::new(),
+            by_account,
+            dirty: HashSet::new(),
+            refreshed_at: None,
+            paused: HashSet::new(),
+            finished: Arc::new(Notify::new()),
+            on_ready: None,
         }
     }
 
@@ -309,53 +378,185 @@ impl Scheduler {
         self
     }
 
-    /// One step: reap finished runs, read the history, start what is due. Returns the
-    /// (account, kind, trigger) started.
+    /// Called once, after the first tick of [`Scheduler::run`] (readiness for systemd and
+    /// `start --detach`).
+    pub fn on_ready(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(f));
+        self
+    }
+
+    /// Runs of this process that ended: their (account, kind) is read again and the
+    /// account's other schedules are looked at now.
+    fn reap(&mut self) {
+        let ended: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (_, handle))| handle.is_finished())
+            .map(|(account, _)| account.clone())
+            .collect();
+        for account in ended {
+            if let Some((kind, _)) = self.in_flight.remove(&account) {
+                self.dirty.insert((account.clone(), kind));
+                self.wake_account(&account);
+            }
+        }
+    }
+
+    fn wake_account(&mut self, account: &str) {
+        for &i in self.by_account.get(account).into_iter().flatten() {
+            self.not_before[i] = i64::MIN;
+        }
+    }
+
+    fn wake(&mut self, key: &Key) {
+        for &i in self.by_account.get(&key.0).into_iter().flatten() {
+            if self.schedules[i].kind == key.1 {
+                self.not_before[i] = i64::MIN;
+            }
+        }
+    }
+
+    /// Brings the known histories up to date: in full every [`FULL_REFRESH`], otherwise the
+    /// dirty keys, and every tick the queued and running runs.
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        if self
+            .refreshed_at
+            .is_none_or(|t| t.elapsed() >= FULL_REFRESH)
+        {
+            let all = self.ctx.store.kind_histories().await?;
+            self.histories = all
+                .into_iter()
+                .map(|h| ((h.account.clone(), h.kind), h))
+                .collect();
+            self.refreshed_at = Some(tokio::time::Instant::now());
+            self.dirty.clear();
+            self.not_before.fill(i64::MIN);
+        } else {
+            for key in std::mem::take(&mut self.dirty) {
+                self.reload(key).await?;
+            }
+        }
+        let active = self.ctx.store.active_runs().await?;
+        let active_ids: HashSet<i64> = active.iter().map(|r| r.id).collect();
+        for run in active {
+            let key = (run.account.clone(), run.kind);
+            let known = self.histories.get(&key).map(|h| &h.latest);
+            if known.is_some_and(|k| k.id > run.id) {
+                continue;
+            }
+            let changed = known.is_none_or(|k| k.id != run.id || k.state != run.state);
+            let failures_in_row = self.histories.get(&key).map_or(0, |h| h.failures_in_row);
+            self.histories.insert(
+                key.clone(),
+                KindHistory {
+                    account: run.account.clone(),
+                    kind: run.kind,
+                    latest: run,
+                    failures_in_row,
+                },
+            );
+            if changed {
+                self.wake(&key);
+            }
+        }
+        // Runs we knew as active that are not any more ended elsewhere: read their outcome.
+        let ended: Vec<Key> = self
+            .histories
+            .iter()
+            .filter(|(_, h)| {
+                matches!(h.latest.state, RunState::Running | RunState::Queued)
+                    && !active_ids.contains(&h.latest.id)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            self.reload(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn reload(&mut self, key: Key) -> anyhow::Result<()> {
+        match self.ctx.store.kind_history(&key.0, key.1).await? {
+            Some(h) => {
+                self.histories.insert(key.clone(), h);
+            }
+            None => {
+                self.histories.remove(&key);
+            }
+        }
+        self.wake(&key);
+        Ok(())
+    }
+
+    /// One step: reap finished runs, bring the history up to date, start what is due.
+    /// Returns the (account, kind, trigger) started.
     pub async fn tick(
         &mut self,
         now_ms: i64,
     ) -> anyhow::Result<Vec<(String, SyncKind, RunTrigger)>> {
-        self.in_flight
-            .retain(|_, (_, handle)| !handle.is_finished());
-        let mut histories = self.ctx.store.kind_histories().await?;
-        let stale_ms = ms(self.ctx.settings.stale_after);
-        for h in &mut histories {
-            // A run left "running" by a process that died (or went silent) is resumed like an
-            // interrupted one; otherwise its account would wait forever.
-            let run = &mut h.latest;
-            let abandoned = run.state == RunState::Running
-                && (run
-                    .holder
-                    .as_deref()
-                    .is_none_or(|holder| !crate::holder_is_alive(holder))
-                    || run.heartbeat_at.is_none_or(|hb| now_ms - hb > stale_ms));
-            if abandoned {
-                run.state = RunState::Interrupted;
-            }
-        }
-        let paused = self.ctx.store.paused_accounts().await?;
-        let by_key: HashMap<(&str, SyncKind), &KindHistory> = histories
-            .iter()
-            .map(|h| ((h.account.as_str(), h.kind), h))
+        self.reap();
+        self.refresh().await?;
+        self.paused = self
+            .ctx
+            .store
+            .paused_accounts()
+            .await?
+            .into_iter()
             .collect();
-        let mut started = Vec::new();
-        for schedule in &self.schedules {
-            if self.in_flight.contains_key(&schedule.account) || paused.contains(&schedule.account)
+        let stale_ms = ms(self.ctx.settings.stale_after);
+        // Accounts with a live run anywhere: one run per account at a time, across processes.
+        let busy: HashSet<&str> = self
+            .histories
+            .values()
+            .filter(|h| {
+                h.latest.state == RunState::Running && !abandoned(&h.latest, now_ms, stale_ms)
+            })
+            .map(|h| h.account.as_str())
+            .collect();
+        let mut due = Vec::new();
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            if self.not_before[i] > now_ms
+                || self.in_flight.contains_key(&schedule.account)
+                || self.paused.contains(&schedule.account)
+                || busy.contains(schedule.account.as_str())
             {
                 continue;
             }
-            let history = by_key
-                .get(&(schedule.account.as_str(), schedule.kind))
-                .copied();
-            let Decision::Due {
-                trigger,
-                reason,
-                slot,
-            } = evaluate(schedule, history, now_ms, &self.policy)
-            else {
+            let key = (schedule.account.clone(), schedule.kind);
+            let mut history = self.histories.get(&key).cloned();
+            if let Some(h) = &mut history {
+                // A run left "running" by a process that died (or went silent) is resumed
+                // like an interrupted one; otherwise its account would wait forever.
+                if abandoned(&h.latest, now_ms, stale_ms) {
+                    h.latest.state = RunState::Interrupted;
+                }
+            }
+            due.push((
+                i,
+                evaluate(schedule, history.as_ref(), now_ms, &self.policy),
+            ));
+        }
+        let mut started = Vec::new();
+        for (i, decision) in due {
+            let schedule = &self.schedules[i];
+            if self.in_flight.contains_key(&schedule.account) {
                 continue;
+            }
+            let (trigger, reason, slot) = match decision {
+                Decision::Due {
+                    trigger,
+                    reason,
+                    slot,
+                } => (trigger, reason, slot),
+                Decision::Wait { at_ms } => {
+                    self.not_before[i] = at_ms;
+                    continue;
+                }
+                // Looked at every tick: its holder may go silent.
+                Decision::Running => continue,
             };
             let Some(account) = self.accounts.get(&schedule.account).cloned() else {
+                self.not_before[i] = i64::MAX;
                 continue;
             };
             tracing::info!(
@@ -369,17 +570,51 @@ impl Scheduler {
                 .backups
                 .clone()
                 .filter(|_| kind == SyncKind::Offers);
+            let finished = self.finished.clone();
             let handle = tokio::spawn(async move {
                 if let Some(b) = backups {
                     snapshot_if_due(&ctx, &b).await;
                 }
-                run_sync_for_slot(&ctx, &account, kind, trigger, false, slot).await
+                let report = run_sync_for_slot(&ctx, &account, kind, trigger, false, slot).await;
+                finished.notify_one();
+                report
             });
             self.in_flight
                 .insert(schedule.account.clone(), (kind, handle));
             started.push((schedule.account.clone(), kind, trigger));
         }
         Ok(started)
+    }
+}
+
+/// A running run whose holder died or has been silent longer than the lease TTL.
+fn abandoned(run: &storage::RunRow, now_ms: i64, stale_ms: i64) -> bool {
+    run.state == RunState::Running
+        && (run
+            .holder
+            .as_deref()
+            .is_none_or(|holder| !crate::holder_is_alive(holder))
+            || run.heartbeat_at.is_none_or(|hb| now_ms - hb > stale_ms))
+}
+
+impl Scheduler {
+    /// How long the driver may sleep after a tick at `now_ms`: until the earliest schedule
+    /// worth looking at, at most [`MAX_SLEEP`].
+    fn sleep_after(&self, now_ms: i64) -> Duration {
+        let earliest = self
+            .schedules
+            .iter()
+            .zip(&self.not_before)
+            .filter(|(s, at)| {
+                **at > now_ms
+                    && !self.in_flight.contains_key(&s.account)
+                    && !self.paused.contains(&s.account)
+            })
+            .map(|(_, at)| *at)
+            .min()
+            .unwrap_or(i64::MAX);
+        let wait = u64::try_from(earliest.saturating_sub(now_ms)).unwrap_or(0);
+        Duration::from_millis(wait).clamp(Duration::from_millis(2), MAX_SLEEP)
     }
 
     fn notify_systemd(&self, states: &[sd_notify::NotifyState<'_>]) {
@@ -416,29 +651,84 @@ impl Scheduler {
     /// Waits for every run in flight to end (tests and shutdown: run until idle).
     pub async fn wait_idle(&mut self) -> Vec<RunReport> {
         let mut reports = Vec::new();
-        for (_, (_, handle)) in self.in_flight.drain() {
+        let in_flight: Vec<_> = self.in_flight.drain().collect();
+        for (account, (kind, handle)) in in_flight {
             if let Ok(report) = handle.await {
                 reports.push(report);
             }
+            self.dirty.insert((account.clone(), kind));
+            self.wake_account(&account);
         }
         reports
     }
 
-    /// Ticks every second until `ctx.cancel` fires, then lets runs in flight finish their
-    /// page and checkpoint.
+    fn instance_row(&self, started_at: i64) -> storage::InstanceRow {
+        storage::InstanceRow {
+            id: self.ctx.holder.clone(),
+            host: self
+                .ctx
+                .holder
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            pid: i64::from(std::process::id()),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at,
+            heartbeat_at: storage::now_ms(),
+            schedules: i64::try_from(self.schedules.len()).unwrap_or(i64::MAX),
+            running: i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX),
+            stopped_at: None,
+        }
+    }
+
+    /// Announces this instance, then ticks whenever a schedule is due (at least every
+    /// second) until `ctx.cancel` fires; then lets runs in flight finish their page and
+    /// checkpoint.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let started_at = storage::now_ms();
+        let row = self.instance_row(started_at);
+        if let Err(e) = self.ctx.store.register_instance(&row).await {
+            tracing::warn!(error = %e, "could not register this instance; `status` will not list it");
+        }
+        let mut last_beat = tokio::time::Instant::now();
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    match self.tick(storage::now_ms()).await {
-                        // The watchdog is fed by the loop itself: a wedged loop gets restarted.
-                        Ok(_) => self.notify_systemd(&[sd_notify::NotifyState::Watchdog]),
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduler tick failed; trying again next tick"),
-                    }
-                    self.prune_if_due().await;
+            let now = storage::now_ms();
+            match self.tick(now).await {
+                // The watchdog is fed by the loop itself: a wedged loop gets restarted.
+                Ok(_) => self.notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "scheduler tick failed; trying again next tick");
+                    // Read everything again next time: a failed refresh may have left gaps.
+                    self.refreshed_at = None;
                 }
+            }
+            if let Some(ready) = self.on_ready.take() {
+                ready();
+            }
+            if last_beat.elapsed() >= INSTANCE_BEAT {
+                last_beat = tokio::time::Instant::now();
+                let running = i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX);
+                let status = format!(
+                    "serving {} schedule(s); {running} run(s) in flight",
+                    self.schedules.len()
+                );
+                self.notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
+                if let Err(e) = self
+                    .ctx
+                    .store
+                    .beat_instance(&self.ctx.holder, storage::now_ms(), running)
+                    .await
+                {
+                    tracing::warn!(error = %e, "instance heartbeat failed");
+                }
+            }
+            self.prune_if_due().await;
+            let sleep = self.sleep_after(storage::now_ms());
+            let finished = self.finished.clone();
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = finished.notified() => {}
                 () = self.ctx.cancel.cancelled() => break,
             }
         }
@@ -448,6 +738,14 @@ impl Scheduler {
                 account.name = %report.account, sync.kind = %report.kind, status = ?report.status,
                 "run ended at shutdown"
             );
+        }
+        if let Err(e) = self
+            .ctx
+            .store
+            .stop_instance(&self.ctx.holder, storage::now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record this instance's stop");
         }
         Ok(())
     }
@@ -611,6 +909,9 @@ mod tests {
                 note: None,
                 holder: None,
                 heartbeat_at: None,
+                slot: None,
+                reclaimed_from: None,
+                reclaimed_at: None,
             },
         }
     }
@@ -635,6 +936,42 @@ mod tests {
         assert!(matches!(
             evaluate(&schedule(), None, 0, &p),
             Decision::Due { .. }
+        ));
+    }
+
+    #[test]
+    fn slots_stay_on_the_grid_and_a_manual_run_postpones_a_close_slot() {
+        let p = policy(CatchUp::Once);
+        // Started 40 s late for its 30:17 slot: the next slot is still 60:17, not 60:57.
+        let late = history(RunState::Succeeded, 30 * MIN + 57_000, None, 0);
+        assert_eq!(
+            evaluate(&schedule(), Some(&late), 31 * MIN, &p),
+            Decision::Wait {
+                at_ms: 60 * MIN + 17_000
+            }
+        );
+        // A manual run a minute before the 60:17 slot: the next is 90:17.
+        let manual = history(RunState::Succeeded, 59 * MIN, None, 0);
+        assert_eq!(
+            evaluate(&schedule(), Some(&manual), 60 * MIN, &p),
+            Decision::Wait {
+                at_ms: 90 * MIN + 17_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_queued_manual_run_is_claimed_at_once() {
+        let p = policy(CatchUp::Once);
+        let mut h = history(RunState::Queued, 0, None, 0);
+        h.latest.trigger = RunTrigger::Manual;
+        assert!(matches!(
+            evaluate(&schedule(), Some(&h), MIN, &p),
+            Decision::Due {
+                trigger: RunTrigger::Manual,
+                slot: None,
+                ..
+            }
         ));
     }
 
@@ -742,10 +1079,18 @@ mod tests {
                 let a = stable_offset(account, *kind, interval);
                 assert_eq!(a, stable_offset(account, *kind, interval));
                 assert!(
-                    a >= Duration::from_secs(7) && a <= Duration::from_secs(300),
-                    "{a:?}"
+                    a >= Duration::from_secs(7)
+                        && a + Duration::from_secs(7)
+                            <= interval.max(Duration::from_secs(14)) + Duration::from_secs(1),
+                    "{a:?} for {interval:?}"
                 );
                 assert_ne!(a.as_millis() % 60_000, 0);
+                let c = cron_offset(account, *kind);
+                assert!(
+                    c >= Duration::from_secs(7) && c < Duration::from_secs(58),
+                    "{c:?}"
+                );
+                assert_ne!(c.as_millis() % 60_000, 0);
             }
         }
         assert_ne!(

@@ -183,7 +183,11 @@ pub async fn run_sync_for_slot(
 
     // The heartbeat runs beside the work, so a page that takes long (slow answers, retries
     // with backoff) does not make the run look abandoned to other instances.
-    let heartbeat = tokio::spawn(keep_alive(ctx.store.clone(), run.clone()));
+    let heartbeat = tokio::spawn(keep_alive(
+        ctx.store.clone(),
+        run.clone(),
+        ctx.settings.heartbeat_every(),
+    ));
     let before = account.client.stats();
     let result = match kind {
         SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
@@ -257,12 +261,11 @@ pub async fn run_sync_for_slot(
     report
 }
 
-/// How often a running run proves it is alive; other instances take a run over only after
-/// `SyncSettings::stale_after` (several beats) of silence.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-
-async fn keep_alive(store: Store, run: ActiveRun) {
-    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+/// Proves every `every` that a running run is alive; other instances take a run over only
+/// after `SyncSettings::stale_after` (`EMAG_LEASE_TTL`, several beats) of silence. `every`
+/// comes from `SyncSettings::heartbeat_every`, so the two stay consistent.
+async fn keep_alive(store: Store, run: ActiveRun, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

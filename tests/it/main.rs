@@ -2,6 +2,7 @@
 //! real PostgreSQL databases (one per test), and the real binary where a process matters.
 
 mod cli;
+mod daemon;
 mod faults;
 mod offers;
 mod orders;

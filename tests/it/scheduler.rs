@@ -19,6 +19,7 @@ use crate::support::{on_both_backends, sim_vars, TestApp};
 on_both_backends!(
     a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice,
     three_instances_sharing_one_store_run_each_slot_exactly_once,
+    a_queued_manual_run_is_claimed_by_the_next_tick,
 );
 
 fn schedule(account: &str, kind: SyncKind) -> Schedule {
@@ -75,7 +76,7 @@ async fn a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice(ki
         scheduler.tick(now + 60_000).await.expect("tick").is_empty(),
         "intervals not elapsed"
     );
-    let later = scheduler.tick(now + 31 * 60_000).await.expect("tick");
+    let later = scheduler.tick(now + 47 * 60_000).await.expect("tick");
     assert_eq!(
         later.len(),
         2,
@@ -136,6 +137,27 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["scheduler_running"], true);
     assert!(status["schedules"].as_array().is_some_and(|s| s.len() >= 5));
+    let pid = i64::from(daemon.id().expect("pid"));
+    let instances = status["instances"].as_array().expect("instances");
+    assert!(
+        instances
+            .iter()
+            .any(|i| i["pid"] == pid && i["state"] == "live"),
+        "the running instance is listed as live: {instances:?}"
+    );
+
+    // A manual run queued from another process is claimed by the running scheduler.
+    let queued = cmd(&["sync", "main", "--kind", "returns", "--queue", "--json"])
+        .output()
+        .await
+        .expect("queue");
+    assert!(
+        queued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&queued.stderr)
+    );
+    let queued: serde_json::Value = serde_json::from_slice(&queued.stdout).expect("json");
+    assert_eq!(queued[0]["account"], "main");
 
     let stop = cmd(&["stop"]).output().await.expect("stop");
     assert!(
@@ -149,6 +171,69 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
         !dir.path().join("emag-sync.pid").exists(),
         "the pid file is removed"
     );
+    let status = cmd(&["status", "--json"]).output().await.expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["scheduler_running"], false);
+    assert!(
+        status["instances"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["pid"] == pid && i["state"] == "stopped")),
+        "a clean stop is recorded: {status}"
+    );
+}
+
+async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
+    let app = TestApp::new(kind, SimConfig::default()).await;
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    // A schedule that is not due: its last run was just now.
+    let mut scheduler = Scheduler::new(
+        app.ctx.clone(),
+        app.accounts.clone(),
+        vec![schedule("main", SyncKind::Returns)],
+        policy,
+    );
+    assert_eq!(
+        scheduler.tick(storage::now_ms()).await.expect("tick").len(),
+        1
+    );
+    scheduler.wait_idle().await;
+    assert!(scheduler
+        .tick(storage::now_ms())
+        .await
+        .expect("tick")
+        .is_empty());
+
+    let storage::Enqueued::Queued { run_id } = app
+        .store
+        .enqueue_run("main", SyncKind::Returns, false)
+        .await
+        .expect("queue")
+    else {
+        panic!("nothing was active")
+    };
+    assert_eq!(
+        app.store
+            .enqueue_run("main", SyncKind::Returns, false)
+            .await
+            .expect("queue again"),
+        storage::Enqueued::AlreadyActive {
+            run_id,
+            state: domain::RunState::Queued
+        },
+        "a second request joins the queued run"
+    );
+    let started = scheduler.tick(storage::now_ms()).await.expect("tick");
+    assert_eq!(
+        started,
+        vec![("main".into(), SyncKind::Returns, RunTrigger::Manual)]
+    );
+    let reports = scheduler.wait_idle().await;
+    assert_eq!(reports[0].run_id, Some(run_id), "the queued row itself ran");
+    assert_eq!(reports[0].status, RunStatus::Succeeded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,23 +129,35 @@ pub struct EmagClient {
 
 impl EmagClient {
     pub fn new(config: ClientConfig) -> Result<Self, EmagError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        let http = Self::http(config.timeout)?;
+        Ok(Self::with_http(config, http))
+    }
+
+    /// The HTTP client (connection pool, TLS set-up) that [`EmagClient::with_http`] lets
+    /// many accounts share: every account of a marketplace talks to the same host.
+    pub fn http(timeout: Duration) -> Result<reqwest::Client, EmagError> {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("emag-sync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| EmagError::Transport(e.to_string()))?;
+            .map_err(|e| EmagError::Transport(e.to_string()))
+    }
+
+    /// A client of one credential pair over a shared HTTP client (built by
+    /// [`EmagClient::http`] with this config's timeout).
+    pub fn with_http(config: ClientConfig, http: reqwest::Client) -> Self {
         let limiters = limiters_for(
             &config.base_url,
             &config.credentials.username,
             config.rate_budget,
         );
-        Ok(EmagClient {
+        EmagClient {
             http,
             config: Arc::new(config),
             limiters,
             counters: Arc::default(),
-        })
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {

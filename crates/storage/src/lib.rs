@@ -9,6 +9,7 @@
 
 mod db;
 mod export;
+mod instances;
 mod offers;
 mod orders;
 mod reference;
@@ -17,10 +18,11 @@ mod sql;
 
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
+pub use instances::InstanceRow;
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
-pub use runs::{ActiveRun, BeginRun, KindHistory, RunFilter, RunRequest, RunRow};
+pub use runs::{ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunRequest, RunRow};
 
 /// Errors of the storage layer, classified once here.
 #[derive(Debug, thiserror::Error)]

@@ -72,6 +72,12 @@ pub struct RunRow {
     /// The process holding a running run, and when it last proved it was alive.
     pub holder: Option<String>,
     pub heartbeat_at: Option<i64>,
+    /// The scheduled slot (ms) the run is for; `None` for manual runs and resumptions.
+    pub slot: Option<i64>,
+    /// Set when the run was taken over from a holder that died or went silent (its lease
+    /// expired): that holder, and when.
+    pub reclaimed_from: Option<String>,
+    pub reclaimed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -186,7 +192,9 @@ impl Store {
             let taken = sqlx::query(
                 "UPDATE runs SET state = 'running', holder = $1, heartbeat_at = $2, \
                  started_at = COALESCE(started_at, $2), \
-                 attempt = CASE WHEN state = 'queued' THEN attempt ELSE attempt + 1 END \
+                 attempt = CASE WHEN state = 'queued' THEN attempt ELSE attempt + 1 END, \
+                 reclaimed_from = CASE WHEN state = 'running' THEN holder ELSE reclaimed_from END, \
+                 reclaimed_at = CASE WHEN state = 'running' THEN $2 ELSE reclaimed_at END \
                  WHERE id = $3 AND state = $4 AND (holder = $5 OR (holder IS NULL AND $5 IS NULL)) \
                  RETURNING attempt, checkpoint_page, full_scan",
             )
@@ -379,7 +387,7 @@ impl Store {
 const RUN_COLUMNS: &str = "SELECT id, account, kind, trigger, state, attempt, created_at, \
     started_at, finished_at, checkpoint_page, total_items, pages, items_read, created, updated, \
     unchanged, removed, requests, rate_limit_waits, retries, error_class, error_message, \
-    emag_messages, note, holder, heartbeat_at FROM runs";
+    emag_messages, note, holder, heartbeat_at, slot, reclaimed_from, reclaimed_at FROM runs";
 
 fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let corrupt = |detail: String| StorageError::Corrupt {
@@ -426,6 +434,9 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
         note: r.try_get("note")?,
         holder: r.try_get("holder")?,
         heartbeat_at: r.try_get("heartbeat_at")?,
+        slot: r.try_get("slot")?,
+        reclaimed_from: r.try_get("reclaimed_from")?,
+        reclaimed_at: r.try_get("reclaimed_at")?,
     })
 }
 
@@ -502,28 +513,123 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let latest = run_from_row(r)?;
-            let failures_in_row = if latest.state == RunState::Failed {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) FROM runs WHERE account = $1 AND kind = $2 AND state = 'failed' \
-                     AND id > COALESCE((SELECT MAX(id) FROM runs WHERE account = $1 AND kind = $2 \
-                     AND state = 'succeeded'), 0)",
-                )
-                .bind(&latest.account)
-                .bind(latest.kind.as_str())
-                .fetch_one(&self.pool)
-                .await?;
-                u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(u32::MAX)
-            } else {
-                0
-            };
-            out.push(KindHistory {
-                account: latest.account.clone(),
-                kind: latest.kind,
-                latest,
-                failures_in_row,
-            });
+            out.push(self.history_of(run_from_row(r)?).await?);
         }
         Ok(out)
     }
+
+    /// The latest run of one (account, kind), if it has one.
+    pub async fn kind_history(&self, account: &str, kind: SyncKind) -> Result<Option<KindHistory>> {
+        let row = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE account = $1 AND kind = $2 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(account)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(self.history_of(run_from_row(&r)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs taken over since `since` from a holder whose lease expired (died or silent).
+    pub async fn reclaimed_runs(&self, since: i64) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs WHERE reclaimed_at >= $1")
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Queued and running runs: what a scheduler must look at every tick (manual runs to
+    /// claim, holders that went silent).
+    pub async fn active_runs(&self) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE state = 'queued' UNION ALL {RUN_COLUMNS} WHERE state = 'running'"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Queues a manual run of (account, kind) for a scheduler to claim. If the (account,
+    /// kind) already has an active run (queued, running or interrupted), that run is
+    /// returned instead: it will cover what was asked.
+    pub async fn enqueue_run(
+        &self,
+        account: &str,
+        kind: SyncKind,
+        full_scan: bool,
+    ) -> Result<Enqueued> {
+        for _ in 0..2 {
+            let existing: Option<(i64, String)> = sqlx::query_as(&format!(
+                "SELECT id, state FROM runs WHERE account = $1 AND kind = $2 AND state IN {ACTIVE_STATES}"
+            ))
+            .bind(account)
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((run_id, state)) = existing {
+                return Ok(Enqueued::AlreadyActive {
+                    run_id,
+                    state: parse_state(&state)?,
+                });
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO runs (account, kind, trigger, state, attempt, full_scan, created_at) \
+                 VALUES ($1, $2, 'manual', 'queued', 1, $3, $4) RETURNING id",
+            )
+            .bind(account)
+            .bind(kind.as_str())
+            .bind(i64::from(full_scan))
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Ok(row) => {
+                    return Ok(Enqueued::Queued {
+                        run_id: row.try_get(0)?,
+                    })
+                }
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Corrupt {
+            table: "runs",
+            detail: format!("could not queue a {kind} run of {account}: contended twice"),
+        })
+    }
+
+    async fn history_of(&self, latest: RunRow) -> Result<KindHistory> {
+        let failures_in_row = if latest.state == RunState::Failed {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM runs WHERE account = $1 AND kind = $2 AND state = 'failed' \
+                 AND id > COALESCE((SELECT MAX(id) FROM runs WHERE account = $1 AND kind = $2 \
+                 AND state = 'succeeded'), 0)",
+            )
+            .bind(&latest.account)
+            .bind(latest.kind.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        Ok(KindHistory {
+            account: latest.account.clone(),
+            kind: latest.kind,
+            latest,
+            failures_in_row,
+        })
+    }
+}
+
+/// What `enqueue_run` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Enqueued {
+    Queued { run_id: i64 },
+    AlreadyActive { run_id: i64, state: RunState },
 }

@@ -35,9 +35,9 @@ enum Command {
     Test(commands::test::Args),
     /// Sync now: offers, orders, reference data and returns of one account or all.
     Sync(commands::sync::Args),
-    /// Run the scheduler in the foreground: every account and kind at its interval, with
-    /// retries and catch-up, until SIGTERM/Ctrl-C (then pages in flight finish and
-    /// checkpoint).
+    /// Run the scheduler: every account and kind at its interval, with retries and catch-up,
+    /// until SIGTERM/Ctrl-C (then pages in flight finish and checkpoint). In the foreground,
+    /// or in the background with `--detach`.
     Start(commands::daemon::StartArgs),
     /// Stop the scheduler started on this machine (via its pid file) and wait for it.
     Stop(commands::daemon::StopArgs),

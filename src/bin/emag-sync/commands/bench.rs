@@ -10,7 +10,27 @@ use std::time::Instant;
 use crate::output::init_logging;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    what: Option<What>,
+    #[command(flatten)]
+    offers: OffersArgs,
+}
+
+/// The other benchmarks; without one, `bench` measures offer-sync throughput.
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Lateness of run starts: many schedules on one scheduler instance, against the
+    /// simulator, on SQLite and PostgreSQL.
+    Scheduler(super::bench_scheduler::Args),
+    /// Several `start` processes sharing one PostgreSQL schedule, one of them killed:
+    /// duplicate and overlapping runs, takeover time, data equal to the simulator's.
+    Fleet(super::fleet::Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct OffersArgs {
     /// Catalog sizes (offers) to measure.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     sizes: Vec<u32>,
@@ -26,9 +46,9 @@ pub struct Args {
     rate_limited_offers: Option<u32>,
 }
 
-struct SimProcess {
-    child: Child,
-    base_url: String,
+pub struct SimProcess {
+    pub child: Child,
+    pub base_url: String,
 }
 
 impl Drop for SimProcess {
@@ -38,7 +58,7 @@ impl Drop for SimProcess {
     }
 }
 
-fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result<SimProcess> {
+pub fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result<SimProcess> {
     let mut cmd = Command::new(exe);
     cmd.args(["sim", "--port", "0", "--accounts", "main", "--orders", "0"]);
     if !limits {
@@ -64,7 +84,7 @@ fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result
     Ok(SimProcess { child, base_url })
 }
 
-async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
+pub async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
     use sqlx::{Connection, Executor};
     let mut conn = sqlx::PgConnection::connect(admin).await?;
     conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
@@ -76,8 +96,13 @@ async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: Args) -> u8 {
+    match args.what {
+        Some(What::Scheduler(args)) => return super::bench_scheduler::run(args).await,
+        Some(What::Fleet(args)) => return super::fleet::run(args).await,
+        None => {}
+    }
     init_logging("warn");
-    match bench(args).await {
+    match bench(args.offers).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: benchmark failed: {e:#}");
@@ -86,7 +111,7 @@ pub async fn run(args: Args) -> u8 {
     }
 }
 
-async fn bench(args: Args) -> anyhow::Result<()> {
+async fn bench(args: OffersArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let dir = tempfile_dir()?;
     if let Some(offers) = args.rate_limited_offers {

@@ -1,7 +1,8 @@
 //! `emag-sync start | stop | status`: the scheduler as a foreground daemon with a pid file,
 //! stopping it cleanly, and what it is doing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
@@ -12,7 +13,16 @@ use emag_sync::sync::SyncContext;
 use super::{load_config, load_config_and_store, open_store, EXIT_CONFIG};
 
 #[derive(Debug, clap::Args)]
-pub struct StartArgs {}
+pub struct StartArgs {
+    /// Start the scheduler in the background and return once it is ready (or with its error).
+    /// Its output goes to `<EMAG_LOG_FILE without extension>.out`
+    /// (logs/emag_sync_scheduler.out by default); `emag-sync stop` ends it.
+    #[arg(long)]
+    detach: bool,
+    /// Set by `start --detach` for the scheduler it starts: the socket to report readiness to.
+    #[arg(long, hide = true, value_name = "SOCKET")]
+    ready_socket: Option<PathBuf>,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
@@ -38,7 +48,11 @@ fn live_pid(pid_file: &Path) -> Option<u32> {
     emag_sync::process_alive(pid).then_some(pid)
 }
 
-pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
+pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
+    if args.detach {
+        return detach(env_file).await;
+    }
+    let detached = args.ready_socket.is_some();
     // The daemon logs to its file as well as stderr, so it sets logging up itself.
     let config = match emag_sync::config::Config::load(env_file) {
         Ok(c) => c,
@@ -47,12 +61,21 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    // A detached scheduler logs only to the rotated file: its stderr is a file nobody rotates.
     let _log_guard = match crate::output::init_logging_with_file(
         &config.log_level,
         &config.log_file,
-        config.log_retention_days,
+        !detached,
     ) {
-        Ok(guard) => Some(guard),
+        Ok(guard) => {
+            // Old log files go by age (EMAG_LOG_RETENTION_DAYS): now, then once a day.
+            crate::output::prune_old_logs_now(&config.log_file, config.log_retention_days);
+            crate::output::spawn_daily_log_pruning(
+                config.log_file.clone(),
+                config.log_retention_days,
+            );
+            Some(guard)
+        }
         Err(e) => {
             crate::output::init_logging(&config.log_level);
             tracing::warn!(error = %e, log.file = %config.log_file.display(), "cannot log to the file; logging to stderr only (set EMAG_LOG_FILE)");
@@ -70,6 +93,14 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
         );
         return 1;
     }
+    // Held (unlocked by the OS when the process ends, however it ends) until `start` returns.
+    let _sqlite_lock = match lock_sqlite_database(&config.database_url) {
+        Ok(lock) => lock,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
     let store = match open_store(&config).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -118,7 +149,8 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
         systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
     };
     let systemd = maintenance.systemd;
-    // The readiness line: migrations are applied and the schedules loaded.
+    // The readiness line, printed once the first tick is done: migrations are applied, the
+    // schedules loaded and what was due has started.
     let ready = format!(
         "emag-sync scheduler ready: {} schedule(s) over {} account(s), pid {}, database {}",
         plan.len(),
@@ -126,17 +158,22 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
         std::process::id(),
         store.url_redacted()
     );
-    println!("{ready}");
-    if systemd {
-        let _ = sd_notify::notify(&[
-            sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&ready),
-        ]);
-    }
-    let result = Scheduler::new(ctx, accounts, plan, policy)
+    let ready_socket = args.ready_socket;
+    let scheduler = Scheduler::new(ctx, accounts, plan, policy)
         .with_maintenance(maintenance)
-        .run()
-        .await;
+        .on_ready(move || {
+            println!("{ready}");
+            if systemd {
+                let _ = sd_notify::notify(&[
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status(&ready),
+                ]);
+            }
+            if let Some(socket) = &ready_socket {
+                report_ready(socket);
+            }
+        });
+    let result = scheduler.run().await;
     store.close().await;
     let _ = std::fs::remove_file(&config.pid_file);
     match result {
@@ -148,6 +185,270 @@ pub async fn start(env_file: Option<&Path>, _args: StartArgs) -> u8 {
             eprintln!("error: the scheduler stopped: {e:#}");
             1
         }
+    }
+}
+
+/// The file of a file-backed SQLite `DATABASE_URL`, read as the store reads it; `None` for
+/// PostgreSQL and in-memory SQLite.
+fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// The lock file that keeps a second scheduler off an SQLite file: `<db file>.scheduler.lock`.
+fn sqlite_lock_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or(db.as_os_str()).to_os_string();
+    name.push(".scheduler.lock");
+    db.with_file_name(name)
+}
+
+/// One scheduler per SQLite file: an exclusive OS lock on `<db file>.scheduler.lock`, held as
+/// long as the returned file is open and released by the OS however the process ends. The
+/// lock file holds the pid of the holder, for the message of the one refused. PostgreSQL
+/// needs no lock (instances share the schedule through the store): `Ok(None)`.
+fn lock_sqlite_database(database_url: &str) -> Result<Option<std::fs::File>, String> {
+    use std::io::Write;
+    let Some(db) = sqlite_file(database_url) else {
+        return Ok(None);
+    };
+    let lock_path = sqlite_lock_path(&db);
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| {
+            format!(
+                "cannot open the scheduler lock file {}: {e} (check the permissions of the database directory, DATABASE_URL)",
+                lock_path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0);
+            let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+            Ok(Some(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            let (by, fix) = match holder {
+                Some(pid) => (
+                    format!(" (pid {pid})"),
+                    format!("stop it with `emag-sync stop` and the EMAG_PID_FILE it was started with, or `kill {pid}`"),
+                ),
+                None => (String::new(), "stop it with `emag-sync stop` and the EMAG_PID_FILE it was started with".to_owned()),
+            };
+            Err(format!(
+                "another emag-sync scheduler{by} already runs on the SQLite database {} (lock file {}): \
+                 one scheduler per SQLite file. {fix}; to run several instances, use PostgreSQL (DATABASE_URL=postgres://…)",
+                db.display(),
+                lock_path.display()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!(
+            "cannot lock the scheduler lock file {}: {e}",
+            lock_path.display()
+        )),
+    }
+}
+
+/// Tells the `start --detach` that started this scheduler that it is ready.
+fn report_ready(socket: &Path) {
+    let message = format!("READY pid={}", std::process::id());
+    let sent = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(message.as_bytes(), socket));
+    if let Err(e) = sent {
+        tracing::warn!(socket = %socket.display(), error = %e, "cannot tell `start --detach` that the scheduler is ready");
+    }
+}
+
+/// How long `start --detach` waits for the scheduler to be ready (migrations of a large
+/// database included).
+const DETACH_READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How the scheduler started by `start --detach` came out of its start.
+#[derive(Debug)]
+enum Startup {
+    Ready,
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Failed(std::io::Error),
+}
+
+/// `start --detach`: runs this executable again with the same arguments minus `--detach`, in
+/// its own process group, stdin from /dev/null and its output appended to a file next to the
+/// log, then waits until it reports ready on a private socket — or exits, with its error.
+async fn detach(env_file: Option<&Path>) -> u8 {
+    let config = match emag_sync::config::Config::load(env_file) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("error: {errors}");
+            return EXIT_CONFIG;
+        }
+    };
+    let out_path = config.log_file.with_extension("out");
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!(
+                "error: cannot create the log directory {}: {e} (set EMAG_LOG_FILE)",
+                dir.display()
+            );
+            return 1;
+        }
+    }
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&out_path)
+        .and_then(|out| Ok((out.try_clone()?, out)));
+    let (stdout, stderr) = match opened {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open {} for the scheduler's output: {e} (set EMAG_LOG_FILE)",
+                out_path.display()
+            );
+            return 1;
+        }
+    };
+    let out_start = stdout.metadata().map(|m| m.len()).unwrap_or(0);
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let socket_path = std::env::temp_dir().join(format!(
+        "emag-sync-ready-{}-{nonce:08x}.sock",
+        std::process::id()
+    ));
+    let socket = match tokio::net::UnixDatagram::bind(&socket_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot create the readiness socket {}: {e} (check TMPDIR)",
+                socket_path.display()
+            );
+            return 1;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find this executable to start it in the background: {e}");
+            let _ = std::fs::remove_file(&socket_path);
+            return 1;
+        }
+    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let spawned = tokio::process::Command::new(exe)
+        .args(args)
+        .arg("--ready-socket")
+        .arg(&socket_path)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("error: cannot start the scheduler in the background: {e}");
+            let _ = std::fs::remove_file(&socket_path);
+            return 1;
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let expected = format!("READY pid={pid}");
+    let deadline = tokio::time::sleep(DETACH_READY_TIMEOUT);
+    tokio::pin!(deadline);
+    let mut buf = [0u8; 64];
+    let startup = loop {
+        tokio::select! {
+            // A readiness message already queued wins over an exit seen at the same time.
+            biased;
+            got = socket.recv(&mut buf) => match got {
+                Ok(n) if buf[..n] == *expected.as_bytes() => break Startup::Ready,
+                Ok(_) => continue,
+                Err(e) => break Startup::Failed(e),
+            },
+            status = child.wait() => break match status {
+                Ok(status) => Startup::Exited(status),
+                Err(e) => Startup::Failed(e),
+            },
+            () = &mut deadline => break Startup::TimedOut,
+        }
+    };
+    drop(socket);
+    let _ = std::fs::remove_file(&socket_path);
+    let log = config.log_file.display();
+    let out = out_path.display();
+    match startup {
+        Startup::Ready => {
+            println!(
+                "emag-sync scheduler started in the background (pid {pid}); stop it with emag-sync stop"
+            );
+            println!("  logs: {log}.YYYY-MM-DD, output: {out}");
+            0
+        }
+        Startup::Exited(status) => {
+            eprintln!("error: the scheduler did not start ({status}); its output ({out}):");
+            print_output_tail(&out_path, out_start);
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .filter(|c| *c != 0)
+                .unwrap_or(1)
+        }
+        Startup::TimedOut => {
+            eprintln!(
+                "error: the scheduler (pid {pid}) did not report ready within {} s; it may still be \
+                 starting (migrations?) — see {out} and {log}.*, `emag-sync status`, or end it with \
+                 `emag-sync stop`. Its output so far:",
+                DETACH_READY_TIMEOUT.as_secs()
+            );
+            print_output_tail(&out_path, out_start);
+            1
+        }
+        Startup::Failed(e) => {
+            eprintln!(
+                "error: cannot follow the scheduler started in the background (pid {pid}): {e}; \
+                 see {out} and `emag-sync status`"
+            );
+            1
+        }
+    }
+}
+
+/// The last lines the detached scheduler wrote to its output file (from `from` on).
+fn print_output_tail(out_path: &Path, from: u64) {
+    use std::io::{Read, Seek};
+    const LINES: usize = 20;
+    let mut text = String::new();
+    let read = std::fs::File::open(out_path).and_then(|mut f| {
+        f.seek(std::io::SeekFrom::Start(from))?;
+        f.take(1 << 20).read_to_string(&mut text)
+    });
+    if read.is_err() || text.trim().is_empty() {
+        eprintln!("  (nothing)");
+        return;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(LINES)..] {
+        eprintln!("  {line}");
     }
 }
 
@@ -201,6 +502,34 @@ struct KindStatus {
     last_error: Option<String>,
     next: String,
     progress: Option<String>,
+    /// Attempts of the latest run (> 1: resumed or taken over).
+    last_attempt: Option<i64>,
+    /// The latest run was taken over from this holder after its lease expired.
+    reclaimed_from: Option<String>,
+}
+
+/// A scheduler instance as `status` shows it.
+#[derive(Debug, serde::Serialize)]
+struct InstanceStatus {
+    #[serde(flatten)]
+    row: storage::InstanceRow,
+    /// `live`, `stopped` (clean exit) or `gone` (silent: killed, crashed, or its host down).
+    state: &'static str,
+}
+
+/// An instance beats every 5 s; three missed beats and it is shown as gone.
+const INSTANCE_SILENCE_MS: i64 = 15_000;
+
+fn instance_state(i: &storage::InstanceRow, now: i64) -> &'static str {
+    let local_dead = i.host == emag_sync::holder_id().split(':').next().unwrap_or_default()
+        && !u32::try_from(i.pid).is_ok_and(emag_sync::process_alive);
+    if i.stopped_at.is_some() {
+        "stopped"
+    } else if local_dead || now - i.heartbeat_at > INSTANCE_SILENCE_MS {
+        "gone"
+    } else {
+        "live"
+    }
 }
 
 fn local_time(ms: i64) -> String {
@@ -259,6 +588,8 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             last_items: last.map(|r| r.counts.items_read),
             last_error: last.and_then(|r| r.error_message.clone()),
             next,
+            last_attempt: last.map(|r| r.attempt),
+            reclaimed_from: last.and_then(|r| r.reclaimed_from.clone()),
             progress: last
                 .filter(|r| r.state == domain::RunState::Running)
                 .map(|r| {
@@ -278,14 +609,51 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         });
     }
     let pid = live_pid(&config.pid_file);
+    // Instances seen in the last day (from every machine sharing this database).
+    let instances: Vec<InstanceStatus> = store
+        .recent_instances(now - 86_400_000)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| InstanceStatus {
+            state: instance_state(&row, now),
+            row,
+        })
+        .collect();
+    let live = instances.iter().filter(|i| i.state == "live").count();
+    let reclaimed = store.reclaimed_runs(now - 86_400_000).await.unwrap_or(0);
     if args.json {
-        let out = serde_json::json!({ "scheduler_running": pid.is_some(), "pid": pid, "schedules": rows });
+        let out = serde_json::json!({
+            "scheduler_running": pid.is_some() || live > 0,
+            "pid": pid,
+            "instances": instances,
+            "leases_reclaimed_24h": reclaimed,
+            "schedules": rows,
+        });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return 0;
     }
-    match pid {
-        Some(pid) => println!("scheduler: running (pid {pid})"),
-        None => println!("scheduler: not running (start it with `emag-sync start`)"),
+    match (pid, live) {
+        (Some(pid), _) => println!(
+            "scheduler: running (pid {pid} on this machine; {live} live instance(s) in all)"
+        ),
+        (None, 0) => println!("scheduler: not running (start it with `emag-sync start`)"),
+        (None, n) => println!("scheduler: {n} live instance(s) on other machines or pid files"),
+    }
+    for i in &instances {
+        println!(
+            "  instance {} (pid {}, v{}): {}, since {}, last beat {}, {} run(s) in flight",
+            i.row.id,
+            i.row.pid,
+            i.row.version,
+            i.state,
+            local_time(i.row.started_at),
+            local_time(i.row.heartbeat_at),
+            i.row.running
+        );
+    }
+    if reclaimed > 0 {
+        println!("leases reclaimed in the last 24 h: {reclaimed} (runs taken over from a process that died or went silent)");
     }
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
@@ -308,6 +676,14 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             r.progress
                 .clone()
                 .or_else(|| r.last_error.clone())
+                .or_else(|| {
+                    r.reclaimed_from.as_ref().map(|h| {
+                        format!(
+                            "attempt {}, reclaimed from {h}",
+                            r.last_attempt.unwrap_or(1)
+                        )
+                    })
+                })
                 .unwrap_or_default(),
         ]);
     }

@@ -1,9 +1,11 @@
 //! The subcommands. Each parses its flags, loads what it needs and returns an exit code.
 
 pub mod bench;
+pub mod bench_scheduler;
 pub mod daemon;
 pub mod demo;
 pub mod export;
+pub mod fleet;
 pub mod sim;
 pub mod sync;
 pub mod test;

@@ -25,6 +25,10 @@ pub struct Args {
     /// Print a machine-readable summary on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Do not sync here: queue the runs for the running scheduler (any instance sharing the
+    /// database claims them within a second) and return at once.
+    #[arg(long)]
+    queue: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -69,6 +73,9 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    if args.queue {
+        return queue(&store, &accounts, &args).await;
+    }
     let mut ctx = SyncContext::new(store.clone(), config.sync);
     ctx.reference_failover = accounts::failover_peers(&config);
     let bars = if args.json {
@@ -172,4 +179,40 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// `sync --queue`: one queued manual run per (account, kind), for a scheduler to claim.
+async fn queue(store: &storage::Store, accounts: &[emag_sync::sync::Account], args: &Args) -> u8 {
+    let mut out = Vec::new();
+    for account in accounts {
+        for kind in args.kind.kinds() {
+            match store.enqueue_run(account.name(), kind, args.full).await {
+                Ok(done) => {
+                    if !args.json {
+                        match &done {
+                            storage::Enqueued::Queued { run_id } => println!(
+                                "{}/{kind}: queued as run {run_id}; a running scheduler claims it within a second",
+                                account.name()
+                            ),
+                            storage::Enqueued::AlreadyActive { run_id, state } => println!(
+                                "{}/{kind}: run {run_id} is already {state}; it covers this request",
+                                account.name()
+                            ),
+                        }
+                    }
+                    out.push(serde_json::json!({
+                        "account": account.name(), "kind": kind, "result": done
+                    }));
+                }
+                Err(e) => {
+                    eprintln!("error: cannot queue {}/{kind}: {e}", account.name());
+                    return 1;
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Array(out));
+    }
+    0
 }

@@ -1,0 +1,18 @@
+-- Scheduler instances announce themselves and beat while they run, so that `status` (from
+-- any machine) lists the live ones, and an operator sees which process holds which run.
+CREATE TABLE instances (
+    id           TEXT PRIMARY KEY,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    version      TEXT NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    schedules    INTEGER NOT NULL DEFAULT 0,
+    running      INTEGER NOT NULL DEFAULT 0,
+    stopped_at   INTEGER
+);
+-- A run taken over from a holder that died or went silent (an expired lease), and from whom.
+ALTER TABLE runs ADD COLUMN reclaimed_from TEXT;
+ALTER TABLE runs ADD COLUMN reclaimed_at INTEGER;
+-- Manual runs queued by any process (CLI, dashboard) are found by the scheduler every tick.
+CREATE INDEX runs_queued ON runs (account, kind) WHERE state = 'queued';
