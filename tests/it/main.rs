@@ -4,6 +4,7 @@
 mod cli;
 mod daemon;
 mod faults;
+mod fleet;
 mod offers;
 mod orders;
 mod scheduler;
