@@ -329,6 +329,7 @@ pub struct Scheduler {
     paused: HashSet<String>,
     /// Woken when a run of this process ends, so the account's next due run starts at once.
     finished: Arc<Notify>,
+    snapshots: Arc<tokio::sync::Mutex<()>>,
     on_ready: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -369,6 +370,7 @@ impl Scheduler {
             refreshed_at: None,
             paused: HashSet::new(),
             finished: Arc::new(Notify::new()),
+            snapshots: Arc::default(),
             on_ready: None,
         }
     }
@@ -571,8 +573,12 @@ impl Scheduler {
                 .clone()
                 .filter(|_| kind == SyncKind::Offers);
             let finished = self.finished.clone();
+            let snapshots = self.snapshots.clone();
             let handle = tokio::spawn(async move {
                 if let Some(b) = backups {
+                    // One snapshot at a time: offer syncs of two accounts starting together
+                    // take one snapshot between them, not two racing for one file name.
+                    let _one = snapshots.lock().await;
                     snapshot_if_due(&ctx, &b).await;
                 }
                 let report = run_sync_for_slot(&ctx, &account, kind, trigger, false, slot).await;

@@ -249,6 +249,7 @@ pub async fn run_sync_for_slot(
             }
         }
     };
+    record_attention(ctx, account, kind, &report).await;
     if let Err(e) = recorded {
         report.status = RunStatus::Failed;
         report.error_class = Some(ErrorClass::Storage);
@@ -319,6 +320,30 @@ async fn reference_with_failover(
         }
     }
     first
+}
+
+/// Credentials or IP refused: the account needs a person (shown by `status`, kept in the
+/// store for every process). A run that read the account's data with its own credentials
+/// clears the mark.
+async fn record_attention(
+    ctx: &SyncContext,
+    account: &Account,
+    kind: SyncKind,
+    report: &RunReport,
+) {
+    let reason = match (&report.status, report.error_class) {
+        (RunStatus::Failed, Some(ErrorClass::Auth | ErrorClass::IpNotWhitelisted)) => {
+            Some(report.error.as_deref().unwrap_or("credentials refused"))
+        }
+        // Reference data read through another account says nothing of this one's access.
+        (RunStatus::Succeeded, _) if !(kind == SyncKind::Reference && report.note.is_some()) => {
+            None
+        }
+        _ => return,
+    };
+    if let Err(e) = ctx.store.set_attention(account.name(), reason).await {
+        tracing::warn!(account.name = account.name(), error = %e, "cannot record the account's attention mark");
+    }
 }
 
 /// Claims the (account, kind) run for this process, resuming an abandoned one — unless a

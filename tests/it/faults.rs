@@ -175,6 +175,33 @@ async fn reference_data_fails_over_to_a_healthy_account_but_account_data_never_d
         "FBE's offers are never read with MAIN's credentials"
     );
     assert_eq!(app.store.count_offers("fbe").await.expect("count"), (0, 0));
+    let attention = app
+        .store
+        .accounts_needing_attention()
+        .await
+        .expect("attention");
+    assert_eq!(attention.len(), 1, "{attention:?}");
+    assert_eq!(
+        attention[0].0, "fbe",
+        "refused credentials mark the account"
+    );
+    assert!(
+        attention[0].1.contains("EMAG_FBE_API_PASSWORD"),
+        "{attention:?}"
+    );
+    app.sim.sim.set_faults(FaultPlan::default());
+    assert_eq!(
+        app.sync("fbe", SyncKind::Offers).await.status,
+        RunStatus::Succeeded
+    );
+    assert!(
+        app.store
+            .accounts_needing_attention()
+            .await
+            .expect("attention")
+            .is_empty(),
+        "a run with the account's own credentials clears the mark"
+    );
     let fbe_requests: Vec<_> = app
         .sim
         .sim

@@ -237,6 +237,42 @@ async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_syncs_starting_together_take_one_snapshot_between_them() {
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let backups = tempfile::tempdir().expect("dir");
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    let maintenance = emag_sync::scheduler::Maintenance {
+        backups: Some(emag_sync::config::BackupSettings {
+            dir: backups.path().to_owned(),
+            keep: 7,
+            every: Duration::from_secs(3600),
+        }),
+        run_retention: None,
+        systemd: false,
+    };
+    let schedules = vec![
+        schedule("main", SyncKind::Offers),
+        schedule("fbe", SyncKind::Offers),
+    ];
+    let mut scheduler = Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy)
+        .with_maintenance(maintenance);
+    assert_eq!(
+        scheduler.tick(storage::now_ms()).await.expect("tick").len(),
+        2
+    );
+    let reports = scheduler.wait_idle().await;
+    assert!(
+        reports.iter().all(|r| r.status == RunStatus::Succeeded),
+        "{reports:?}"
+    );
+    assert_eq!(emag_sync::backup::snapshots(backups.path()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_accounts_are_skipped_and_offer_syncs_take_one_snapshot_per_period() {
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
     let backups = tempfile::tempdir().expect("dir");

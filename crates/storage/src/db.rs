@@ -249,6 +249,31 @@ impl Store {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
+    /// Marks an account as needing a person (`Some(reason)`: credentials or IP refused), or
+    /// clears the mark (`None`). The time of the first mark is kept while it stays set.
+    pub async fn set_attention(&self, account: &str, reason: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET attention = $1, \
+             attention_at = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(attention_at, $2) END \
+             WHERE name = $3",
+        )
+        .bind(reason)
+        .bind(crate::now_ms())
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Accounts needing a person: (name, reason, since ms).
+    pub async fn accounts_needing_attention(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT name, attention, attention_at FROM accounts WHERE attention IS NOT NULL ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Deletes finished runs that ended before `before_ms`; returns how many.
     pub async fn prune_runs(&self, before_ms: i64) -> Result<u64> {
         let done = sqlx::query(

@@ -16,3 +16,7 @@ ALTER TABLE runs ADD COLUMN reclaimed_from TEXT;
 ALTER TABLE runs ADD COLUMN reclaimed_at BIGINT;
 -- Manual runs queued by any process (CLI, dashboard) are found by the scheduler every tick.
 CREATE INDEX runs_queued ON runs (account, kind) WHERE state = 'queued';
+-- An account whose credentials or IP were refused needs a person: the reason, and since when.
+-- Set by the failing run, cleared by the next run that reads the account's data again.
+ALTER TABLE accounts ADD COLUMN attention TEXT;
+ALTER TABLE accounts ADD COLUMN attention_at BIGINT;

@@ -622,12 +622,22 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         .collect();
     let live = instances.iter().filter(|i| i.state == "live").count();
     let reclaimed = store.reclaimed_runs(now - 86_400_000).await.unwrap_or(0);
+    let attention: Vec<serde_json::Value> = store
+        .accounts_needing_attention()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(account, reason, since)| {
+            serde_json::json!({ "account": account, "reason": reason, "since": since })
+        })
+        .collect();
     if args.json {
         let out = serde_json::json!({
             "scheduler_running": pid.is_some() || live > 0,
             "pid": pid,
             "instances": instances,
             "leases_reclaimed_24h": reclaimed,
+            "needs_attention": attention,
             "schedules": rows,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -650,6 +660,14 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             local_time(i.row.started_at),
             local_time(i.row.heartbeat_at),
             i.row.running
+        );
+    }
+    for a in &attention {
+        println!(
+            "account {} NEEDS ATTENTION since {}: {}",
+            a["account"].as_str().unwrap_or_default(),
+            local_time(a["since"].as_i64().unwrap_or_default()),
+            a["reason"].as_str().unwrap_or_default()
         );
     }
     if reclaimed > 0 {
