@@ -503,5 +503,18 @@ async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
         "the abandoned run itself is continued"
     );
     assert_eq!(reports[0].status, RunStatus::Succeeded);
+    let row = app
+        .store
+        .get_run(dead_run.id)
+        .await
+        .expect("run")
+        .expect("row");
+    assert_eq!(row.attempt, 2);
+    assert_eq!(
+        row.reclaimed_from.as_deref(),
+        Some(dead_holder.as_str()),
+        "shown as reclaimed, from whom"
+    );
+    assert_eq!(app.store.reclaimed_runs(0).await.expect("count"), 1);
     app.assert_offers_match("main").await;
 }
