@@ -84,6 +84,8 @@ pub struct AccountConfig {
     pub username_var: String,
     pub password_var: String,
     pub sync_interval: Duration,
+    /// `EMAG_<NAME>_SYNC_INTERVAL=manual`: nothing is scheduled; runs happen when asked.
+    pub manual_only: bool,
     /// Orders may be read more often than the rest (`EMAG_<NAME>_ORDERS_INTERVAL`).
     pub orders_interval: Option<Duration>,
     /// Cron times instead of the interval (`EMAG_<NAME>_SYNC_CRON`, zone `EMAG_<NAME>_SYNC_TZ`).
@@ -658,7 +660,19 @@ impl Parser<'_> {
         };
         let interval_var = format!("EMAG_{upper}_SYNC_INTERVAL");
         let default_interval = if kind == AccountKind::Fbe { 60 } else { 30 };
-        let minutes: u64 = self.number(&interval_var, default_interval, "write minutes, e.g. 30");
+        // `manual`: no scheduled runs; runs only when asked (`sync --queue`, `sync`).
+        let manual_only = self
+            .get(&interval_var)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("manual"));
+        let minutes: u64 = if manual_only {
+            default_interval
+        } else {
+            self.number(
+                &interval_var,
+                default_interval,
+                "write minutes, e.g. 30, or manual",
+            )
+        };
         if minutes == 0 {
             self.problem(
                 &interval_var,
@@ -728,6 +742,7 @@ impl Parser<'_> {
             username_var,
             password_var,
             sync_interval: Duration::from_secs(60 * minutes.max(1)),
+            manual_only,
             orders_interval,
             cron,
             sync_types,

@@ -29,6 +29,8 @@ pub struct Schedule {
     pub offset: Duration,
     /// Cron times (in their zone) instead of the interval.
     pub cron: Option<crate::config::CronSpec>,
+    /// Never due by time: only queued manual runs (and their resumption) run.
+    pub manual_only: bool,
 }
 
 /// Occurrences of a cron spec strictly after `after_ms`, as Unix ms. A wall-clock time that
@@ -166,6 +168,9 @@ pub fn evaluate(
     policy: &Policy,
 ) -> Decision {
     let Some(h) = history else {
+        if schedule.manual_only {
+            return Decision::Wait { at_ms: i64::MAX };
+        }
         return Decision::Due {
             trigger: RunTrigger::Schedule,
             reason: "first run".into(),
@@ -192,6 +197,9 @@ pub fn evaluate(
             }
         }
         RunState::Succeeded | RunState::Failed => {}
+    }
+    if schedule.manual_only {
+        return Decision::Wait { at_ms: i64::MAX };
     }
     let started = run.started_at.unwrap_or(run.created_at);
     let finished = run.finished_at.unwrap_or(started);
@@ -248,7 +256,14 @@ pub fn evaluate(
     }
 }
 
-/// The schedules of the configuration: the selected accounts × their sync types.
+/// How many of `plan` run by time (the others are manual-only).
+pub fn timed(plan: &[Schedule]) -> usize {
+    plan.iter().filter(|s| !s.manual_only).count()
+}
+
+/// The schedules of the configuration: every selected account × every kind. Kinds outside
+/// the account's sync types (and every kind of an account with `SYNC_INTERVAL=manual`) are
+/// manual-only: never due by time, but queued manual runs of them are claimed.
 pub fn schedules(config: &Config) -> Vec<Schedule> {
     let mut out = Vec::new();
     for a in &config.accounts {
@@ -260,7 +275,7 @@ pub fn schedules(config: &Config) -> Vec<Schedule> {
         if !selected {
             continue;
         }
-        for kind in &a.sync_types.0 {
+        for kind in SyncKind::ALL {
             let interval = a.interval_of(*kind);
             // An explicit orders interval wins over the account's cron.
             let cron = a
@@ -277,6 +292,7 @@ pub fn schedules(config: &Config) -> Vec<Schedule> {
                 interval,
                 offset,
                 cron,
+                manual_only: a.manual_only || !a.sync_types.0.contains(kind),
             });
         }
     }
@@ -682,7 +698,7 @@ impl Scheduler {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at,
             heartbeat_at: storage::now_ms(),
-            schedules: i64::try_from(self.schedules.len()).unwrap_or(i64::MAX),
+            schedules: i64::try_from(timed(&self.schedules)).unwrap_or(i64::MAX),
             running: i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX),
             stopped_at: None,
         }
@@ -717,7 +733,7 @@ impl Scheduler {
                 let running = i64::try_from(self.in_flight.len()).unwrap_or(i64::MAX);
                 let status = format!(
                     "serving {} schedule(s); {running} run(s) in flight",
-                    self.schedules.len()
+                    timed(&self.schedules)
                 );
                 self.notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
                 if let Err(e) = self
@@ -788,6 +804,7 @@ mod tests {
             interval: Duration::from_secs(30 * 60),
             offset: Duration::from_secs(17),
             cron: None,
+            manual_only: false,
         }
     }
 
@@ -964,6 +981,73 @@ mod tests {
                 at_ms: 90 * MIN + 17_000
             }
         );
+    }
+
+    #[test]
+    fn a_manual_only_schedule_is_never_due_by_time_but_claims_queued_runs() {
+        let p = policy(CatchUp::Once);
+        let manual = Schedule {
+            manual_only: true,
+            ..schedule()
+        };
+        assert_eq!(
+            evaluate(&manual, None, MIN, &p),
+            Decision::Wait { at_ms: i64::MAX }
+        );
+        let done = history(RunState::Succeeded, 0, None, 0);
+        assert_eq!(
+            evaluate(&manual, Some(&done), 999 * MIN, &p),
+            Decision::Wait { at_ms: i64::MAX }
+        );
+        let failed = history(RunState::Failed, 0, Some(ErrorClass::Server), 1);
+        assert_eq!(
+            evaluate(&manual, Some(&failed), 999 * MIN, &p),
+            Decision::Wait { at_ms: i64::MAX },
+            "a manual run is not retried by time"
+        );
+        let mut queued = history(RunState::Queued, 0, None, 0);
+        queued.latest.trigger = RunTrigger::Manual;
+        assert!(matches!(
+            evaluate(&manual, Some(&queued), MIN, &p),
+            Decision::Due {
+                trigger: RunTrigger::Manual,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn kinds_outside_the_sync_types_and_manual_accounts_are_manual_only() {
+        let vars: HashMap<String, String> = [
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_API_PASSWORD", "p"),
+            ("EMAG_FBE_API_USERNAME", "f"),
+            ("EMAG_FBE_API_PASSWORD", "p"),
+            ("EMAG_FBE_SYNC_TYPES", "products_only"),
+            ("EMAG_BG_API_USERNAME", "b"),
+            ("EMAG_BG_API_PASSWORD", "p"),
+            ("EMAG_BG_SYNC_INTERVAL", "manual"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::from_vars(&vars).expect("config");
+        let plan = schedules(&config);
+        let timed_of = |account: &str| -> Vec<SyncKind> {
+            plan.iter()
+                .filter(|s| s.account == account && !s.manual_only)
+                .map(|s| s.kind)
+                .collect()
+        };
+        assert_eq!(timed_of("main").len(), 4);
+        assert_eq!(timed_of("fbe"), vec![SyncKind::Offers]);
+        assert!(timed_of("bg").is_empty());
+        assert_eq!(
+            plan.len(),
+            12,
+            "every kind of every account can be asked for"
+        );
+        assert_eq!(timed(&plan), 5);
     }
 
     #[test]

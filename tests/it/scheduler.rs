@@ -29,6 +29,7 @@ fn schedule(account: &str, kind: SyncKind) -> Schedule {
         interval: Duration::from_secs(1800),
         offset: Duration::from_secs(11),
         cron: None,
+        manual_only: false,
     }
 }
 

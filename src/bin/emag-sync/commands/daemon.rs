@@ -153,7 +153,7 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
     // schedules loaded and what was due has started.
     let ready = format!(
         "emag-sync scheduler ready: {} schedule(s) over {} account(s), pid {}, database {}",
-        plan.len(),
+        emag_sync::scheduler::timed(&plan),
         accounts.len(),
         std::process::id(),
         store.url_redacted()
@@ -494,6 +494,8 @@ struct KindStatus {
     account: String,
     kind: String,
     interval_minutes: u64,
+    /// Not run by time: only when asked.
+    manual_only: bool,
     cron: Option<String>,
     last_state: Option<String>,
     last_started: Option<String>,
@@ -567,8 +569,13 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         let h = histories
             .iter()
             .find(|h| h.account == s.account && h.kind == s.kind);
+        // Kinds an account does not sync by time are shown once they have run.
+        if s.manual_only && h.is_none() {
+            continue;
+        }
         let next = match evaluate(&s, h, now, &policy) {
             _ if paused.contains(&s.account) => "paused (emag-sync resume)".into(),
+            Decision::Wait { .. } if s.manual_only => "when asked (sync --queue)".into(),
             Decision::Due { reason, .. } => format!("due now ({reason})"),
             Decision::Wait { at_ms } => local_time(at_ms),
             Decision::Running => "running".into(),
@@ -578,6 +585,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             account: s.account.clone(),
             kind: s.kind.to_string(),
             interval_minutes: s.interval.as_secs() / 60,
+            manual_only: s.manual_only,
             cron: s
                 .cron
                 .as_ref()
@@ -681,9 +689,13 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         table.add_row(vec![
             r.account.clone(),
             r.kind.clone(),
-            r.cron
-                .clone()
-                .unwrap_or_else(|| format!("{} min", r.interval_minutes)),
+            r.cron.clone().unwrap_or_else(|| {
+                if r.manual_only {
+                    "manual".into()
+                } else {
+                    format!("{} min", r.interval_minutes)
+                }
+            }),
             r.last_started.clone().unwrap_or_else(|| "never".into()),
             r.last_state.clone().unwrap_or_default(),
             r.last_duration_ms

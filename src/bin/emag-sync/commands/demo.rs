@@ -161,7 +161,7 @@ async fn run_scheduler(
     let plan = schedules(config);
     println!(
         "\nscheduler: {} schedules, every {} min at stable offsets; the simulated shops change meanwhile. Ctrl-C to stop.",
-        plan.len(),
+        emag_sync::scheduler::timed(&plan),
         config.accounts.first().map(|a| a.sync_interval.as_secs() / 60).unwrap_or(1)
     );
     let cancel = ctx.cancel.clone();

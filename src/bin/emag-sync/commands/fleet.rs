@@ -378,7 +378,8 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
     let config = Config::from_vars(&vars)
         .map_err(|e| anyhow::anyhow!("the instances' configuration is invalid: {e}"))?;
     let lease_ttl = config.sync.stale_after;
-    let schedules = emag_sync::scheduler::schedules(&config);
+    let mut schedules = emag_sync::scheduler::schedules(&config);
+    schedules.retain(|s| !s.manual_only);
     let interval = schedules
         .iter()
         .filter(|s| matches!(s.kind, domain::SyncKind::Offers | domain::SyncKind::Orders))
