@@ -22,6 +22,33 @@ on_both_backends!(
     a_queued_manual_run_is_claimed_by_the_next_tick,
 );
 
+fn policy() -> Policy {
+    Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    }
+}
+
+/// Offer schedules of main and fbe, with a snapshot before offer syncs at most hourly.
+fn offers_with_snapshots(app: &TestApp, backups: &std::path::Path) -> Scheduler {
+    let maintenance = emag_sync::scheduler::Maintenance {
+        backups: Some(emag_sync::config::BackupSettings {
+            dir: backups.to_owned(),
+            keep: 7,
+            every: Duration::from_secs(3600),
+        }),
+        run_retention: None,
+        systemd: false,
+    };
+    let schedules = vec![
+        schedule("main", SyncKind::Offers),
+        schedule("fbe", SyncKind::Offers),
+    ];
+    Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy())
+        .with_maintenance(maintenance)
+}
+
 fn schedule(account: &str, kind: SyncKind) -> Schedule {
     Schedule {
         account: account.into(),
@@ -35,11 +62,7 @@ fn schedule(account: &str, kind: SyncKind) -> Schedule {
 
 async fn a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice(kind: DbKind) {
     let app = TestApp::new(kind, SimConfig::default()).await;
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
+    let policy = policy();
     let schedules = vec![
         schedule("main", SyncKind::Offers),
         schedule("main", SyncKind::Orders),
@@ -185,11 +208,7 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
 
 async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
     let app = TestApp::new(kind, SimConfig::default()).await;
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
+    let policy = policy();
     // A schedule that is not due: its last run was just now.
     let mut scheduler = Scheduler::new(
         app.ctx.clone(),
@@ -241,26 +260,7 @@ async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
 async fn offer_syncs_starting_together_take_one_snapshot_between_them() {
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
     let backups = tempfile::tempdir().expect("dir");
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
-    let maintenance = emag_sync::scheduler::Maintenance {
-        backups: Some(emag_sync::config::BackupSettings {
-            dir: backups.path().to_owned(),
-            keep: 7,
-            every: Duration::from_secs(3600),
-        }),
-        run_retention: None,
-        systemd: false,
-    };
-    let schedules = vec![
-        schedule("main", SyncKind::Offers),
-        schedule("fbe", SyncKind::Offers),
-    ];
-    let mut scheduler = Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy)
-        .with_maintenance(maintenance);
+    let mut scheduler = offers_with_snapshots(&app, backups.path());
     assert_eq!(
         scheduler.tick(storage::now_ms()).await.expect("tick").len(),
         2
@@ -277,26 +277,7 @@ async fn offer_syncs_starting_together_take_one_snapshot_between_them() {
 async fn paused_accounts_are_skipped_and_offer_syncs_take_one_snapshot_per_period() {
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
     let backups = tempfile::tempdir().expect("dir");
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
-    let maintenance = emag_sync::scheduler::Maintenance {
-        backups: Some(emag_sync::config::BackupSettings {
-            dir: backups.path().to_owned(),
-            keep: 7,
-            every: Duration::from_secs(3600),
-        }),
-        run_retention: None,
-        systemd: false,
-    };
-    let schedules = vec![
-        schedule("main", SyncKind::Offers),
-        schedule("fbe", SyncKind::Offers),
-    ];
-    let mut scheduler = Scheduler::new(app.ctx.clone(), app.accounts.clone(), schedules, policy)
-        .with_maintenance(maintenance);
+    let mut scheduler = offers_with_snapshots(&app, backups.path());
     assert!(app.store.set_paused("fbe", true).await.expect("pause"));
     let now = storage::now_ms();
 
@@ -376,11 +357,7 @@ async fn three_instances_sharing_one_store_run_each_slot_exactly_once(kind: DbKi
         },
     )
     .await;
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
+    let policy = policy();
     let plan = vec![
         schedule("main", SyncKind::Offers),
         schedule("main", SyncKind::Reference),
@@ -476,11 +453,7 @@ async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
     let storage::BeginRun::Started(dead_run) = begun else {
         panic!("{begun:?}")
     };
-    let policy = Policy {
-        retry_delay: Duration::from_secs(5),
-        max_retries: 3,
-        catch_up: CatchUp::Once,
-    };
+    let policy = policy();
     let mut scheduler = Scheduler::new(
         app.ctx.clone(),
         app.accounts.clone(),
