@@ -154,10 +154,21 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Backoff of the n-th retry: `base × 2^(n-1)`, at most the schedule's interval.
-pub fn retry_backoff(base: Duration, failures: u32, interval: Duration) -> Duration {
-    base.saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(interval)
+/// Backoff of the n-th retry: `base × 2^(n-1)` plus up to a quarter more of jitter, at most
+/// the schedule's interval. The jitter comes from `seed` (the failed run's id), so every
+/// instance computes the same retry time while retries of different runs spread out.
+pub fn retry_backoff(base: Duration, failures: u32, interval: Duration, seed: i64) -> Duration {
+    let backoff = base.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let jitter = backoff.mul_f64((splitmix64(seed as u64) % 250) as f64 / 1000.0);
+    backoff.saturating_add(jitter).min(interval)
+}
+
+/// A well-mixed 64-bit hash of an integer (SplitMix64's finaliser).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Decides whether `schedule` is due at `now_ms` given its latest run.
@@ -211,6 +222,7 @@ pub fn evaluate(
                     policy.retry_delay,
                     h.failures_in_row,
                     schedule.interval,
+                    run.id,
                 ));
             return if now_ms >= at {
                 Decision::Due {
@@ -1092,22 +1104,18 @@ mod tests {
     fn transient_failures_retry_with_growing_backoff_until_the_limit() {
         let p = policy(CatchUp::Once);
         let finished = MIN;
+        let wait = |h: &KindHistory| match evaluate(&schedule(), Some(h), finished, &p) {
+            Decision::Wait { at_ms } => at_ms - finished,
+            other => panic!("{other:?}"),
+        };
         let h1 = history(RunState::Failed, 0, Some(ErrorClass::Server), 1);
-        assert_eq!(
-            evaluate(&schedule(), Some(&h1), finished, &p),
-            Decision::Wait {
-                at_ms: finished + 5_000
-            }
-        );
+        assert!((5_000..6_250).contains(&wait(&h1)), "{}", wait(&h1));
         let h3 = history(RunState::Failed, 0, Some(ErrorClass::Timeout), 3);
-        assert_eq!(
-            evaluate(&schedule(), Some(&h3), finished, &p),
-            Decision::Wait {
-                at_ms: finished + 20_000
-            }
-        );
+        let third = wait(&h3);
+        assert!((20_000..25_000).contains(&third), "{third}");
+        assert_eq!(third, wait(&h3), "the same retry time for every instance");
         assert!(matches!(
-            evaluate(&schedule(), Some(&h3), finished + 20_000, &p),
+            evaluate(&schedule(), Some(&h3), finished + third, &p),
             Decision::Due {
                 trigger: RunTrigger::Retry,
                 ..
@@ -1138,9 +1146,17 @@ mod tests {
     #[test]
     fn backoff_is_capped_by_the_interval() {
         assert_eq!(
-            retry_backoff(Duration::from_secs(60), 10, Duration::from_secs(600)),
+            retry_backoff(Duration::from_secs(60), 10, Duration::from_secs(600), 7),
             Duration::from_secs(600)
         );
+        // Retries of different runs spread out instead of all landing on base × 2^(n-1).
+        let spread: std::collections::BTreeSet<Duration> = (1..50)
+            .map(|id| retry_backoff(Duration::from_secs(8), 1, Duration::from_secs(600), id))
+            .collect();
+        assert!(spread.len() > 40, "{spread:?}");
+        assert!(spread
+            .iter()
+            .all(|d| *d >= Duration::from_secs(8) && *d < Duration::from_secs(10)));
     }
 
     #[test]
