@@ -206,6 +206,97 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_an_offer_scan_exits_at_once_and_the_next_start_resumes_it() {
+    let sim = emag_sim::Simulator::spawn(SimConfig {
+        offers_per_account: 3000,
+        accounts: vec![emag_sim::AccountSpec::main()],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let dir = tempfile::tempdir().expect("dir");
+    let db = TestDb::sqlite();
+    let mut vars = sim_vars(&sim, &db.url);
+    vars.insert(
+        "EMAG_PID_FILE".into(),
+        dir.path().join("emag-sync.pid").display().to_string(),
+    );
+    vars.insert("EMAG_MAIN_SYNC_TYPES".into(), "offers".into());
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("EMAG_LOG_LEVEL", "warn")
+            .envs(&vars)
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let start = || async {
+        let mut daemon = cmd(&["start"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start");
+        let mut lines = BufReader::new(daemon.stdout.take().expect("stdout")).lines();
+        let ready = lines.next_line().await.expect("read").expect("ready line");
+        assert!(ready.contains("scheduler ready"), "{ready}");
+        daemon
+    };
+    let scanning = |after: u64| {
+        move |e: &emag_sim::JournalEntry| {
+            e.seq > after && e.resource == "product_offer" && e.action == "read" && e.status == 200
+        }
+    };
+
+    let mut daemon = start().await;
+    // Readiness signal: the scan has reached page 6 of 30.
+    let sixth = sim
+        .sim
+        .wait_for_request(move |e| scanning(0)(e) && e.page >= Some(6))
+        .await;
+    let asked = std::time::Instant::now();
+    let stop = cmd(&["stop"]).output().await.expect("stop");
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stdout)
+    );
+    assert!(daemon.wait().await.expect("wait").success());
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+
+    let store = storage::Store::open(&db.url).await.expect("store");
+    let runs = store
+        .list_runs(&storage::RunFilter {
+            kind: Some(SyncKind::Offers),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    let stopped = &runs[0];
+    assert_eq!(stopped.state, domain::RunState::Interrupted);
+    assert!(stopped.checkpoint_page >= 5, "{stopped:?}");
+
+    // The next start takes the same run up at the page after its checkpoint.
+    let mut again = start().await;
+    let first = sim.sim.wait_for_request(scanning(sixth.seq)).await;
+    assert_eq!(
+        first.page,
+        Some(u32::try_from(stopped.checkpoint_page + 1).expect("page")),
+        "resumed after the checkpoint, not from page 1"
+    );
+    let stop = cmd(&["stop"]).output().await.expect("stop");
+    assert!(stop.status.success());
+    assert!(again.wait().await.expect("wait").success());
+    let run = store.get_run(stopped.id).await.expect("run").expect("row");
+    assert!(run.attempt >= 2, "{run:?}");
+}
+
 async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
     let app = TestApp::new(kind, SimConfig::default()).await;
     let policy = policy();

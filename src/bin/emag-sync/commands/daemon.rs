@@ -162,7 +162,7 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
     let scheduler = Scheduler::new(ctx, accounts, plan, policy)
         .with_maintenance(maintenance)
         .on_ready(move || {
-            println!("{ready}");
+            say(&ready);
             if systemd {
                 let _ = sd_notify::notify(&[
                     sd_notify::NotifyState::Ready,
@@ -178,7 +178,7 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
     let _ = std::fs::remove_file(&config.pid_file);
     match result {
         Ok(()) => {
-            println!("emag-sync scheduler stopped");
+            say("emag-sync scheduler stopped");
             0
         }
         Err(e) => {
@@ -450,6 +450,14 @@ fn print_output_tail(out_path: &Path, from: u64) {
     for line in &lines[lines.len().saturating_sub(LINES)..] {
         eprintln!("  {line}");
     }
+}
+
+/// A line on stdout that never kills the daemon: whoever read its readiness line may have
+/// closed the pipe since (`println!` would panic on EPIPE).
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 pub async fn stop(env_file: Option<&Path>, args: StopArgs) -> u8 {
