@@ -511,11 +511,41 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(self.history_of(run_from_row(r)?).await?);
-        }
-        Ok(out)
+        let latest = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        // Failures in a row of every (account, kind), in one query rather than one each.
+        let failures: std::collections::HashMap<(String, String), i64> =
+            if latest.iter().any(|r| r.state == RunState::Failed) {
+                sqlx::query_as::<_, (String, String, i64)>(
+                    "SELECT r.account, r.kind, COUNT(*) FROM runs r WHERE r.state = 'failed' \
+                     AND r.id > COALESCE((SELECT MAX(s.id) FROM runs s WHERE s.account = r.account \
+                     AND s.kind = r.kind AND s.state = 'succeeded'), 0) GROUP BY r.account, r.kind",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(account, kind, n)| ((account, kind), n))
+                .collect()
+            } else {
+                Default::default()
+            };
+        Ok(latest
+            .into_iter()
+            .map(|latest| {
+                let failures_in_row = if latest.state == RunState::Failed {
+                    failures
+                        .get(&(latest.account.clone(), latest.kind.as_str().to_owned()))
+                        .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX))
+                } else {
+                    0
+                };
+                KindHistory {
+                    account: latest.account.clone(),
+                    kind: latest.kind,
+                    latest,
+                    failures_in_row,
+                }
+            })
+            .collect())
     }
 
     /// The latest run of one (account, kind), if it has one.

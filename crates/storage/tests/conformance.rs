@@ -87,7 +87,65 @@ on_both_backends!(
     orders_keep_their_lines_and_big_ids,
     run_outcomes_and_counts_are_recorded,
     a_scheduled_slot_gets_one_run_even_after_it_finished,
+    histories_count_the_failures_since_the_last_success,
 );
+
+/// One finished run of (account, kind) with the given outcome.
+async fn finished(store: &Store, account: &str, kind: SyncKind, ok: bool) {
+    let BeginRun::Started(run) = store
+        .begin_run(&request(account, kind, "h", None), &alive)
+        .await
+        .expect("begin")
+    else {
+        panic!("expected a new run")
+    };
+    let outcome = if ok {
+        RunOutcome::Succeeded
+    } else {
+        RunOutcome::Failed {
+            class: domain::ErrorClass::Server,
+            message: "502".into(),
+            emag_messages: Vec::new(),
+        }
+    };
+    store
+        .finish_run(&run, &outcome, &RunCounts::default(), None)
+        .await
+        .expect("finish");
+}
+
+async fn histories_count_the_failures_since_the_last_success(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    for ok in [false, true, false, false] {
+        finished(&store, "main", SyncKind::Offers, ok).await;
+    }
+    finished(&store, "main", SyncKind::Orders, false).await;
+    finished(&store, "fbe", SyncKind::Offers, false).await;
+    finished(&store, "fbe", SyncKind::Offers, true).await;
+
+    let all = store.kind_histories().await.expect("histories");
+    let of = |account: &str, kind: SyncKind| {
+        all.iter()
+            .find(|h| h.account == account && h.kind == kind)
+            .map(|h| (h.latest.state, h.failures_in_row))
+    };
+    assert_eq!(of("main", SyncKind::Offers), Some((RunState::Failed, 2)));
+    assert_eq!(of("main", SyncKind::Orders), Some((RunState::Failed, 1)));
+    assert_eq!(of("fbe", SyncKind::Offers), Some((RunState::Succeeded, 0)));
+    assert_eq!(all.len(), 3);
+    // One (account, kind) read alone agrees.
+    let one = store
+        .kind_history("main", SyncKind::Offers)
+        .await
+        .expect("history")
+        .expect("has runs");
+    assert_eq!(one.failures_in_row, 2);
+    assert!(store
+        .kind_history("fbe", SyncKind::Returns)
+        .await
+        .expect("history")
+        .is_none());
+}
 
 async fn a_scheduled_slot_gets_one_run_even_after_it_finished(kind: DbKind) {
     let (_db, store) = store(kind).await;
