@@ -217,6 +217,10 @@ pub struct Config {
     pub backups: BackupSettings,
     /// Finished runs older than this are pruned by the scheduler (`EMAG_RUN_RETENTION_DAYS`).
     pub run_retention_days: u32,
+    /// This process's name in run leases and in `status` instead of the host name
+    /// (`EMAG_INSTANCE_NAME`): for containers with random host names. Processes with
+    /// different names are told apart like processes on different machines.
+    pub instance_name: Option<String>,
 }
 
 /// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
@@ -233,7 +237,11 @@ impl Config {
     /// Reads `.env` (if present) under the process environment. `.env` values never go into
     /// the process environment: they are read into the map and parsed from there.
     pub fn load(dotenv: Option<&Path>) -> Result<Config, ConfigErrors> {
-        Config::from_vars(&gather_vars(dotenv)?)
+        let config = Config::from_vars(&gather_vars(dotenv)?)?;
+        if let Some(name) = &config.instance_name {
+            crate::set_instance_name(name);
+        }
+        Ok(config)
     }
 
     /// Parses a configuration from variables (for tests and embedding).
@@ -518,8 +526,25 @@ impl Parser<'_> {
             90,
             "write a number of days, e.g. 90",
         );
+        let instance_name = self
+            .get("EMAG_INSTANCE_NAME")
+            .map(str::trim)
+            .map(str::to_owned);
+        if let Some(name) = &instance_name {
+            if name.is_empty()
+                || name.len() > 64
+                || name.contains(|c: char| c == ':' || c.is_whitespace())
+            {
+                self.problem(
+                    "EMAG_INSTANCE_NAME",
+                    format!("{name:?} is not a usable name"),
+                    "write up to 64 characters without spaces or ':', e.g. sync-eu-1",
+                );
+            }
+        }
         let accounts = self.accounts();
         Config {
+            instance_name,
             log_file,
             backups,
             run_retention_days,
@@ -872,6 +897,30 @@ mod tests {
         .expect_err("invalid");
         assert_eq!(err.0[0].variable, "EMAG_MAIN_SYNC_CRON");
         assert!(CronSpec::parse("0 3 * * *", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn an_instance_name_is_a_plain_word() {
+        let base = [("EMAG_API_USERNAME", "m"), ("EMAG_API_PASSWORD", "p")];
+        assert_eq!(
+            Config::from_vars(&vars(&base))
+                .expect("valid")
+                .instance_name,
+            None
+        );
+        let with = |name: &str| {
+            let mut v = vars(&base);
+            v.insert("EMAG_INSTANCE_NAME".into(), name.into());
+            Config::from_vars(&v)
+        };
+        assert_eq!(
+            with("sync-eu-1").expect("valid").instance_name.as_deref(),
+            Some("sync-eu-1")
+        );
+        for bad in ["a:b", "two words", "x/y:1"] {
+            let err = with(bad).expect_err(bad);
+            assert_eq!(err.0[0].variable, "EMAG_INSTANCE_NAME", "{bad:?}");
+        }
     }
 
     #[test]

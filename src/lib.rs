@@ -25,7 +25,18 @@ pub fn holder_id() -> String {
     .clone()
 }
 
+static INSTANCE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process in run leases instead of the host name (`EMAG_INSTANCE_NAME`). Takes
+/// effect if called before the first [`holder_id`]; later calls change nothing.
+pub fn set_instance_name(name: &str) {
+    let _ = INSTANCE_NAME.set(name.to_owned());
+}
+
 fn host_name() -> String {
+    if let Some(name) = INSTANCE_NAME.get() {
+        return name.clone();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".to_owned())
