@@ -62,8 +62,12 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
     })
     .await?;
     println!(
-        "{} schedules (returns, one request per run) every {} min, {:.1} min per backend; simulator limits off",
-        args.schedules, args.interval_minutes, args.minutes
+        "{} schedules (returns, one request per run) every {} min, beside {} manual-only ones (the \
+         accounts' other kinds), {:.1} min per backend; simulator limits off",
+        args.schedules,
+        args.interval_minutes,
+        (domain::SyncKind::ALL.len() - 1) * args.schedules as usize,
+        args.minutes
     );
     println!("| backend | cold start: first runs started in (s) | steady runs | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | CPU of the process | peak RSS (MiB) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
