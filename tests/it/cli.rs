@@ -119,6 +119,32 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["runs"].as_array().map(Vec::len), Some(8));
 
+    // The history shows those runs; filters narrow it.
+    let runs = emag_sync(&vars, dir.path())
+        .args(["runs", "--json"])
+        .output()
+        .await
+        .expect("runs");
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("runs json");
+    let runs = runs.as_array().expect("a list");
+    assert_eq!(runs.len(), 8);
+    assert!(runs.iter().all(|r| r["state"] == "succeeded"), "{runs:?}");
+    let one = emag_sync(&vars, dir.path())
+        .args(["runs", "--account", "fbe", "--kind", "offers", "--json"])
+        .output()
+        .await
+        .expect("runs");
+    let one: serde_json::Value = serde_json::from_slice(&one.stdout).expect("runs json");
+    assert_eq!(one.as_array().map(Vec::len), Some(1));
+    assert_eq!(one[0]["counts"]["created"], 120);
+    let table = emag_sync(&vars, dir.path())
+        .args(["runs", "--limit", "3"])
+        .output()
+        .await
+        .expect("runs");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.matches("succeeded").count(), 3, "{table}");
+
     let out = emag_sync(&vars, dir.path())
         .args(["export", "offers", "--account", "fbe"])
         .output()

@@ -43,6 +43,8 @@ enum Command {
     Stop(commands::daemon::StopArgs),
     /// Show every schedule: last run, its outcome, the next run, runs in progress.
     Status(commands::daemon::StatusArgs),
+    /// The run history, newest first: outcome, counts, errors, runs taken over.
+    Runs(commands::runs::Args),
     /// Stop scheduling an account (stored in the database; every instance obeys).
     Pause(commands::daemon::AccountArg),
     /// Schedule a paused account again.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Command::Start(args) => commands::daemon::start(env_file, args).await,
             Command::Stop(args) => commands::daemon::stop(env_file, args).await,
             Command::Status(args) => commands::daemon::status(env_file, args).await,
+            Command::Runs(args) => commands::runs::run(env_file, args).await,
             Command::Pause(args) => commands::daemon::set_paused(env_file, args, true).await,
             Command::Resume(args) => commands::daemon::set_paused(env_file, args, false).await,
             Command::Backup => commands::daemon::backup(env_file).await,

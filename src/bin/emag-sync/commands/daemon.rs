@@ -542,7 +542,7 @@ fn instance_state(i: &storage::InstanceRow, now: i64) -> &'static str {
     }
 }
 
-fn local_time(ms: i64) -> String {
+pub fn local_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
             t.with_timezone(&chrono::Local)
