@@ -489,7 +489,8 @@ impl Scheduler {
                 self.wake(&key);
             }
         }
-        // Runs we knew as active that are not any more ended elsewhere: read their outcome.
+        // Runs we knew as queued or running that are neither any more ended (or were
+        // interrupted) elsewhere: read their outcome.
         let ended: Vec<Key> = self
             .histories
             .iter()
