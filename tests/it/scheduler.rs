@@ -207,7 +207,7 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_during_an_offer_scan_exits_at_once_and_the_next_start_resumes_it() {
+async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kill_shows_as_gone() {
     let sim = emag_sim::Simulator::spawn(SimConfig {
         offers_per_account: 3000,
         accounts: vec![emag_sim::AccountSpec::main()],
@@ -290,11 +290,32 @@ async fn stop_during_an_offer_scan_exits_at_once_and_the_next_start_resumes_it()
         Some(u32::try_from(stopped.checkpoint_page + 1).expect("page")),
         "resumed after the checkpoint, not from page 1"
     );
-    let stop = cmd(&["stop"]).output().await.expect("stop");
-    assert!(stop.status.success());
-    assert!(again.wait().await.expect("wait").success());
+    let pid = i64::from(again.id().expect("pid"));
     let run = store.get_run(stopped.id).await.expect("run").expect("row");
-    assert!(run.attempt >= 2, "{run:?}");
+    assert_eq!(run.attempt, 2, "{run:?}");
+
+    // Killed instead of stopped: `status` shows the instance as gone and the run as waiting
+    // for the next scheduler.
+    again.kill().await.expect("SIGKILL");
+    let status = cmd(&["status", "--json"]).output().await.expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["scheduler_running"], false, "{status}");
+    assert!(
+        status["instances"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["pid"] == pid && i["state"] == "gone")),
+        "{status}"
+    );
+    let offers = status["schedules"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["kind"] == "offers"))
+        .expect("offers schedule");
+    assert!(
+        offers["progress"]
+            .as_str()
+            .is_some_and(|p| p.contains("next scheduler tick resumes it")),
+        "{offers}"
+    );
 }
 
 async fn a_queued_manual_run_is_claimed_by_the_next_tick(kind: DbKind) {
