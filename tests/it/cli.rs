@@ -2,25 +2,10 @@
 
 use std::process::Stdio;
 
-use tokio::process::Command;
-
 use emag_sim::{SimConfig, Simulator};
 use test_support::TestDb;
 
-use crate::support::sim_vars;
-
-fn emag_sync(vars: &std::collections::HashMap<String, String>, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
-    // tokio's Command: a test blocked on a child process would starve the in-process
-    // simulator that the child is talking to.
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("EMAG_LOG_LEVEL", "warn")
-        .envs(vars)
-        .current_dir(dir)
-        .stdin(Stdio::null());
-    cmd
-}
+use crate::support::{binary, sim_vars};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_command_reports_every_config_problem_with_exit_2() {
@@ -34,7 +19,7 @@ async fn test_command_reports_every_config_problem_with_exit_2() {
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .arg("test")
         .output()
         .await
@@ -58,7 +43,7 @@ async fn test_command_tells_bad_credentials_per_account_and_never_prints_passwor
     let dir = tempfile::tempdir().expect("dir");
     let db = TestDb::sqlite();
     let mut vars = sim_vars(&sim, &db.url);
-    let ok = emag_sync(&vars, dir.path())
+    let ok = binary(&vars, dir.path())
         .arg("test")
         .output()
         .await
@@ -71,7 +56,7 @@ async fn test_command_tells_bad_credentials_per_account_and_never_prints_passwor
     );
 
     vars.insert("EMAG_FBE_API_PASSWORD".into(), "wrong-secret-123".into());
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .arg("test")
         .output()
         .await
@@ -105,7 +90,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let db = TestDb::sqlite();
     let vars = sim_vars(&sim, &db.url);
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .args(["sync", "all", "--json"])
         .output()
         .await
@@ -120,7 +105,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     assert_eq!(summary["runs"].as_array().map(Vec::len), Some(8));
 
     // The history shows those runs; filters narrow it.
-    let runs = emag_sync(&vars, dir.path())
+    let runs = binary(&vars, dir.path())
         .args(["runs", "--json"])
         .output()
         .await
@@ -129,7 +114,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let runs = runs.as_array().expect("a list");
     assert_eq!(runs.len(), 8);
     assert!(runs.iter().all(|r| r["state"] == "succeeded"), "{runs:?}");
-    let one = emag_sync(&vars, dir.path())
+    let one = binary(&vars, dir.path())
         .args(["runs", "--account", "fbe", "--kind", "offers", "--json"])
         .output()
         .await
@@ -137,7 +122,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let one: serde_json::Value = serde_json::from_slice(&one.stdout).expect("runs json");
     assert_eq!(one.as_array().map(Vec::len), Some(1));
     assert_eq!(one[0]["counts"]["created"], 120);
-    let table = emag_sync(&vars, dir.path())
+    let table = binary(&vars, dir.path())
         .args(["runs", "--limit", "3"])
         .output()
         .await
@@ -145,7 +130,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
     let table = String::from_utf8_lossy(&table.stdout);
     assert_eq!(table.matches("succeeded").count(), 3, "{table}");
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .args(["export", "offers", "--account", "fbe"])
         .output()
         .await
@@ -171,7 +156,7 @@ async fn sync_and_export_through_the_binary_give_jsonl_and_csv_with_exact_money(
         );
     }
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .args(["export", "orders", "--format", "csv"])
         .output()
         .await
@@ -199,7 +184,7 @@ async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
     let dir = tempfile::tempdir().expect("dir");
     let db = TestDb::sqlite();
     let vars = sim_vars(&sim, &db.url);
-    let mut child = emag_sync(&vars, dir.path())
+    let mut child = binary(&vars, dir.path())
         .args(["sync", "main", "--kind", "offers"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -217,7 +202,7 @@ async fn a_sync_killed_mid_scan_resumes_from_its_checkpoint_on_the_next_run() {
         .await;
     child.kill().await.expect("SIGKILL");
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .args(["sync", "main", "--kind", "offers", "--json"])
         .output()
         .await
@@ -258,7 +243,7 @@ async fn the_demo_needs_no_configuration_and_shows_what_it_stored() {
     let dir = tempfile::tempdir().expect("dir");
     let vars = std::collections::HashMap::new();
 
-    let out = emag_sync(&vars, dir.path())
+    let out = binary(&vars, dir.path())
         .args(["demo", "--once", "--offers", "120", "--orders", "40"])
         .output()
         .await

@@ -14,7 +14,7 @@ use emag_sync::scheduler::{Policy, Schedule, Scheduler};
 use emag_sync::sync::RunStatus;
 use test_support::{DbKind, TestDb};
 
-use crate::support::{on_both_backends, sim_vars, TestApp};
+use crate::support::{binary, on_both_backends, sim_vars, TestApp};
 
 on_both_backends!(
     a_tick_starts_what_is_due_once_one_run_per_account_and_nothing_twice,
@@ -124,14 +124,8 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
         dir.path().join("emag-sync.pid").display().to_string(),
     );
     let cmd = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("EMAG_LOG_LEVEL", "warn")
-            .envs(&vars)
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(Stdio::null());
+        let mut c = binary(&vars, dir.path());
+        c.args(args);
         c
     };
     let mut daemon = cmd(&["start"])
@@ -224,15 +218,8 @@ async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kil
     );
     vars.insert("EMAG_MAIN_SYNC_TYPES".into(), "offers".into());
     let cmd = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("EMAG_LOG_LEVEL", "warn")
-            .envs(&vars)
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null());
+        let mut c = binary(&vars, dir.path());
+        c.args(args).stderr(Stdio::null());
         c
     };
     let start = || async {

@@ -234,3 +234,16 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// The binary with exactly `vars` as its environment, in `dir`. tokio's Command: a test
+/// blocked on a child process would starve the in-process simulator the child talks to.
+pub fn binary(vars: &HashMap<String, String>, dir: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMAG_LOG_LEVEL", "warn")
+        .envs(vars)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
