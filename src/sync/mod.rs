@@ -462,8 +462,9 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
 }
 
 /// Keeps the rows of one page whose content differs from the store's (`stored`: key →
-/// content hash) and counts the page: created, updated, unchanged. A key that appears twice
-/// in a page (the remote list moved while we read) is kept once.
+/// content hash; a hash no content has, such as a negative one, forces a write) and counts
+/// the page: created, updated, unchanged. A key that appears twice in a page (the remote
+/// list moved while we read) is kept once, in its later — fresher — copy.
 pub(crate) fn changed_rows<R>(
     rows: Vec<R>,
     stored: &std::collections::HashMap<i64, i64>,
@@ -475,10 +476,13 @@ pub(crate) fn changed_rows<R>(
         items_read: rows.len() as u64,
         ..RunCounts::default()
     };
-    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut last = std::collections::HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(key(row), i);
+    }
     let mut changed = Vec::new();
-    for row in rows {
-        if !seen.insert(key(&row)) {
+    for (i, row) in rows.into_iter().enumerate() {
+        if last.get(&key(&row)) != Some(&i) {
             continue;
         }
         match stored.get(&key(&row)) {

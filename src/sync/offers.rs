@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use storage::{ActiveRun, OfferRow};
 use tokio::sync::mpsc;
 
-use super::{content_hash, Account, KindResult, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 /// Pages of a repeat pass are stored under these keys, apart from the first pass's.
@@ -180,35 +180,13 @@ impl Scan<'_> {
             .store
             .offer_hashes(self.run.account.as_str(), &keys)
             .await?;
-        let mut counts = RunCounts {
-            pages: 1,
-            items_read: rows.len() as u64,
-            ..RunCounts::default()
-        };
-        // The same id twice in one page (a shifting catalog) is written once.
-        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            latest.insert(r.id, i);
-        }
-        let mut changed = Vec::new();
-        for (i, row) in rows.into_iter().enumerate() {
-            if latest.get(&row.id) != Some(&i) {
-                continue;
-            }
-            match stored.get(&row.id) {
-                Some(s) if s.content_hash == row.content_hash && !s.removed => {
-                    counts.unchanged += 1;
-                }
-                Some(_) => {
-                    counts.updated += 1;
-                    changed.push(row);
-                }
-                None => {
-                    counts.created += 1;
-                    changed.push(row);
-                }
-            }
-        }
+        // An offer marked removed that shows up again is written (and counted as updated),
+        // whatever its hash: its stored hash is replaced by one no content has.
+        let stored: HashMap<i64, i64> = stored
+            .into_iter()
+            .map(|(id, s)| (id, if s.removed { -1 } else { s.content_hash }))
+            .collect();
+        let (changed, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
         let key = key_offset + i64::from(page.number);
         self.ctx
             .store
