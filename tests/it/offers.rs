@@ -196,32 +196,10 @@ async fn an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_r
         .expect("price");
 
     // Stop the next scan as soon as its fourth page is stored.
-    let progress = std::sync::Arc::new(StopAfter {
-        pages: 400,
-        cancel: app.ctx.cancel.clone(),
-    });
-    let mut ctx = app.ctx.clone();
-    ctx.progress = Some(progress);
-    let stopped = emag_sync::sync::run_sync(
-        &ctx,
-        app.account("main"),
-        SyncKind::Offers,
-        domain::RunTrigger::Manual,
-        false,
-    )
-    .await;
-    assert_eq!(stopped.status, RunStatus::Interrupted);
+    let stopped = offers_stopped_after(&app, 400).await;
     let run_id = stopped.run_id.expect("run id");
 
-    let fresh_ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
-    let resumed = emag_sync::sync::run_sync(
-        &fresh_ctx,
-        app.account("main"),
-        SyncKind::Offers,
-        domain::RunTrigger::Manual,
-        false,
-    )
-    .await;
+    let resumed = offers_again(&app, false).await;
 
     assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
     assert_eq!(resumed.run_id, Some(run_id), "the same run continues");
@@ -239,15 +217,15 @@ async fn an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_r
     app.assert_offers_match("main").await;
 }
 
-/// Cancels the run once it has stored `pages` offers (a readiness signal, not a timer).
+/// Cancels the run once it has stored `items` offers (a readiness signal, not a timer).
 struct StopAfter {
-    pages: u64,
+    items: u64,
     cancel: tokio_util::sync::CancellationToken,
 }
 
 impl emag_sync::sync::ProgressSink for StopAfter {
     fn progress(&self, _: &str, _: SyncKind, done: u64, _: Option<u64>) {
-        if done >= self.pages {
+        if done >= self.items {
             self.cancel.cancel();
         }
     }
@@ -288,30 +266,9 @@ async fn a_full_sync_closes_an_interrupted_scan_and_starts_from_page_one() {
         },
     )
     .await;
-    let mut ctx = app.ctx.clone();
-    ctx.progress = Some(std::sync::Arc::new(StopAfter {
-        pages: 200,
-        cancel: app.ctx.cancel.clone(),
-    }));
-    let stopped = emag_sync::sync::run_sync(
-        &ctx,
-        app.account("main"),
-        SyncKind::Offers,
-        domain::RunTrigger::Manual,
-        false,
-    )
-    .await;
-    assert_eq!(stopped.status, RunStatus::Interrupted);
+    let stopped = offers_stopped_after(&app, 200).await;
 
-    let fresh_ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
-    let full = emag_sync::sync::run_sync(
-        &fresh_ctx,
-        app.account("main"),
-        SyncKind::Offers,
-        domain::RunTrigger::Manual,
-        true,
-    )
-    .await;
+    let full = offers_again(&app, true).await;
 
     assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
     assert_ne!(full.run_id, stopped.run_id, "a new run");
@@ -326,4 +283,37 @@ async fn a_full_sync_closes_an_interrupted_scan_and_starts_from_page_one() {
     assert_eq!(old.state, domain::RunState::Failed);
     assert_eq!(old.note.as_deref(), Some("superseded by a full sync"));
     app.assert_offers_match("main").await;
+}
+
+/// An offer sync of main stopped (as by a shutdown) once `items` offers are stored; asserts
+/// that it ended interrupted.
+async fn offers_stopped_after(app: &TestApp, items: u64) -> emag_sync::sync::RunReport {
+    let mut ctx = app.ctx.clone();
+    ctx.progress = Some(std::sync::Arc::new(StopAfter {
+        items,
+        cancel: app.ctx.cancel.clone(),
+    }));
+    let stopped = emag_sync::sync::run_sync(
+        &ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        false,
+    )
+    .await;
+    assert_eq!(stopped.status, RunStatus::Interrupted);
+    stopped
+}
+
+/// The next offer sync of main, as a new process would run it (a context not cancelled).
+async fn offers_again(app: &TestApp, full: bool) -> emag_sync::sync::RunReport {
+    let ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
+    emag_sync::sync::run_sync(
+        &ctx,
+        app.account("main"),
+        SyncKind::Offers,
+        domain::RunTrigger::Manual,
+        full,
+    )
+    .await
 }
