@@ -22,6 +22,25 @@ on_both_backends!(
     a_queued_manual_run_is_claimed_by_the_next_tick,
 );
 
+/// A working directory, an SQLite database and the variables of a `start` against `sim`,
+/// with its pid file in that directory.
+fn daemon_env(
+    sim: &emag_sim::RunningSim,
+) -> (
+    tempfile::TempDir,
+    TestDb,
+    std::collections::HashMap<String, String>,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = TestDb::sqlite();
+    let mut vars = sim_vars(sim, &db.url);
+    vars.insert(
+        "EMAG_PID_FILE".into(),
+        dir.path().join("emag-sync.pid").display().to_string(),
+    );
+    (dir, db, vars)
+}
+
 fn policy() -> Policy {
     Policy {
         retry_delay: Duration::from_secs(5),
@@ -116,13 +135,7 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
     let sim = emag_sim::Simulator::spawn(SimConfig::default())
         .await
         .expect("sim");
-    let dir = tempfile::tempdir().expect("dir");
-    let db = TestDb::sqlite();
-    let mut vars = sim_vars(&sim, &db.url);
-    vars.insert(
-        "EMAG_PID_FILE".into(),
-        dir.path().join("emag-sync.pid").display().to_string(),
-    );
+    let (dir, _db, vars) = daemon_env(&sim);
     let cmd = |args: &[&str]| {
         let mut c = binary(&vars, dir.path());
         c.args(args);
@@ -209,13 +222,7 @@ async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kil
     })
     .await
     .expect("sim");
-    let dir = tempfile::tempdir().expect("dir");
-    let db = TestDb::sqlite();
-    let mut vars = sim_vars(&sim, &db.url);
-    vars.insert(
-        "EMAG_PID_FILE".into(),
-        dir.path().join("emag-sync.pid").display().to_string(),
-    );
+    let (dir, db, mut vars) = daemon_env(&sim);
     vars.insert("EMAG_MAIN_SYNC_TYPES".into(), "offers".into());
     let cmd = |args: &[&str]| {
         let mut c = binary(&vars, dir.path());
