@@ -9,14 +9,38 @@ use storage::Store;
 const PREFIX: &str = "emag-sync-";
 const SUFFIX: &str = ".db";
 
-/// Writes a snapshot now and prunes old ones; returns the new file.
+/// Writes a snapshot now and prunes old ones; returns the new file. The snapshot is written
+/// under a hidden name of its own and linked to its final name only when complete, so a
+/// crash mid-write never leaves a half snapshot among the snapshots, and two snapshots taken
+/// in the same millisecond (two processes, or two tasks) get two names.
 pub async fn backup_now(store: &Store, dir: &Path, keep: usize) -> anyhow::Result<PathBuf> {
-    let name = format!(
-        "{PREFIX}{}{SUFFIX}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    );
-    let path = dir.join(name);
-    store.backup_sqlite_into(&path).await?;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let partial = dir.join(format!(
+        ".{PREFIX}{stamp}-{}-{}.partial",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = store.backup_sqlite_into(&partial).await;
+    let linked = written.map_err(anyhow::Error::from).and_then(|()| {
+        (0..1000)
+            .map(|n| match n {
+                0 => dir.join(format!("{PREFIX}{stamp}{SUFFIX}")),
+                n => dir.join(format!("{PREFIX}{stamp}-{n}{SUFFIX}")),
+            })
+            .find_map(|path| match std::fs::hard_link(&partial, &path) {
+                Ok(()) => Some(Ok(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                Err(e) => Some(Err(anyhow::anyhow!(
+                    "cannot name the snapshot {}: {e}",
+                    path.display()
+                ))),
+            })
+            .unwrap_or_else(|| Err(anyhow::anyhow!("no free snapshot name")))
+    });
+    let _ = std::fs::remove_file(&partial);
+    let path = linked?;
     prune(dir, keep.max(1))?;
     Ok(path)
 }

@@ -380,6 +380,39 @@ async fn offer_syncs_starting_together_take_one_snapshot_between_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_taken_at_the_same_moment_are_two_whole_files() {
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    assert_eq!(
+        app.sync("main", SyncKind::Offers).await.status,
+        RunStatus::Succeeded
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = tokio::join!(
+        emag_sync::backup::backup_now(&app.store, dir.path(), 7),
+        emag_sync::backup::backup_now(&app.store, dir.path(), 7)
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_ne!(a, b);
+    assert_eq!(emag_sync::backup::snapshots(dir.path()), {
+        let mut both = vec![a, b];
+        both.sort();
+        both
+    });
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "no partial file left: {left:?}");
+    for snapshot in emag_sync::backup::snapshots(dir.path()) {
+        let copy = storage::Store::open(&format!("sqlite://{}", snapshot.display()))
+            .await
+            .expect("open snapshot");
+        assert_eq!(copy.count_offers("main").await.expect("count"), (250, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_accounts_are_skipped_and_offer_syncs_take_one_snapshot_per_period() {
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
     let backups = tempfile::tempdir().expect("dir");
