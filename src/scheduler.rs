@@ -554,18 +554,18 @@ impl Scheduler {
                 continue;
             }
             let key = (schedule.account.clone(), schedule.kind);
-            let mut history = self.histories.get(&key).cloned();
-            if let Some(h) = &mut history {
+            let history = self.histories.get(&key);
+            let decision = match history {
                 // A run left "running" by a process that died (or went silent) is resumed
                 // like an interrupted one; otherwise its account would wait forever.
-                if abandoned(&h.latest, now_ms, stale_ms) {
+                Some(h) if abandoned(&h.latest, now_ms, stale_ms) => {
+                    let mut h = h.clone();
                     h.latest.state = RunState::Interrupted;
+                    evaluate(schedule, Some(&h), now_ms, &self.policy)
                 }
-            }
-            due.push((
-                i,
-                evaluate(schedule, history.as_ref(), now_ms, &self.policy),
-            ));
+                _ => evaluate(schedule, history, now_ms, &self.policy),
+            };
+            due.push((i, decision));
         }
         let mut started = Vec::new();
         for (i, decision) in due {
