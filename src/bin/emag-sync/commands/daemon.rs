@@ -527,6 +527,15 @@ struct InstanceStatus {
     state: &'static str,
 }
 
+/// An account whose credentials or IP were refused, as `status` shows it.
+#[derive(Debug, serde::Serialize)]
+struct Attention {
+    account: String,
+    reason: String,
+    /// Unix ms of the first refusal.
+    since: i64,
+}
+
 /// An instance beats every 5 s; three missed beats and it is shown as gone.
 const INSTANCE_SILENCE_MS: i64 = 15_000;
 
@@ -557,10 +566,23 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let histories = match store.kind_histories().await {
-        Ok(h) => h,
+    let now = storage::now_ms();
+    let day_ago = now - 86_400_000;
+    // Everything status shows comes from the store; a failed read is an error, not an empty
+    // section that would look like "nothing to report".
+    let read = async {
+        Ok::<_, storage::StorageError>((
+            store.kind_histories().await?,
+            store.paused_accounts().await?,
+            store.recent_instances(day_ago).await?,
+            store.reclaimed_runs(day_ago).await?,
+            store.accounts_needing_attention().await?,
+        ))
+    };
+    let (histories, paused, instances, reclaimed, attention) = match read.await {
+        Ok(state) => state,
         Err(e) => {
-            eprintln!("error: cannot read the run history: {e}");
+            eprintln!("error: cannot read the scheduler's state from the database: {e}");
             return 1;
         }
     };
@@ -569,8 +591,6 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         max_retries: config.api.max_retries,
         catch_up: config.catch_up,
     };
-    let paused = store.paused_accounts().await.unwrap_or_default();
-    let now = storage::now_ms();
     let stale_ms = i64::try_from(config.sync.stale_after.as_millis()).unwrap_or(i64::MAX);
     let mut rows = Vec::new();
     for s in schedules(&config) {
@@ -626,10 +646,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
     }
     let pid = live_pid(&config.pid_file);
     // Instances seen in the last day (from every machine sharing this database).
-    let instances: Vec<InstanceStatus> = store
-        .recent_instances(now - 86_400_000)
-        .await
-        .unwrap_or_default()
+    let instances: Vec<InstanceStatus> = instances
         .into_iter()
         .map(|row| InstanceStatus {
             state: instance_state(&row, now),
@@ -637,14 +654,12 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         })
         .collect();
     let live = instances.iter().filter(|i| i.state == "live").count();
-    let reclaimed = store.reclaimed_runs(now - 86_400_000).await.unwrap_or(0);
-    let attention: Vec<serde_json::Value> = store
-        .accounts_needing_attention()
-        .await
-        .unwrap_or_default()
+    let attention: Vec<Attention> = attention
         .into_iter()
-        .map(|(account, reason, since)| {
-            serde_json::json!({ "account": account, "reason": reason, "since": since })
+        .map(|(account, reason, since)| Attention {
+            account,
+            reason,
+            since,
         })
         .collect();
     if args.json {
@@ -681,9 +696,9 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
     for a in &attention {
         println!(
             "account {} NEEDS ATTENTION since {}: {}",
-            a["account"].as_str().unwrap_or_default(),
-            local_time(a["since"].as_i64().unwrap_or_default()),
-            a["reason"].as_str().unwrap_or_default()
+            a.account,
+            local_time(a.since),
+            a.reason
         );
     }
     if reclaimed > 0 {
