@@ -6,6 +6,7 @@ mod daemon;
 mod faults;
 mod fleet;
 mod offers;
+mod open;
 mod orders;
 mod scheduler;
 mod support;

@@ -1,11 +1,13 @@
 //! Connecting, migrating and the few places where the two backends differ.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+use crate::lock::{sqlite_file, FileLock};
 use crate::{Result, StorageError};
 
 /// Which database engine is behind the pool.
@@ -21,6 +23,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
     url_redacted: String,
+    /// The SQLite file whose set-up lock `migrate` takes.
+    setup_file: Option<PathBuf>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -28,8 +32,14 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 
 impl Store {
     /// Opens (and for SQLite creates) the database at `url`. Does not migrate: call
-    /// [`Store::migrate`].
+    /// [`Store::migrate`], or use [`Store::open`] for both.
     pub async fn connect(url: &str) -> Result<Self> {
+        let _lock = lock_setup(setup_file(url).as_deref()).await?;
+        Store::connect_unlocked(url).await
+    }
+
+    /// [`Store::connect`] without the set-up lock, for a caller that holds it.
+    async fn connect_unlocked(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -48,11 +58,19 @@ impl Store {
                     .max_connections(4)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
+                            // The wait for a lock first, so that every later statement has
+                            // it. (sqlx's SQLite driver already waits 5 s from the start; the
+                            // `Any` options cannot carry a different value.)
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
                             // WAL lets readers (dashboard, export) work during a sync;
-                            // NORMAL is durable at every checkpoint in WAL mode.
+                            // NORMAL is durable at every checkpoint in WAL mode. Switching a
+                            // file to WAL needs an exclusive lock that SQLite does not wait
+                            // for when two connections try at once; the first connection
+                            // switches it under the set-up lock (see `open`), and for a file
+                            // already in WAL this is only a read.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                 PRAGMA foreign_keys = ON;",
                             )
                             .await?;
                             Ok(())
@@ -94,23 +112,90 @@ impl Store {
             pool,
             backend,
             url_redacted,
+            setup_file: setup_file(url),
         })
     }
 
-    /// Applies the embedded migrations of this backend.
+    /// Applies the embedded migrations of this backend. Refuses a schema newer than this
+    /// build knows ([`StorageError::SchemaTooNew`]).
     pub async fn migrate(&self) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
-        }
-        Ok(())
+        let _lock = lock_setup(self.setup_file.as_deref()).await?;
+        self.migrate_unlocked().await
     }
 
-    /// Connects and migrates: what every command does first.
+    /// Connects and migrates: what every command does first. On a file-backed SQLite
+    /// database, any number of processes may do this at once, on a new file too: they take
+    /// turns for the set-up and the migrations (`<db file>.migrate.lock`), so the first one
+    /// creates the file, switches it to WAL and migrates it, and the others find it done.
     pub async fn open(url: &str) -> Result<Self> {
-        let store = Store::connect(url).await?;
-        store.migrate().await?;
+        // Released before the store is used: the lock orders the set-up, not the work.
+        let _lock = lock_setup(setup_file(url).as_deref()).await?;
+        let store = Store::connect_unlocked(url).await?;
+        store.migrate_unlocked().await?;
         Ok(store)
+    }
+
+    /// [`Store::migrate`] without the set-up lock, for a caller that holds it. PostgreSQL
+    /// needs none: sqlx's migrator takes an advisory lock there.
+    async fn migrate_unlocked(&self) -> Result<()> {
+        let migrator = self.migrator();
+        let known = newest_version(migrator);
+        // Checked first for a message that names the version; a newer build migrating at the
+        // same moment shows up as an applied version the migrator is missing instead.
+        if let Some(found) = self.schema_version().await? {
+            if found > known {
+                return Err(StorageError::SchemaTooNew { found, known });
+            }
+        }
+        match migrator.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::VersionMissing(missing)) if missing > known => {
+                let found = self.schema_version().await?.unwrap_or(missing);
+                Err(StorageError::SchemaTooNew { found, known })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The newest migration applied to the database (`None` before the first).
+    pub async fn schema_version(&self) -> Result<Option<i64>> {
+        let exists = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master \
+                     WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                    > 0
+            }
+            // Resolved through the search path, as the migrator's unqualified name is.
+            Backend::Postgres => {
+                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        if !exists {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The newest schema version this build can migrate to.
+    pub fn newest_schema_version(&self) -> i64 {
+        newest_version(self.migrator())
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -185,6 +270,34 @@ impl Store {
     }
 }
 
+fn newest_version(migrator: &sqlx::migrate::Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The file whose set-up and migrations take turns (see `crate::lock`): a file-backed SQLite
+/// database opened for writing. `None` for PostgreSQL (sqlx's migrator locks there) and for
+/// in-memory or read-only SQLite, which no other process can create, switch or migrate.
+fn setup_file(url: &str) -> Option<PathBuf> {
+    let read_only = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p == "mode=ro"));
+    sqlite_file(url).filter(|_| !read_only)
+}
+
+/// Waits for the set-up lock of `db`, creating its directory if needed.
+async fn lock_setup(db: Option<&Path>) -> Result<Option<FileLock>> {
+    let Some(db) = db else {
+        return Ok(None);
+    };
+    if let Some(parent) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(Some(FileLock::migration(db).await?))
+}
+
 /// Makes sure a file-backed SQLite database can be created: parent directory exists and
 /// `mode=rwc` is set.
 fn sqlite_url_with_create(url: &str) -> Result<String> {
@@ -194,7 +307,7 @@ fn sqlite_url_with_create(url: &str) -> Result<String> {
         .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = std::path::Path::new(path).parent() {
+        if let Some(parent) = Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
                     path: parent.display().to_string(),
@@ -287,7 +400,7 @@ impl Store {
 
     /// A consistent snapshot of an SQLite database into a new file (`VACUUM INTO`), safe
     /// while syncs write. Not available on PostgreSQL: use pg_dump there.
-    pub async fn backup_sqlite_into(&self, path: &std::path::Path) -> Result<()> {
+    pub async fn backup_sqlite_into(&self, path: &Path) -> Result<()> {
         if self.backend != Backend::Sqlite {
             return Err(StorageError::Unsupported(
                 "online backups are for SQLite; on PostgreSQL use pg_dump".into(),

@@ -10,6 +10,7 @@
 mod db;
 mod export;
 mod instances;
+mod lock;
 mod offers;
 mod orders;
 mod reference;
@@ -19,6 +20,7 @@ mod sql;
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::InstanceRow;
+pub use lock::sqlite_file;
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
@@ -38,6 +40,19 @@ pub enum StorageError {
     Sqlx(#[from] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the database schema is at version {found} but this emag-sync knows up to {known}: \
+         a newer emag-sync has migrated it; upgrade emag-sync"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "cannot take the migration lock {path} (it lets processes sharing the SQLite file \
+         take turns setting it up): {source}; check the permissions of the database directory"
+    )]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
     #[error("run {0} is not held by this process any more (taken over by another)")]

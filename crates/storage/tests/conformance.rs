@@ -1,6 +1,7 @@
 //! The storage conformance suite: every behaviour runs against SQLite and PostgreSQL.
 
 use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
+use sqlx::Connection;
 use storage::{
     BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, RunRequest, StorageError, Store,
 };
@@ -88,6 +89,7 @@ on_both_backends!(
     run_outcomes_and_counts_are_recorded,
     a_scheduled_slot_gets_one_run_even_after_it_finished,
     histories_count_the_failures_since_the_last_success,
+    a_schema_newer_than_this_build_is_refused_naming_both_versions,
 );
 
 /// One finished run of (account, kind) with the given outcome.
@@ -557,5 +559,53 @@ mod pause_and_prune {
 
     async fn store_on_postgres() -> (TestDb, Store) {
         store(DbKind::Postgres).await
+    }
+}
+
+async fn a_schema_newer_than_this_build_is_refused_naming_both_versions(kind: DbKind) {
+    // Arrange: a database migrated by this build, then by a "newer" one (a row the migrator
+    // of this build does not have).
+    let (db, store) = store(kind).await;
+    let known = store.newest_schema_version();
+    assert_eq!(store.schema_version().await.expect("version"), Some(known));
+    let newer = known + 3;
+    let mut conn = sqlx::AnyConnection::connect(&db.url)
+        .await
+        .expect("connect");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ($1, 'from a newer emag-sync', TRUE, $2, 0)",
+    )
+    .bind(newer)
+    .bind(vec![0_u8; 48])
+    .execute(&mut conn)
+    .await
+    .expect("insert a newer migration");
+    conn.close().await.expect("close");
+    store.close().await;
+
+    // Act
+    let opened = Store::open(&db.url).await;
+    let migrated = Store::connect(&db.url)
+        .await
+        .expect("connect")
+        .migrate()
+        .await;
+
+    // Assert
+    for result in [opened.map(|_| ()), migrated] {
+        match result {
+            Err(e @ StorageError::SchemaTooNew { found, known: k }) => {
+                assert_eq!((found, k), (newer, known));
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("version {newer}"))
+                        && message.contains(&format!("up to {known}"))
+                        && message.contains("upgrade emag-sync"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
     }
 }

@@ -56,7 +56,7 @@ enum Command {
     Export(commands::export::Args),
     /// Run the eMAG Marketplace API simulator (for trying emag-sync without eMAG).
     Sim(commands::sim::Args),
-    /// Apply the database migrations and exit.
+    /// Apply the database migrations, print the schema version and exit.
     Migrate,
     /// Start the simulator, sync a MAIN and an FBE account into SQLite, show what was stored.
     Demo(commands::demo::Args),

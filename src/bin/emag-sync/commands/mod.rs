@@ -14,7 +14,7 @@ pub mod test;
 use std::path::Path;
 
 use emag_sync::config::Config;
-use storage::Store;
+use storage::{StorageError, Store};
 
 use crate::output::init_logging;
 
@@ -49,10 +49,16 @@ pub fn load_config_with_accounts(env_file: Option<&Path>) -> Result<Config, u8> 
 /// Opens and migrates the store, with a message that says what to do on failure.
 pub async fn open_store(config: &Config) -> Result<Store, u8> {
     Store::open(&config.database_url).await.map_err(|e| {
-        eprintln!(
-            "error: cannot open the database {}: {e}\n  fix: check DATABASE_URL; for PostgreSQL make sure the server runs and the database exists",
-            storage::redact_url(&config.database_url)
-        );
+        let database = storage::redact_url(&config.database_url);
+        match e {
+            // These say what to do themselves.
+            StorageError::SchemaTooNew { .. } | StorageError::Lock { .. } => {
+                eprintln!("error: cannot open the database {database}: {e}");
+            }
+            _ => eprintln!(
+                "error: cannot open the database {database}: {e}\n  fix: check DATABASE_URL; for PostgreSQL make sure the server runs and the database exists"
+            ),
+        }
         1
     })
 }
@@ -64,16 +70,35 @@ pub async fn load_config_and_store(env_file: Option<&Path>) -> Result<(Config, S
     Ok((config, store))
 }
 
+/// `emag-sync migrate`: applies the migrations and says which schema version the database is
+/// at.
 pub async fn migrate(env_file: Option<&Path>) -> u8 {
     let config = match load_config(env_file) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match open_store(&config).await {
-        Ok(store) => {
-            println!("database {} is migrated", store.url_redacted());
+    let store = match open_store(&config).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let version = store.schema_version().await;
+    store.close().await;
+    match version {
+        Ok(version) => {
+            // 0: no migration applied (none exist).
+            println!(
+                "database {} is migrated: schema version {}",
+                store.url_redacted(),
+                version.unwrap_or(0)
+            );
             0
         }
-        Err(code) => code,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the schema version of the database {}: {e}",
+                store.url_redacted()
+            );
+            1
+        }
     }
 }
