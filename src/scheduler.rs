@@ -108,6 +108,16 @@ pub struct Policy {
     pub catch_up: CatchUp,
 }
 
+impl From<&Config> for Policy {
+    fn from(config: &Config) -> Self {
+        Policy {
+            retry_delay: config.api.retry_delay,
+            max_retries: config.api.max_retries,
+            catch_up: config.catch_up,
+        }
+    }
+}
+
 /// The scheduler's verdict on one schedule at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -268,6 +278,89 @@ pub fn evaluate(
     }
 }
 
+/// What holds an account now, from its running runs: one run per account at a time, across
+/// every process sharing the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountHold {
+    /// A run of `kind` holds the account under a live lease, until at least `expires_at`.
+    Held {
+        run_id: i64,
+        kind: SyncKind,
+        holder: Option<String>,
+        expires_at: i64,
+    },
+    /// A run of `kind` was left running by a process that died or went silent. It is taken
+    /// over (resumed from its checkpoint) before anything else of the account may start: its
+    /// row still holds the account's one running place, so any other claim would find the
+    /// account busy.
+    Abandoned {
+        run_id: i64,
+        kind: SyncKind,
+        holder: Option<String>,
+    },
+}
+
+impl AccountHold {
+    pub fn run_id(&self) -> i64 {
+        match self {
+            AccountHold::Held { run_id, .. } | AccountHold::Abandoned { run_id, .. } => *run_id,
+        }
+    }
+
+    pub fn kind(&self) -> SyncKind {
+        match self {
+            AccountHold::Held { kind, .. } | AccountHold::Abandoned { kind, .. } => *kind,
+        }
+    }
+}
+
+/// The lease of a running run at `now_ms`, by the one rule ([`domain::Lease::judge`]).
+pub fn lease_of(run: &storage::RunRow, now_ms: i64, ttl: Duration) -> domain::Lease {
+    domain::Lease::judge(
+        run.holder.as_deref(),
+        run.heartbeat_at,
+        now_ms,
+        ms(ttl),
+        crate::holder_is_alive,
+    )
+}
+
+/// The accounts held by the running runs among `runs` (the latest run of each schedule). A
+/// live lease wins over an abandoned one (the store allows one running run per account; two
+/// can only be seen while one view is a tick old).
+pub fn account_holds<'a>(
+    runs: impl IntoIterator<Item = &'a storage::RunRow>,
+    now_ms: i64,
+    ttl: Duration,
+) -> HashMap<String, AccountHold> {
+    let mut holds: HashMap<String, AccountHold> = HashMap::new();
+    for run in runs {
+        if run.state != RunState::Running {
+            continue;
+        }
+        let hold = match lease_of(run, now_ms, ttl) {
+            domain::Lease::Held { expires_at } => AccountHold::Held {
+                run_id: run.id,
+                kind: run.kind,
+                holder: run.holder.clone(),
+                expires_at,
+            },
+            domain::Lease::HolderGone | domain::Lease::Expired => AccountHold::Abandoned {
+                run_id: run.id,
+                kind: run.kind,
+                holder: run.holder.clone(),
+            },
+        };
+        match holds.get(&run.account) {
+            Some(AccountHold::Held { .. }) => {}
+            _ => {
+                holds.insert(run.account.clone(), hold);
+            }
+        }
+    }
+    holds
+}
+
 /// How many of `plan` run by time (the others are manual-only).
 pub fn timed(plan: &[Schedule]) -> usize {
     plan.iter().filter(|s| !s.manual_only).count()
@@ -337,6 +430,13 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 type Key = (String, SyncKind);
 
+/// A claim that found its account busy: the run it waits for, and the earliest next try.
+#[derive(Debug, Clone, Copy)]
+struct Blocked {
+    by_run: i64,
+    retry_at: i64,
+}
+
 /// The driver's state: what it knows of every schedule's history, when each schedule is
 /// next worth looking at, and the runs this process has in flight (one per account).
 pub struct Scheduler {
@@ -355,6 +455,12 @@ pub struct Scheduler {
     dirty: HashSet<Key>,
     refreshed_at: Option<tokio::time::Instant>,
     paused: HashSet<String>,
+    /// Schedules (by index) whose claim found the account busy in the store: not tried again
+    /// before `retry_at` unless the blocking run is seen to end first.
+    blocked: HashMap<usize, Blocked>,
+    /// Schedules (by index) that were due while another run held their account, with that
+    /// run's id: each wait is logged once, not at every tick.
+    announced: HashMap<usize, i64>,
     /// Woken when a run of this process ends, so the account's next due run starts at once.
     finished: Arc<Notify>,
     snapshots: Arc<tokio::sync::Mutex<()>>,
@@ -397,6 +503,8 @@ impl Scheduler {
             dirty: HashSet::new(),
             refreshed_at: None,
             paused: HashSet::new(),
+            blocked: HashMap::new(),
+            announced: HashMap::new(),
             finished: Arc::new(Notify::new()),
             snapshots: Arc::default(),
             on_ready: None,
@@ -417,7 +525,9 @@ impl Scheduler {
 
     /// Runs of this process that ended: their (account, kind) is read again and the
     /// account's other schedules are looked at now.
-    fn reap(&mut self) {
+    /// A claim that found its account busy waits — for the blocking run to be seen ending, or
+    /// for a quarter of the lease TTL — instead of trying again at the next tick.
+    fn reap(&mut self, now_ms: i64) {
         let ended: Vec<String> = self
             .in_flight
             .iter()
@@ -425,11 +535,53 @@ impl Scheduler {
             .map(|(account, _)| account.clone())
             .collect();
         for account in ended {
-            if let Some((kind, _)) = self.in_flight.remove(&account) {
-                self.dirty.insert((account.clone(), kind));
-                self.wake_account(&account);
-            }
+            let Some((kind, handle)) = self.in_flight.remove(&account) else {
+                continue;
+            };
+            self.dirty.insert((account.clone(), kind));
+            self.wake_account(&account);
+            let report = match futures::FutureExt::now_or_never(handle) {
+                Some(Ok(report)) => report,
+                Some(Err(e)) => {
+                    tracing::error!(account.name = %account, sync.kind = %kind, error = %e, "a sync task ended abnormally");
+                    continue;
+                }
+                None => continue,
+            };
+            let Some(by_run) = report.blocked_by else {
+                continue;
+            };
+            let Some(i) = self.index_of(&account, kind) else {
+                continue;
+            };
+            let retry_at = now_ms.saturating_add(ms(self.ctx.settings.stale_after / 4));
+            self.blocked.insert(i, Blocked { by_run, retry_at });
+            self.announce_wait(
+                i,
+                by_run,
+                report.note.as_deref().unwrap_or("the account is busy"),
+            );
         }
+    }
+
+    fn index_of(&self, account: &str, kind: SyncKind) -> Option<usize> {
+        self.by_account
+            .get(account)?
+            .iter()
+            .copied()
+            .find(|&i| self.schedules[i].kind == kind)
+    }
+
+    /// Logs, once per blocking run, that schedule `i` is due but waits for run `by_run`.
+    fn announce_wait(&mut self, i: usize, by_run: i64, why: &str) {
+        if self.announced.insert(i, by_run) == Some(by_run) {
+            return;
+        }
+        let s = &self.schedules[i];
+        tracing::info!(
+            account.name = %s.account, sync.kind = %s.kind, blocking.run = by_run, reason = %why,
+            "a due run waits for the account's running run (one run per account at a time)"
+        );
     }
 
     fn wake_account(&mut self, account: &str) {
@@ -501,6 +653,8 @@ impl Scheduler {
             .map(|(k, _)| k.clone())
             .collect();
         for key in ended {
+            // The account's other schedules may have been waiting for this run.
+            self.wake_account(&key.0);
             self.reload(key).await?;
         }
         Ok(())
@@ -525,7 +679,7 @@ impl Scheduler {
         &mut self,
         now_ms: i64,
     ) -> anyhow::Result<Vec<(String, SyncKind, RunTrigger)>> {
-        self.reap();
+        self.reap(now_ms);
         self.refresh().await?;
         self.paused = self
             .ctx
@@ -534,31 +688,65 @@ impl Scheduler {
             .await?
             .into_iter()
             .collect();
-        let stale_ms = ms(self.ctx.settings.stale_after);
-        // Accounts with a live run anywhere: one run per account at a time, across processes.
-        let busy: HashSet<&str> = self
-            .histories
-            .values()
-            .filter(|h| {
-                h.latest.state == RunState::Running && !abandoned(&h.latest, now_ms, stale_ms)
-            })
-            .map(|h| h.account.as_str())
-            .collect();
+        let ttl = self.ctx.settings.stale_after;
+        // One run per account at a time, across processes: what holds each account now.
+        let holds = account_holds(self.histories.values().map(|h| &h.latest), now_ms, ttl);
         let mut due = Vec::new();
+        let mut waits = Vec::new();
+        let mut unblocked = Vec::new();
         for (i, schedule) in self.schedules.iter().enumerate() {
             if self.not_before[i] > now_ms
                 || self.in_flight.contains_key(&schedule.account)
                 || self.paused.contains(&schedule.account)
-                || busy.contains(schedule.account.as_str())
             {
                 continue;
             }
+            let hold = holds.get(&schedule.account);
+            if let Some(b) = self.blocked.get(&i).copied() {
+                // Still held by the run our claim ran into: wait for its end or the retry time.
+                if now_ms < b.retry_at && hold.is_some_and(|h| h.run_id() == b.by_run) {
+                    continue;
+                }
+                unblocked.push(i);
+            }
             let key = (schedule.account.clone(), schedule.kind);
             let history = self.histories.get(&key);
-            let decision = match history {
+            let decision = match hold {
+                Some(AccountHold::Held {
+                    run_id,
+                    kind,
+                    holder,
+                    expires_at,
+                }) if *kind != schedule.kind => {
+                    // Another kind runs under a live lease: look again when it ends (its end
+                    // wakes the account) or its lease would expire.
+                    let why = matches!(
+                        evaluate(schedule, history, now_ms, &self.policy),
+                        Decision::Due { .. }
+                    )
+                    .then(|| {
+                        format!(
+                            "{kind} run {run_id} holds the account ({})",
+                            holder.as_deref().unwrap_or("unknown holder")
+                        )
+                    });
+                    waits.push((i, *expires_at, why.map(|why| (*run_id, why))));
+                    continue;
+                }
+                // The abandoned run is resumed first, by its own schedule: nothing else of the
+                // account can be claimed while its row holds the account's running place.
+                Some(AccountHold::Abandoned { kind, .. }) if *kind != schedule.kind => continue,
                 // A run left "running" by a process that died (or went silent) is resumed
                 // like an interrupted one; otherwise its account would wait forever.
-                Some(h) if abandoned(&h.latest, now_ms, stale_ms) => {
+                Some(AccountHold::Abandoned { run_id, holder, .. }) => {
+                    let Some(h) = history.filter(|h| h.latest.id == *run_id) else {
+                        continue;
+                    };
+                    tracing::info!(
+                        account.name = %schedule.account, sync.kind = %schedule.kind, run.id = run_id,
+                        previous.holder = holder.as_deref().unwrap_or("-"),
+                        "taking over a run whose holder died or went silent"
+                    );
                     let mut h = h.clone();
                     h.latest.state = RunState::Interrupted;
                     evaluate(schedule, Some(&h), now_ms, &self.policy)
@@ -566,6 +754,15 @@ impl Scheduler {
                 _ => evaluate(schedule, history, now_ms, &self.policy),
             };
             due.push((i, decision));
+        }
+        for i in unblocked {
+            self.blocked.remove(&i);
+        }
+        for (i, expires_at, announce) in waits {
+            self.not_before[i] = expires_at;
+            if let Some((by_run, why)) = announce {
+                self.announce_wait(i, by_run, &why);
+            }
         }
         let mut started = Vec::new();
         for (i, decision) in due {
@@ -590,6 +787,7 @@ impl Scheduler {
                 self.not_before[i] = i64::MAX;
                 continue;
             };
+            self.announced.remove(&i);
             tracing::info!(
                 account.name = %schedule.account, sync.kind = %schedule.kind,
                 run.trigger = %trigger, reason = %reason, "starting a scheduled run"
@@ -620,16 +818,6 @@ impl Scheduler {
         }
         Ok(started)
     }
-}
-
-/// A running run whose holder died or has been silent longer than the lease TTL.
-fn abandoned(run: &storage::RunRow, now_ms: i64, stale_ms: i64) -> bool {
-    run.state == RunState::Running
-        && (run
-            .holder
-            .as_deref()
-            .is_none_or(|holder| !crate::holder_is_alive(holder))
-            || run.heartbeat_at.is_none_or(|hb| now_ms - hb > stale_ms))
 }
 
 impl Scheduler {
@@ -1061,6 +1249,49 @@ mod tests {
             "every kind of every account can be asked for"
         );
         assert_eq!(timed(&plan), 5);
+    }
+
+    #[test]
+    fn an_account_is_held_by_a_live_lease_and_released_to_its_abandoned_runs_own_schedule() {
+        let ttl = Duration::from_secs(10);
+        let now = 100 * MIN;
+        let running = |id: i64, kind: SyncKind, beat: i64| {
+            let mut h = history(RunState::Running, now - MIN, None, 0);
+            h.latest.id = id;
+            h.latest.kind = kind;
+            h.latest.holder = Some("another-host:1:0".into());
+            h.latest.heartbeat_at = Some(beat);
+            h.latest
+        };
+        let live = running(1, SyncKind::Orders, now - 9_000);
+        assert_eq!(
+            account_holds([&live], now, ttl).get("main"),
+            Some(&AccountHold::Held {
+                run_id: 1,
+                kind: SyncKind::Orders,
+                holder: Some("another-host:1:0".into()),
+                expires_at: now + 1_000
+            })
+        );
+        let silent = running(2, SyncKind::Orders, now - 10_000);
+        assert_eq!(
+            account_holds([&silent], now, ttl).get("main"),
+            Some(&AccountHold::Abandoned {
+                run_id: 2,
+                kind: SyncKind::Orders,
+                holder: Some("another-host:1:0".into())
+            }),
+            "silent for exactly the TTL: abandoned"
+        );
+        let offers = running(3, SyncKind::Offers, now);
+        let holds = account_holds([&silent, &offers], now, ttl);
+        assert_eq!(
+            holds.get("main").map(AccountHold::run_id),
+            Some(3),
+            "a live lease wins"
+        );
+        let done = history(RunState::Succeeded, now - MIN, None, 0).latest;
+        assert!(account_holds([&done], now, ttl).is_empty());
     }
 
     #[test]

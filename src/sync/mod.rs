@@ -108,6 +108,10 @@ pub struct RunReport {
     pub error: Option<String>,
     pub emag_messages: Vec<String>,
     pub note: Option<String>,
+    /// With [`RunStatus::Busy`] when the account was held by another run (not when the
+    /// scheduled slot had its run already): the run to wait for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<i64>,
 }
 
 /// Why a kind's module stopped early.
@@ -175,6 +179,7 @@ pub async fn run_sync_for_slot(
         error: None,
         emag_messages: Vec::new(),
         note: None,
+        blocked_by: None,
     };
     let Some(run) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await else {
         return report;
@@ -406,6 +411,7 @@ async fn claim_run(
             }
             Ok(BeginRun::Busy { run_id, holder }) => {
                 report.run_id = Some(run_id);
+                report.blocked_by = Some(run_id);
                 report.status = RunStatus::Busy;
                 report.note = Some(format!(
                     "run {run_id} is in progress in another process ({})",

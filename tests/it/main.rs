@@ -10,3 +10,4 @@ mod open;
 mod orders;
 mod scheduler;
 mod support;
+mod takeover;

@@ -107,103 +107,111 @@ impl TestApp {
 
     /// Asserts that the stored live offers of `account` are exactly the simulator's.
     pub async fn assert_offers_match(&self, account: &str) {
-        let stored = self
-            .store
-            .export_offers(Some(account), None, 10_000_000)
-            .await
-            .expect("export");
-        let live: Vec<_> = stored.iter().filter(|o| !o.removed).collect();
-        let expected = self.sim.sim.offers(account);
-        assert_eq!(
-            live.len(),
-            expected.len(),
-            "{account}: number of live offers"
-        );
-        for (got, want) in live.iter().zip(expected.iter()) {
-            let want = serde_json::to_value(want).expect("offer json");
-            assert_eq!(got.account, account);
-            assert_eq!(Value::from(got.id), want["id"], "id");
-            assert_eq!(
-                got.name.as_deref(),
-                want["name"].as_str(),
-                "name of {}",
-                got.id
-            );
-            assert_eq!(got.part_number.as_deref(), want["part_number"].as_str());
-            assert_eq!(
-                got.part_number_key.as_deref(),
-                want["part_number_key"].as_str()
-            );
-            assert_eq!(got.brand.as_deref(), want["brand"].as_str());
-            assert_eq!(got.status.map(Value::from), Some(want["status"].clone()));
-            assert_eq!(got.currency.as_deref(), want["currency"].as_str());
-            assert_eq!(got.vat_id.map(Value::from), Some(want["vat_id"].clone()));
-            assert_eq!(
-                got.general_stock.map(Value::from),
-                Some(want["general_stock"].clone())
-            );
-            assert_eq!(
-                got.estimated_stock.map(Value::from),
-                Some(want["estimated_stock"].clone())
-            );
-            assert_eq!(
-                decimal(got.sale_price.as_deref()),
-                json_decimal(&want["sale_price"]),
-                "price of {}",
-                got.id
-            );
-            assert_eq!(
-                decimal(got.recommended_price.as_deref()),
-                json_decimal(&want["recommended_price"])
-            );
-            let eans: Vec<String> = serde_json::from_value(want["ean"].clone()).unwrap_or_default();
-            assert_eq!(got.ean, eans);
-        }
+        assert_offers_match(&self.store, &self.sim, account).await;
     }
 
     /// Asserts that the stored orders of `account` are exactly the simulator's.
     pub async fn assert_orders_match(&self, account: &str) {
-        let stored = self
-            .store
-            .export_orders(Some(account), None, 1_000_000)
-            .await
-            .expect("export");
-        let expected = self.sim.sim.orders(account);
-        assert_eq!(stored.len(), expected.len(), "{account}: number of orders");
-        for (got, want) in stored.iter().zip(expected.iter()) {
-            let want = serde_json::to_value(want).expect("order json");
-            assert_eq!(Value::from(got.id), want["id"]);
-            assert_eq!(Value::from(got.order_type), want["type"]);
+        assert_orders_match(&self.store, &self.sim, account).await;
+    }
+}
+
+/// Asserts that the live offers of `account` in `store` are exactly the simulator's.
+pub async fn assert_offers_match(store: &Store, sim: &RunningSim, account: &str) {
+    let stored = store
+        .export_offers(Some(account), None, 10_000_000)
+        .await
+        .expect("export");
+    let live: Vec<_> = stored.iter().filter(|o| !o.removed).collect();
+    let expected = sim.sim.offers(account);
+    assert_eq!(
+        live.len(),
+        expected.len(),
+        "{account}: number of live offers"
+    );
+    for (got, want) in live.iter().zip(expected.iter()) {
+        let want = serde_json::to_value(want).expect("offer json");
+        assert_eq!(got.account, account);
+        assert_eq!(Value::from(got.id), want["id"], "id");
+        assert_eq!(
+            got.name.as_deref(),
+            want["name"].as_str(),
+            "name of {}",
+            got.id
+        );
+        assert_eq!(got.part_number.as_deref(), want["part_number"].as_str());
+        assert_eq!(
+            got.part_number_key.as_deref(),
+            want["part_number_key"].as_str()
+        );
+        assert_eq!(got.brand.as_deref(), want["brand"].as_str());
+        assert_eq!(got.status.map(Value::from), Some(want["status"].clone()));
+        assert_eq!(got.currency.as_deref(), want["currency"].as_str());
+        assert_eq!(got.vat_id.map(Value::from), Some(want["vat_id"].clone()));
+        assert_eq!(
+            got.general_stock.map(Value::from),
+            Some(want["general_stock"].clone())
+        );
+        assert_eq!(
+            got.estimated_stock.map(Value::from),
+            Some(want["estimated_stock"].clone())
+        );
+        assert_eq!(
+            decimal(got.sale_price.as_deref()),
+            json_decimal(&want["sale_price"]),
+            "price of {}",
+            got.id
+        );
+        assert_eq!(
+            decimal(got.recommended_price.as_deref()),
+            json_decimal(&want["recommended_price"])
+        );
+        let eans: Vec<String> = serde_json::from_value(want["ean"].clone()).unwrap_or_default();
+        assert_eq!(got.ean, eans);
+    }
+}
+
+/// Asserts that the orders of `account` in `store` are exactly the simulator's.
+pub async fn assert_orders_match(store: &Store, sim: &RunningSim, account: &str) {
+    let stored = store
+        .export_orders(Some(account), None, 1_000_000)
+        .await
+        .expect("export");
+    let expected = sim.sim.orders(account);
+    assert_eq!(stored.len(), expected.len(), "{account}: number of orders");
+    for (got, want) in stored.iter().zip(expected.iter()) {
+        let want = serde_json::to_value(want).expect("order json");
+        assert_eq!(Value::from(got.id), want["id"]);
+        assert_eq!(Value::from(got.order_type), want["type"]);
+        assert_eq!(
+            got.status.map(Value::from),
+            Some(want["status"].clone()),
+            "status of {}",
+            got.id
+        );
+        assert_eq!(got.date.as_deref(), want["date"].as_str());
+        assert_eq!(got.modified.as_deref(), want["modified"].as_str());
+        assert_eq!(
+            got.payment_mode_id.map(Value::from),
+            Some(want["payment_mode_id"].clone())
+        );
+        assert_eq!(
+            got.customer_name.as_deref(),
+            want["customer"]["name"].as_str()
+        );
+        let lines = want["products"].as_array().expect("products");
+        assert_eq!(got.products.len(), lines.len(), "lines of {}", got.id);
+        for (gl, wl) in got.products.iter().zip(lines) {
+            assert_eq!(Value::from(gl.id), wl["id"]);
             assert_eq!(
-                got.status.map(Value::from),
-                Some(want["status"].clone()),
-                "status of {}",
-                got.id
+                gl.product_id.map(Value::from),
+                Some(wl["product_id"].clone())
             );
-            assert_eq!(got.date.as_deref(), want["date"].as_str());
-            assert_eq!(got.modified.as_deref(), want["modified"].as_str());
-            assert_eq!(
-                got.payment_mode_id.map(Value::from),
-                Some(want["payment_mode_id"].clone())
-            );
-            assert_eq!(
-                got.customer_name.as_deref(),
-                want["customer"]["name"].as_str()
-            );
-            let lines = want["products"].as_array().expect("products");
-            assert_eq!(got.products.len(), lines.len(), "lines of {}", got.id);
-            for (gl, wl) in got.products.iter().zip(lines) {
-                assert_eq!(Value::from(gl.id), wl["id"]);
-                assert_eq!(
-                    gl.product_id.map(Value::from),
-                    Some(wl["product_id"].clone())
-                );
-                assert_eq!(gl.part_number.as_deref(), wl["part_number"].as_str());
-                assert_eq!(gl.quantity.map(Value::from), Some(wl["quantity"].clone()));
-                // Order money is a string: kept to the letter.
-                assert_eq!(gl.sale_price.as_deref(), wl["sale_price"].as_str());
-                assert_eq!(gl.status.map(Value::from), Some(wl["status"].clone()));
-            }
+            assert_eq!(gl.part_number.as_deref(), wl["part_number"].as_str());
+            assert_eq!(gl.quantity.map(Value::from), Some(wl["quantity"].clone()));
+            // Order money is a string: kept to the letter.
+            assert_eq!(gl.sale_price.as_deref(), wl["sale_price"].as_str());
+            assert_eq!(gl.status.map(Value::from), Some(wl["status"].clone()));
         }
     }
 }

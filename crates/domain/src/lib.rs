@@ -263,6 +263,56 @@ pub enum RunOutcome {
     },
 }
 
+/// How the lease of a running run stands: the one liveness rule of emag-sync, used by the
+/// claim in the store, the scheduler and every view (`status`, the dashboard).
+///
+/// A lease is held while its holder may still be running and its last heartbeat is less than
+/// the TTL old. It is abandoned when its holder is known to be gone (a dead pid on this host:
+/// at once) or has been silent for the whole TTL (any host). At exactly `heartbeat + ttl` the
+/// lease has expired: every reader draws the line in the same place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lease {
+    /// Its holder is alive and beat within the TTL; it may be taken over at `expires_at` (ms)
+    /// if it stays silent until then.
+    Held { expires_at: i64 },
+    /// No holder, or the holder's process is known to be gone.
+    HolderGone,
+    /// The holder has not beaten for the whole TTL.
+    Expired,
+}
+
+impl Lease {
+    /// The state at `now_ms` of a lease held by `holder` that last beat at `heartbeat_at`.
+    /// `holder_alive` says whether the holder's process may still run (only this host can
+    /// know a process is gone; a holder on another host is judged by its heartbeat alone).
+    pub fn judge(
+        holder: Option<&str>,
+        heartbeat_at: Option<i64>,
+        now_ms: i64,
+        ttl_ms: i64,
+        holder_alive: impl FnOnce(&str) -> bool,
+    ) -> Lease {
+        let Some(holder) = holder else {
+            return Lease::HolderGone;
+        };
+        if !holder_alive(holder) {
+            return Lease::HolderGone;
+        }
+        match heartbeat_at {
+            Some(beat) if now_ms < beat.saturating_add(ttl_ms) => Lease::Held {
+                expires_at: beat.saturating_add(ttl_ms),
+            },
+            _ => Lease::Expired,
+        }
+    }
+
+    /// Whether another process may take the run over now.
+    pub fn is_abandoned(self) -> bool {
+        !matches!(self, Lease::Held { .. })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +355,32 @@ mod tests {
         assert!(!ErrorClass::IpNotWhitelisted.is_retryable());
         assert!(!ErrorClass::Config.is_retryable());
         assert!(ErrorClass::Server.is_retryable());
+    }
+
+    #[test]
+    fn a_lease_expires_at_exactly_heartbeat_plus_ttl_and_a_gone_holder_at_once() {
+        let alive = |_: &str| true;
+        assert_eq!(
+            Lease::judge(Some("h:1:a"), Some(1_000), 10_999, 10_000, alive),
+            Lease::Held { expires_at: 11_000 }
+        );
+        assert_eq!(
+            Lease::judge(Some("h:1:a"), Some(1_000), 11_000, 10_000, alive),
+            Lease::Expired
+        );
+        assert_eq!(
+            Lease::judge(Some("h:1:a"), Some(1_000), 2_000, 10_000, |_| false),
+            Lease::HolderGone
+        );
+        assert_eq!(
+            Lease::judge(None, Some(1_000), 2_000, 10_000, alive),
+            Lease::HolderGone
+        );
+        assert_eq!(
+            Lease::judge(Some("h:1:a"), None, 2_000, 10_000, alive),
+            Lease::Expired
+        );
+        assert!(!Lease::Held { expires_at: 0 }.is_abandoned());
+        assert!(Lease::Expired.is_abandoned() && Lease::HolderGone.is_abandoned());
     }
 }

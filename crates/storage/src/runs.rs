@@ -174,12 +174,16 @@ impl Store {
             let state = parse_state(&row.try_get::<String, _>("state")?)?;
             let old_holder: Option<String> = row.try_get("holder")?;
             let heartbeat: Option<i64> = row.try_get("heartbeat_at")?;
-            let abandoned = match (&old_holder, state) {
-                (_, RunState::Queued | RunState::Interrupted) => true,
-                (None, _) => true,
-                (Some(h), _) => {
-                    !holder_alive(h) || heartbeat.is_none_or(|hb| now - hb > stale_after_ms)
-                }
+            let abandoned = match state {
+                RunState::Queued | RunState::Interrupted => true,
+                _ => domain::Lease::judge(
+                    old_holder.as_deref(),
+                    heartbeat,
+                    now,
+                    stale_after_ms,
+                    holder_alive,
+                )
+                .is_abandoned(),
             };
             if !abandoned {
                 return Ok(BeginRun::Busy {

@@ -96,11 +96,7 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         let store = Store::open(&url).await?;
         let accounts = emag_sync::accounts::select(&config, &store, "all").await?;
         let plan = schedules(&config);
-        let policy = Policy {
-            retry_delay: config.api.retry_delay,
-            max_retries: config.api.max_retries,
-            catch_up: config.catch_up,
-        };
+        let policy = Policy::from(&config);
         let ctx = SyncContext::new(store.clone(), config.sync);
         let cancel = ctx.cancel.clone();
         let began = storage::now_ms();

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use emag_sync::accounts;
-use emag_sync::scheduler::{evaluate, schedules, Decision, Maintenance, Policy, Scheduler};
+use emag_sync::scheduler::{
+    account_holds, evaluate, lease_of, schedules, AccountHold, Decision, Maintenance, Policy,
+    Scheduler,
+};
 use emag_sync::sync::SyncContext;
 
 use super::{load_config, load_config_and_store, open_store, EXIT_CONFIG};
@@ -135,11 +138,7 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         cancel.cancel();
     });
     let plan = schedules(&config);
-    let policy = Policy {
-        retry_delay: config.api.retry_delay,
-        max_retries: config.api.max_retries,
-        catch_up: config.catch_up,
-    };
+    let policy = Policy::from(&config);
     let maintenance = Maintenance {
         backups: (store.backend() == storage::Backend::Sqlite && config.backups.keep > 0)
             .then(|| config.backups.clone()),
@@ -586,12 +585,9 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             return 1;
         }
     };
-    let policy = Policy {
-        retry_delay: config.api.retry_delay,
-        max_retries: config.api.max_retries,
-        catch_up: config.catch_up,
-    };
-    let stale_ms = i64::try_from(config.sync.stale_after.as_millis()).unwrap_or(i64::MAX);
+    let policy = Policy::from(&config);
+    let ttl = config.sync.stale_after;
+    let holds = account_holds(histories.iter().map(|h| &h.latest), now, ttl);
     let mut rows = Vec::new();
     for s in schedules(&config) {
         let h = histories
@@ -601,8 +597,21 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         if s.manual_only && h.is_none() {
             continue;
         }
+        let hold = holds.get(&s.account).filter(|hold| hold.kind() != s.kind);
         let next = match evaluate(&s, h, now, &policy) {
             _ if paused.contains(&s.account) => "paused (emag-sync resume)".into(),
+            Decision::Due { .. } if hold.is_some() => match hold {
+                Some(AccountHold::Held {
+                    run_id,
+                    kind,
+                    holder,
+                    ..
+                }) => format!(
+                    "due; waits for {kind} run {run_id} ({}): one run per account at a time",
+                    holder.as_deref().unwrap_or("unknown holder")
+                ),
+                _ => "due; after the stopped run of the account is resumed".into(),
+            },
             Decision::Wait { .. } if s.manual_only => "when asked (sync --queue)".into(),
             Decision::Due { reason, .. } => format!("due now ({reason})"),
             Decision::Wait { at_ms } => local_time(at_ms),
@@ -629,8 +638,7 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
             progress: last
                 .filter(|r| r.state == domain::RunState::Running)
                 .map(|r| {
-                    let alive = r.holder.as_deref().is_some_and(emag_sync::holder_is_alive)
-                        && r.heartbeat_at.is_some_and(|hb| now - hb < stale_ms);
+                    let alive = !lease_of(r, now, ttl).is_abandoned();
                     let at = format!(
                         "page {} of {} items",
                         r.checkpoint_page,

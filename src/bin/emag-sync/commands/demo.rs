@@ -246,11 +246,7 @@ async fn run_scheduler(
         super::sync::shutdown_signal().await;
         cancel.cancel();
     });
-    let policy = Policy {
-        retry_delay: config.api.retry_delay,
-        max_retries: config.api.max_retries,
-        catch_up: config.catch_up,
-    };
+    let policy = Policy::from(config);
     let maintenance = Maintenance {
         backups: Some(config.backups.clone()),
         run_retention: None,
