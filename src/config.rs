@@ -221,6 +221,10 @@ pub struct Config {
     /// (`EMAG_INSTANCE_NAME`): for containers with random host names. Processes with
     /// different names are told apart like processes on different machines.
     pub instance_name: Option<String>,
+    /// How old synced data may be before it is reported stale (`EMAG_FRESHNESS_TARGET`,
+    /// minutes, default 30: the seed's target). A kind synced less often than that is held
+    /// to its own interval plus five minutes instead.
+    pub freshness_target: Duration,
 }
 
 /// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
@@ -542,8 +546,14 @@ impl Parser<'_> {
                 );
             }
         }
+        let freshness_target = Duration::from_secs(
+            60 * self
+                .number::<u64>("EMAG_FRESHNESS_TARGET", 30, "write minutes, e.g. 30")
+                .max(1),
+        );
         let accounts = self.accounts();
         Config {
+            freshness_target,
             instance_name,
             log_file,
             backups,

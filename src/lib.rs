@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod backup;
 pub mod config;
 pub mod scheduler;
+pub mod status;
 pub mod sync;
 
 /// This process's identity in run leases: `host:pid:nonce`. The nonce keeps two processes

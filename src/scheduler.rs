@@ -81,6 +81,18 @@ impl Schedule {
         }
     }
 
+    /// How long apart its runs are: the interval, or for a cron schedule the gap between its
+    /// next two times after `now_ms` (what "stale" is measured against).
+    pub fn interval_hint(&self, now_ms: i64) -> Duration {
+        match &self.cron {
+            None => self.interval,
+            Some(spec) => match cron_after(spec, now_ms, 2).as_slice() {
+                [a, b] => Duration::from_millis(u64::try_from(b - a).unwrap_or(0)),
+                _ => self.interval,
+            },
+        }
+    }
+
     /// Slots after `next` that have passed by `now_ms`, and the first slot after `now_ms`.
     fn passed_since(&self, next: i64, now_ms: i64) -> (i64, i64) {
         let offset = ms(self.offset);

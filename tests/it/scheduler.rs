@@ -167,9 +167,17 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
     assert!(status.status.success());
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["scheduler_running"], true);
-    assert!(status["schedules"].as_array().is_some_and(|s| s.len() >= 5));
+    let kinds: usize = status["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| a["kinds"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(kinds >= 5, "{status}");
     let pid = i64::from(daemon.id().expect("pid"));
-    let instances = status["instances"].as_array().expect("instances");
+    let instances = status["scheduler"]["instances"]
+        .as_array()
+        .expect("instances");
     assert!(
         instances
             .iter()
@@ -206,7 +214,7 @@ async fn start_runs_the_schedules_and_stop_ends_it_cleanly() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["scheduler_running"], false);
     assert!(
-        status["instances"]
+        status["scheduler"]["instances"]
             .as_array()
             .is_some_and(|i| i.iter().any(|i| i["pid"] == pid && i["state"] == "stopped")),
         "a clean stop is recorded: {status}"
@@ -295,20 +303,27 @@ async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kil
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["scheduler_running"], false, "{status}");
     assert!(
-        status["instances"]
+        status["scheduler"]["instances"]
             .as_array()
             .is_some_and(|i| i.iter().any(|i| i["pid"] == pid && i["state"] == "gone")),
         "{status}"
     );
-    let offers = status["schedules"]
+    let offers = status["accounts"]
         .as_array()
-        .and_then(|s| s.iter().find(|s| s["kind"] == "offers"))
+        .and_then(|a| a.iter().find(|a| a["name"] == "main"))
+        .and_then(|a| a["kinds"].as_array())
+        .and_then(|k| k.iter().find(|k| k["kind"] == "offers"))
         .expect("offers schedule");
+    assert_eq!(
+        offers["progress"]["alive"], false,
+        "its process stopped; the next scheduler tick resumes it: {offers}"
+    );
+    let text = cmd(&["status"]).output().await.expect("status");
     assert!(
-        offers["progress"]
-            .as_str()
-            .is_some_and(|p| p.contains("next scheduler tick resumes it")),
-        "{offers}"
+        // The table wraps its cells to 120 columns: the note spans lines.
+        String::from_utf8_lossy(&text.stdout).contains("its process"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
     );
 }
 

@@ -6,7 +6,7 @@ use sqlx::Row;
 use crate::{Result, Store};
 
 /// One scheduler process, as it announced itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceRow {
     /// The holder id its runs carry (`host:pid:nonce`).
     pub id: String,

@@ -567,6 +567,30 @@ impl Store {
         }
     }
 
+    /// The latest succeeded run of every (account, kind) that has one: how fresh its data is.
+    pub async fn last_successes(&self) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE id IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' \
+             GROUP BY account, kind) ORDER BY account, kind"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Failed runs that ended at or after `since`, newest first, at most `limit`.
+    pub async fn recent_failures(&self, since: i64, limit: i64) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE finished_at >= $1 AND state = 'failed' \
+             ORDER BY finished_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     /// Runs taken over since `since` from a holder whose lease expired (died or silent).
     pub async fn reclaimed_runs(&self, since: i64) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs WHERE reclaimed_at >= $1")

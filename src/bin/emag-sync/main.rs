@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,12 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use emag_sync::accounts;
-use emag_sync::scheduler::{
-    account_holds, evaluate, lease_of, schedules, AccountHold, Decision, Maintenance, Policy,
-    Scheduler,
-};
+use emag_sync::scheduler::{schedules, Maintenance, Policy, Scheduler};
+use emag_sync::status::Snapshot;
 use emag_sync::sync::SyncContext;
 
 use super::{load_config, load_config_and_store, open_store, EXIT_CONFIG};
@@ -496,60 +493,6 @@ pub async fn stop(env_file: Option<&Path>, args: StopArgs) -> u8 {
     0
 }
 
-#[derive(Debug, serde::Serialize)]
-struct KindStatus {
-    account: String,
-    kind: String,
-    interval_minutes: u64,
-    /// Not run by time: only when asked.
-    manual_only: bool,
-    cron: Option<String>,
-    last_state: Option<String>,
-    last_started: Option<String>,
-    last_duration_ms: Option<i64>,
-    last_items: Option<u64>,
-    last_error: Option<String>,
-    next: String,
-    progress: Option<String>,
-    /// Attempts of the latest run (> 1: resumed or taken over).
-    last_attempt: Option<i64>,
-    /// The latest run was taken over from this holder after its lease expired.
-    reclaimed_from: Option<String>,
-}
-
-/// A scheduler instance as `status` shows it.
-#[derive(Debug, serde::Serialize)]
-struct InstanceStatus {
-    #[serde(flatten)]
-    row: storage::InstanceRow,
-    /// `live`, `stopped` (clean exit) or `gone` (silent: killed, crashed, or its host down).
-    state: &'static str,
-}
-
-/// An account whose credentials or IP were refused, as `status` shows it.
-#[derive(Debug, serde::Serialize)]
-struct Attention {
-    account: String,
-    reason: String,
-    /// Unix ms of the first refusal.
-    since: i64,
-}
-
-/// An instance beats every 5 s; three missed beats and it is shown as gone.
-const INSTANCE_SILENCE_MS: i64 = 15_000;
-
-fn instance_state(i: &storage::InstanceRow, now: i64) -> &'static str {
-    let local_dead = i.host == emag_sync::holder_id().split(':').next().unwrap_or_default()
-        && !u32::try_from(i.pid).is_ok_and(emag_sync::process_alive);
-    if i.stopped_at.is_some() {
-        "stopped"
-    } else if local_dead || now - i.heartbeat_at > INSTANCE_SILENCE_MS {
-        "gone"
-    } else {
-        "live"
-    }
-}
-
 pub fn local_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
@@ -565,190 +508,32 @@ pub async fn status(env_file: Option<&Path>, args: StatusArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let now = storage::now_ms();
-    let day_ago = now - 86_400_000;
-    // Everything status shows comes from the store; a failed read is an error, not an empty
-    // section that would look like "nothing to report".
-    let read = async {
-        Ok::<_, storage::StorageError>((
-            store.kind_histories().await?,
-            store.paused_accounts().await?,
-            store.recent_instances(day_ago).await?,
-            store.reclaimed_runs(day_ago).await?,
-            store.accounts_needing_attention().await?,
-        ))
-    };
-    let (histories, paused, instances, reclaimed, attention) = match read.await {
-        Ok(state) => state,
+    let snapshot = match Snapshot::read(&config, &store).await {
+        Ok(snapshot) => snapshot,
         Err(e) => {
             eprintln!("error: cannot read the scheduler's state from the database: {e}");
             return 1;
         }
     };
-    let policy = Policy::from(&config);
-    let ttl = config.sync.stale_after;
-    let holds = account_holds(histories.iter().map(|h| &h.latest), now, ttl);
-    let mut rows = Vec::new();
-    for s in schedules(&config) {
-        let h = histories
-            .iter()
-            .find(|h| h.account == s.account && h.kind == s.kind);
-        // Kinds an account does not sync by time are shown once they have run.
-        if s.manual_only && h.is_none() {
-            continue;
-        }
-        let hold = holds.get(&s.account).filter(|hold| hold.kind() != s.kind);
-        let next = match evaluate(&s, h, now, &policy) {
-            _ if paused.contains(&s.account) => "paused (emag-sync resume)".into(),
-            Decision::Due { .. } if hold.is_some() => match hold {
-                Some(AccountHold::Held {
-                    run_id,
-                    kind,
-                    holder,
-                    ..
-                }) => format!(
-                    "due; waits for {kind} run {run_id} ({}): one run per account at a time",
-                    holder.as_deref().unwrap_or("unknown holder")
-                ),
-                _ => "due; after the stopped run of the account is resumed".into(),
-            },
-            Decision::Wait { .. } if s.manual_only => "when asked (sync --queue)".into(),
-            Decision::Due { reason, .. } => format!("due now ({reason})"),
-            Decision::Wait { at_ms } => local_time(at_ms),
-            Decision::Running => "running".into(),
-        };
-        let last = h.map(|h| &h.latest);
-        rows.push(KindStatus {
-            account: s.account.clone(),
-            kind: s.kind.to_string(),
-            interval_minutes: s.interval.as_secs() / 60,
-            manual_only: s.manual_only,
-            cron: s
-                .cron
-                .as_ref()
-                .map(|c| format!("cron {} {}", c.expr, c.zone)),
-            last_state: last.map(|r| r.state.to_string()),
-            last_started: last.and_then(|r| r.started_at).map(local_time),
-            last_duration_ms: last.and_then(|r| Some(r.finished_at? - r.started_at?)),
-            last_items: last.map(|r| r.counts.items_read),
-            last_error: last.and_then(|r| r.error_message.clone()),
-            next,
-            last_attempt: last.map(|r| r.attempt),
-            reclaimed_from: last.and_then(|r| r.reclaimed_from.clone()),
-            progress: last
-                .filter(|r| r.state == domain::RunState::Running)
-                .map(|r| {
-                    let alive = !lease_of(r, now, ttl).is_abandoned();
-                    let at = format!(
-                        "page {} of {} items",
-                        r.checkpoint_page,
-                        r.total_items.unwrap_or(0)
-                    );
-                    if alive {
-                        at
-                    } else {
-                        format!("{at}; its process stopped — the next scheduler tick resumes it")
-                    }
-                }),
-        });
-    }
     let pid = live_pid(&config.pid_file);
-    // Instances seen in the last day (from every machine sharing this database).
-    let instances: Vec<InstanceStatus> = instances
-        .into_iter()
-        .map(|row| InstanceStatus {
-            state: instance_state(&row, now),
-            row,
-        })
-        .collect();
-    let live = instances.iter().filter(|i| i.state == "live").count();
-    let attention: Vec<Attention> = attention
-        .into_iter()
-        .map(|(account, reason, since)| Attention {
-            account,
-            reason,
-            since,
-        })
-        .collect();
     if args.json {
-        let out = serde_json::json!({
-            "scheduler_running": pid.is_some() || live > 0,
-            "pid": pid,
-            "instances": instances,
-            "leases_reclaimed_24h": reclaimed,
-            "needs_attention": attention,
-            "schedules": rows,
-        });
+        /// The snapshot, with this machine's pid file beside it.
+        #[derive(serde::Serialize)]
+        struct StatusJson<'a> {
+            scheduler_running: bool,
+            pid: Option<u32>,
+            #[serde(flatten)]
+            snapshot: &'a Snapshot,
+        }
+        let out = StatusJson {
+            scheduler_running: pid.is_some() || snapshot.scheduler.running,
+            pid,
+            snapshot: &snapshot,
+        };
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return 0;
     }
-    match (pid, live) {
-        (Some(pid), _) => println!(
-            "scheduler: running (pid {pid} on this machine; {live} live instance(s) in all)"
-        ),
-        (None, 0) => println!("scheduler: not running (start it with `emag-sync start`)"),
-        (None, n) => println!("scheduler: {n} live instance(s) on other machines or pid files"),
-    }
-    for i in &instances {
-        println!(
-            "  instance {} (pid {}, v{}): {}, since {}, last beat {}, {} run(s) in flight",
-            i.row.id,
-            i.row.pid,
-            i.row.version,
-            i.state,
-            local_time(i.row.started_at),
-            local_time(i.row.heartbeat_at),
-            i.row.running
-        );
-    }
-    for a in &attention {
-        println!(
-            "account {} NEEDS ATTENTION since {}: {}",
-            a.account,
-            local_time(a.since),
-            a.reason
-        );
-    }
-    if reclaimed > 0 {
-        println!("leases reclaimed in the last 24 h: {reclaimed} (runs taken over from a process that died or went silent)");
-    }
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
-        "account", "kind", "every", "last run", "state", "took", "items", "next", "details",
-    ]);
-    for r in &rows {
-        table.add_row(vec![
-            r.account.clone(),
-            r.kind.clone(),
-            r.cron.clone().unwrap_or_else(|| {
-                if r.manual_only {
-                    "manual".into()
-                } else {
-                    format!("{} min", r.interval_minutes)
-                }
-            }),
-            r.last_started.clone().unwrap_or_else(|| "never".into()),
-            r.last_state.clone().unwrap_or_default(),
-            r.last_duration_ms
-                .map(|d| format!("{:.1}s", d as f64 / 1000.0))
-                .unwrap_or_default(),
-            r.last_items.map(|i| i.to_string()).unwrap_or_default(),
-            r.next.clone(),
-            r.progress
-                .clone()
-                .or_else(|| r.last_error.clone())
-                .or_else(|| {
-                    r.reclaimed_from.as_ref().map(|h| {
-                        format!(
-                            "attempt {}, reclaimed from {h}",
-                            r.last_attempt.unwrap_or(1)
-                        )
-                    })
-                })
-                .unwrap_or_default(),
-        ]);
-    }
-    println!("{table}");
+    print!("{}", crate::render::status_text(&snapshot, pid));
     0
 }
 

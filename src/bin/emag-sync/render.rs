@@ -1,0 +1,208 @@
+//! Text renderings of the library's status model ([`Snapshot`]) for `status` and `monitor`:
+//! the model decides, this only words and lays it out (tables fit the terminal's width).
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use emag_sync::status::{AccountState, Freshness, KindStatus, Level, Next, ScheduleSpec, Snapshot};
+
+use crate::commands::daemon::local_time;
+
+/// A table that wraps its cells to the terminal's width instead of growing past it.
+pub fn table(header: Vec<&str>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    if table.width().is_none() {
+        // Not a terminal (a pipe, a log): a width a reader's window still shows.
+        table.set_width(120);
+    }
+    table
+}
+
+/// A duration in the largest sensible unit: `45s`, `12m`, `3h05m`, `2d04h`.
+pub fn age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5_999 => format!("{}m", s / 60),
+        6_000..=172_799 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+pub fn next_text(next: &Next) -> String {
+    match next {
+        Next::Due { reason } => format!("due now ({reason})"),
+        Next::At { at } => local_time(*at),
+        Next::Running => "running".into(),
+        Next::Paused => "paused (emag-sync resume)".into(),
+        Next::WhenAsked => "when asked (sync --queue)".into(),
+        Next::WaitsFor {
+            run_id,
+            kind,
+            holder,
+        } => format!(
+            "due; waits for {kind} run {run_id} ({}): one run per account at a time",
+            holder.as_deref().unwrap_or("unknown holder")
+        ),
+        Next::AfterStoppedRun { run_id, kind } => {
+            format!("due; after {kind} run {run_id}, left by a stopped process, is resumed")
+        }
+        Next::Never => "never (the cron expression has no future time)".into(),
+    }
+}
+
+pub fn freshness_text(f: &Freshness) -> String {
+    let level = match f.level {
+        Level::Ok => "",
+        Level::Warning => " STALE",
+        Level::Critical => " CRITICAL",
+    };
+    match f.age_ms {
+        Some(a) => format!("{}{level}", age(a)),
+        None => format!("never synced{level}"),
+    }
+}
+
+fn schedule_text(s: &ScheduleSpec) -> String {
+    match s {
+        ScheduleSpec::Interval { minutes } => format!("{minutes} min"),
+        ScheduleSpec::Cron { expr, zone } => format!("cron {expr} {zone}"),
+        ScheduleSpec::Manual => "manual".into(),
+    }
+}
+
+fn details(k: &KindStatus) -> String {
+    if let Some(p) = &k.progress {
+        let at = match p.total_items {
+            Some(total) => format!("page {}, {} of {total} items", p.page, p.items_read),
+            None => format!("page {}, {} items", p.page, p.items_read),
+        };
+        return if p.alive {
+            at
+        } else {
+            format!("{at}; its process stopped — the next scheduler tick resumes it")
+        };
+    }
+    let Some(r) = &k.last_run else {
+        return String::new();
+    };
+    if let Some(e) = &r.error_message {
+        return e.clone();
+    }
+    if let Some(h) = &r.reclaimed_from {
+        return format!("attempt {}, reclaimed from {h}", r.attempt);
+    }
+    r.note.clone().unwrap_or_default()
+}
+
+/// `emag-sync status`: instances, accounts needing attention, and one row per schedule.
+pub fn status_text(snap: &Snapshot, local_pid: Option<u32>) -> String {
+    let mut out = String::new();
+    let live = snap
+        .scheduler
+        .instances
+        .iter()
+        .filter(|i| i.state == emag_sync::status::InstanceState::Live)
+        .count();
+    let _ = match (local_pid, live) {
+        (Some(pid), _) => writeln!(
+            out,
+            "scheduler: running (pid {pid} on this machine; {live} live instance(s) in all)"
+        ),
+        (None, 0) => writeln!(
+            out,
+            "scheduler: not running (start it with `emag-sync start`)"
+        ),
+        (None, n) => writeln!(
+            out,
+            "scheduler: {n} live instance(s) on other machines or pid files"
+        ),
+    };
+    for i in &snap.scheduler.instances {
+        let _ = writeln!(
+            out,
+            "  instance {} (pid {}, v{}): {}, since {}, last beat {}, {} run(s) in flight",
+            i.row.id,
+            i.row.pid,
+            i.row.version,
+            i.state.as_str(),
+            local_time(i.row.started_at),
+            local_time(i.row.heartbeat_at),
+            i.row.running
+        );
+    }
+    for a in &snap.accounts {
+        if let Some(att) = &a.attention {
+            let _ = writeln!(
+                out,
+                "account {} NEEDS ATTENTION since {}: {}",
+                a.name,
+                local_time(att.since),
+                att.reason
+            );
+        }
+    }
+    if snap.leases_reclaimed_24h > 0 {
+        let _ = writeln!(
+            out,
+            "leases reclaimed in the last 24 h: {} (runs taken over from a process that died or went silent)",
+            snap.leases_reclaimed_24h
+        );
+    }
+    let mut t = table(vec![
+        "account", "kind", "every", "last run", "state", "took", "items", "fresh", "next",
+        "details",
+    ]);
+    for a in &snap.accounts {
+        for k in &a.kinds {
+            let last = k.last_run.as_ref();
+            let account = match a.state {
+                AccountState::Paused => format!("{} (paused)", a.name),
+                _ => a.name.clone(),
+            };
+            t.add_row(vec![
+                account,
+                k.kind.to_string(),
+                schedule_text(&k.schedule),
+                last.and_then(|r| r.started_at)
+                    .map(local_time)
+                    .unwrap_or_else(|| "never".into()),
+                last.map(|r| r.state.to_string()).unwrap_or_default(),
+                last.and_then(|r| r.duration_ms)
+                    .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+                    .unwrap_or_default(),
+                last.map(|r| r.items_read.to_string()).unwrap_or_default(),
+                k.freshness.as_ref().map(freshness_text).unwrap_or_default(),
+                next_text(&k.next),
+                details(k),
+            ]);
+        }
+    }
+    let _ = writeln!(out, "{t}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_use_the_largest_sensible_unit() {
+        assert_eq!(age(45_000), "45s");
+        assert_eq!(age(12 * 60_000), "12m");
+        assert_eq!(age(185 * 60_000), "3h05m");
+        assert_eq!(age(52 * 3_600_000), "2d04h");
+    }
+
+    #[test]
+    fn a_wide_table_is_wrapped_to_its_width() {
+        let mut t = table(vec!["a", "b"]);
+        t.set_width(60);
+        t.add_row(vec!["x".repeat(10), "y ".repeat(100)]);
+        assert!(t.lines().all(|l| l.chars().count() <= 60), "{t}");
+    }
+}
