@@ -225,6 +225,9 @@ pub struct Config {
     /// minutes, default 30: the seed's target). A kind synced less often than that is held
     /// to its own interval plus five minutes instead.
     pub freshness_target: Duration,
+    /// How old data may be before it is critical (`EMAG_FRESHNESS_CRITICAL`, minutes); by
+    /// default twice the warning threshold of each kind.
+    pub freshness_critical: Option<Duration>,
 }
 
 /// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
@@ -551,8 +554,16 @@ impl Parser<'_> {
                 .number::<u64>("EMAG_FRESHNESS_TARGET", 30, "write minutes, e.g. 30")
                 .max(1),
         );
+        let freshness_critical = self.get("EMAG_FRESHNESS_CRITICAL").is_some().then(|| {
+            Duration::from_secs(
+                60 * self
+                    .number::<u64>("EMAG_FRESHNESS_CRITICAL", 60, "write minutes, e.g. 60")
+                    .max(1),
+            )
+        });
         let accounts = self.accounts();
         Config {
+            freshness_critical,
             freshness_target,
             instance_name,
             log_file,

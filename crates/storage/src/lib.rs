@@ -24,7 +24,9 @@ pub use lock::sqlite_file;
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
-pub use runs::{ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunRequest, RunRow};
+pub use runs::{
+    ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunLogSummary, RunRequest, RunRow,
+};
 
 /// Errors of the storage layer, classified once here.
 #[derive(Debug, thiserror::Error)]

@@ -497,6 +497,17 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// How the runs that ended in a period went (see [`Store::run_log_summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunLogSummary {
+    /// Failed runs.
+    pub errors: i64,
+    /// Runs that succeeded only after retries or a takeover.
+    pub warnings: i64,
+    /// Unix ms when the latest of them ended.
+    pub last_finished_at: Option<i64>,
+}
+
 /// What the scheduler needs to know of one (account, kind): its latest run and how many
 /// runs in a row have failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -589,6 +600,24 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// Outcomes of the runs that ended at or after `since`: failures are errors; successes
+    /// that needed retries or a takeover are warnings.
+    pub async fn run_log_summary(&self, since: i64) -> Result<RunLogSummary> {
+        let (errors, warnings, last): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'succeeded' AND (retries > 0 OR reclaimed_from IS NOT NULL) \
+             THEN 1 ELSE 0 END), 0), MAX(finished_at) FROM runs WHERE finished_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunLogSummary {
+            errors,
+            warnings,
+            last_finished_at: last,
+        })
     }
 
     /// Runs taken over since `since` from a holder whose lease expired (died or silent).

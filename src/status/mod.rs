@@ -13,6 +13,10 @@ use domain::{AccountKind, ErrorClass, Marketplace, RunState, RunTrigger, SyncKin
 use serde::{Deserialize, Serialize};
 use storage::{InstanceRow, KindHistory, RunRow, StorageError, Store};
 
+mod views;
+
+pub use views::{ApiAccount, ApiLogs, ApiScheduler, ApiStatus, Check, HealthReport, HealthStatus};
+
 use crate::config::Config;
 use crate::scheduler::{
     account_holds, evaluate, lease_of, schedules, AccountHold, Decision, Policy,
@@ -36,6 +40,8 @@ pub struct Snapshot {
     pub recent_errors: Vec<RecentError>,
     /// Runs taken over in the last 24 hours from a process that died or went silent.
     pub leases_reclaimed_24h: i64,
+    /// Run outcomes of the last hour.
+    pub last_hour: storage::RunLogSummary,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,7 +260,7 @@ pub struct Freshness {
     /// Older than this is a warning: the target, or one interval plus five minutes for kinds
     /// synced less often.
     pub warn_after_ms: i64,
-    /// Older than this is critical: twice the warning threshold.
+    /// Older than this is critical: `EMAG_FRESHNESS_CRITICAL`, or twice the warning threshold.
     pub critical_after_ms: i64,
     pub level: Level,
 }
@@ -326,6 +332,8 @@ pub struct StoreState {
     pub reclaimed_24h: i64,
     pub attention: Vec<(String, String, i64)>,
     pub failures: Vec<RunRow>,
+    /// Run outcomes of the last hour (the `logs` section of `/api/status`).
+    pub last_hour: storage::RunLogSummary,
 }
 
 impl StoreState {
@@ -343,6 +351,7 @@ impl StoreState {
             failures: store
                 .recent_failures(now_ms - ms(RECENT_ERRORS_WINDOW), RECENT_ERRORS_MAX)
                 .await?,
+            last_hour: store.run_log_summary(now_ms - 3_600_000).await?,
         })
     }
 }
@@ -444,10 +453,13 @@ impl Snapshot {
                         config.freshness_target,
                         s.interval_hint(now_ms),
                     ));
+                    let critical = config
+                        .freshness_critical
+                        .map_or(warn.saturating_mul(2), |c| ms(c).max(warn));
                     Freshness::judge(
                         last_success_at.map(|at| (now_ms - at).max(0)),
                         warn,
-                        warn.saturating_mul(2),
+                        critical,
                     )
                 });
                 kinds.push(KindStatus {
@@ -519,11 +531,148 @@ impl Snapshot {
                 })
                 .collect(),
             leases_reclaimed_24h: state.reclaimed_24h,
+            last_hour: state.last_hour,
         }
     }
 
     pub fn account(&self, name: &str) -> Option<&AccountStatus> {
         self.accounts.iter().find(|a| a.name == name)
+    }
+}
+
+/// A condition an operator should act on, derived from a snapshot: the seed's `alerts` entries
+/// of `/api/status` (`type`, `message`, `action`). Stored incidents with acknowledgement and
+/// delivery build on these (the alerts module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: ConditionKind,
+    pub severity: Level,
+    /// The account concerned, if any.
+    pub account: Option<String>,
+    /// The sync kind concerned, if any.
+    pub sync_kind: Option<SyncKind>,
+    pub message: String,
+    /// What to do about it.
+    pub action: String,
+}
+
+/// The kinds of condition, each decided once in [`Snapshot::conditions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionKind {
+    /// No scheduler instance is live.
+    SchedulerDown,
+    /// eMAG refused an account's credentials or IP.
+    NeedsAttention,
+    /// A kind's data is older than its threshold.
+    StaleData,
+    /// A run's holder died or went silent and nobody has resumed it yet.
+    StoppedRun,
+}
+
+impl ConditionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::SchedulerDown => "scheduler_down",
+            ConditionKind::NeedsAttention => "needs_attention",
+            ConditionKind::StaleData => "stale_data",
+            ConditionKind::StoppedRun => "stopped_run",
+        }
+    }
+}
+
+impl Snapshot {
+    /// What needs an operator now, most severe first. Paused accounts raise nothing: pausing
+    /// is an operator's own decision.
+    pub fn conditions(&self) -> Vec<Condition> {
+        let mut out = Vec::new();
+        if !self.scheduler.running {
+            out.push(Condition {
+                kind: ConditionKind::SchedulerDown,
+                severity: Level::Critical,
+                account: None,
+                sync_kind: None,
+                message: "no scheduler instance is running: nothing is synced by time".into(),
+                action: "start it: `emag-sync start --detach` (or `systemctl start emag-sync`)"
+                    .into(),
+            });
+        }
+        for a in &self.accounts {
+            if let Some(att) = &a.attention {
+                out.push(Condition {
+                    kind: ConditionKind::NeedsAttention,
+                    severity: Level::Critical,
+                    account: Some(a.name.clone()),
+                    sync_kind: None,
+                    message: format!("account {}: eMAG refuses its access", a.name),
+                    action: att.reason.clone(),
+                });
+            }
+            if a.paused {
+                continue;
+            }
+            for k in &a.kinds {
+                if let Some(p) = k.progress.as_ref().filter(|p| !p.alive) {
+                    out.push(Condition {
+                        kind: ConditionKind::StoppedRun,
+                        severity: Level::Warning,
+                        account: Some(a.name.clone()),
+                        sync_kind: Some(k.kind),
+                        message: format!(
+                            "{} {} run {} was left by a process that stopped ({})",
+                            a.name,
+                            k.kind,
+                            p.run_id,
+                            p.holder.as_deref().unwrap_or("unknown holder")
+                        ),
+                        action: "a running scheduler resumes it at its next tick; start one if none runs"
+                            .into(),
+                    });
+                }
+                let Some(f) = k.freshness.filter(|f| f.level > Level::Ok) else {
+                    continue;
+                };
+                let age = match f.age_ms {
+                    Some(age) => format!("{} min old", age / 60_000),
+                    None => "never synced".into(),
+                };
+                out.push(Condition {
+                    kind: ConditionKind::StaleData,
+                    severity: f.level,
+                    account: Some(a.name.clone()),
+                    sync_kind: Some(k.kind),
+                    message: format!(
+                        "{} {} data is {age} (stale after {} min)",
+                        a.name,
+                        k.kind,
+                        f.warn_after_ms / 60_000
+                    ),
+                    action: match &k.last_run {
+                        Some(r) if r.state == RunState::Failed => format!(
+                            "the last run failed: {}; see `emag-sync runs --account {}`",
+                            r.error_message.as_deref().unwrap_or("unknown error"),
+                            a.name
+                        ),
+                        _ => format!(
+                            "check that a scheduler runs; sync now with `emag-sync sync {} --kind {}`",
+                            a.name, k.kind
+                        ),
+                    },
+                });
+            }
+        }
+        out.sort_by(|a, b| b.severity.cmp(&a.severity));
+        out
+    }
+
+    /// The overall level: the most severe condition's.
+    pub fn level(&self) -> Level {
+        self.conditions()
+            .iter()
+            .map(|c| c.severity)
+            .max()
+            .unwrap_or(Level::Ok)
     }
 }
 
@@ -659,6 +808,11 @@ mod tests {
                 RunState::Failed,
                 now - 5 * MIN,
             )],
+            last_hour: storage::RunLogSummary {
+                errors: 1,
+                warnings: 0,
+                last_finished_at: Some(now - 4 * MIN),
+            },
         };
         let snap = Snapshot::build(&config, &state, now);
 
@@ -698,6 +852,43 @@ mod tests {
         assert_eq!(snap.leases_reclaimed_24h, 2);
         assert!(!snap.scheduler.running);
 
+        // The views: the seed's shape, the conditions, the health report.
+        let conditions = snap.conditions();
+        assert_eq!(conditions[0].severity, Level::Critical);
+        let kinds: Vec<ConditionKind> = conditions.iter().map(|c| c.kind).collect();
+        assert!(kinds.contains(&ConditionKind::SchedulerDown), "{kinds:?}");
+        assert!(kinds.contains(&ConditionKind::NeedsAttention), "{kinds:?}");
+        assert!(kinds.contains(&ConditionKind::StaleData), "{kinds:?}");
+        let api = serde_json::to_value(ApiStatus::from(&snap)).expect("json");
+        assert_eq!(api["scheduler"]["scheduler_running"], false);
+        assert_eq!(api["scheduler"]["accounts"]["main"]["account_type"], "main");
+        assert_eq!(api["scheduler"]["accounts"]["main"]["status"], "running");
+        assert_eq!(
+            api["scheduler"]["accounts"]["fbe"]["status"],
+            "needs_attention"
+        );
+        assert_eq!(api["logs"]["errors_last_hour"], 1);
+        assert_eq!(api["alerts"][0]["type"], "scheduler_down");
+        assert!(api["alerts"][0]["action"]
+            .as_str()
+            .is_some_and(|a| a.contains("start")));
+        let health = HealthReport::of(Ok(&snap), Duration::from_millis(3), now);
+        assert_eq!(health.status, HealthStatus::Fail);
+        let offers = &health.checks["main:offers:freshness"][0];
+        assert_eq!(offers.observed_value, Some((90 * 60).into()));
+        assert_eq!(offers.status, HealthStatus::Fail);
+        assert_eq!(offers.warn_after_s, Some(35 * 60));
+        let down = HealthReport::of(
+            Err(&StorageError::UnsupportedUrl("x".into())),
+            Duration::ZERO,
+            now,
+        );
+        assert_eq!(down.status, HealthStatus::Fail);
+        assert_eq!(
+            down.checks["database:responseTime"][0].status,
+            HealthStatus::Fail
+        );
+
         // A minute later the orders holder is silent past the 60 s lease: abandoned.
         let later = Snapshot::build(&config, &state, now + 51_000);
         let main = later.account("main").expect("main");
@@ -709,6 +900,77 @@ mod tests {
                 run_id: 5,
                 kind: SyncKind::Orders
             })
+        );
+    }
+
+    #[test]
+    fn a_healthy_fleet_passes_and_a_paused_account_raises_nothing() {
+        let config = config(&[("EMAG_FBE_SYNC_TYPES", "offers")]);
+        let now = 1_000 * MIN;
+        let mut histories = Vec::new();
+        let mut last_successes = Vec::new();
+        for (id, (account, kind)) in [
+            ("main", SyncKind::Offers),
+            ("main", SyncKind::Orders),
+            ("main", SyncKind::Reference),
+            ("main", SyncKind::Returns),
+            ("fbe", SyncKind::Offers),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = run(
+                id as i64 + 1,
+                account,
+                kind,
+                RunState::Succeeded,
+                now - 5 * MIN,
+            );
+            histories.push(history(r.clone()));
+            last_successes.push(r);
+        }
+        let live = InstanceRow {
+            id: "another-host:1:0".into(),
+            host: "another-host".into(),
+            pid: 1,
+            version: "0.1.0".into(),
+            started_at: now - 60 * MIN,
+            heartbeat_at: now - 2_000,
+            schedules: 5,
+            running: 0,
+            stopped_at: None,
+        };
+        let mut state = StoreState {
+            histories,
+            last_successes,
+            instances: vec![live],
+            ..StoreState::default()
+        };
+        let snap = Snapshot::build(&config, &state, now);
+        assert!(snap.scheduler.running);
+        assert_eq!(snap.conditions(), Vec::new());
+        assert_eq!(snap.level(), Level::Ok);
+        assert_eq!(
+            HealthReport::of(Ok(&snap), Duration::from_millis(1), now).status,
+            HealthStatus::Pass
+        );
+        // Ten hours later everything is stale — but a paused account raises nothing.
+        state.paused = vec!["fbe".into()];
+        state.instances[0].heartbeat_at = now + 600 * MIN;
+        let later = Snapshot::build(&config, &state, now + 600 * MIN);
+        assert!(later
+            .conditions()
+            .iter()
+            .all(|c| c.account.as_deref() != Some("fbe")));
+        assert_eq!(later.level(), Level::Critical);
+        let health = HealthReport::of(Ok(&later), Duration::from_millis(1), now + 600 * MIN);
+        assert_eq!(
+            health.checks["fbe:offers:freshness"][0].status,
+            HealthStatus::Pass
+        );
+        assert_eq!(
+            health.checks["main:offers:freshness"][0].status,
+            HealthStatus::Fail
         );
     }
 
