@@ -662,7 +662,7 @@ impl Snapshot {
                 });
             }
         }
-        out.sort_by(|a, b| b.severity.cmp(&a.severity));
+        out.sort_by_key(|c| std::cmp::Reverse(c.severity));
         out
     }
 
