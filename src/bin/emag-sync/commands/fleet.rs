@@ -2,13 +2,20 @@
 //!
 //! Several `emag-sync start` processes share one fresh PostgreSQL database and schedule the
 //! same accounts of an in-process simulator (eMAG rate limits on) whose data changes every
-//! 20 s; one instance holding a running run is SIGKILLed mid-way. Measured from the `runs`
-//! table and the simulator: duplicate runs (two runs of one scheduled slot), overlapping runs
-//! of one account, how fast the killed instance's runs were taken over and completed (next to
-//! the lease TTL), and whether the database ends equal to the simulator. Exit 0 only when
-//! there are no duplicates and no overlaps, every taken-over run completed within the lease
-//! TTL, and the data is equal.
+//! 20 s. The holder of one chosen run is SIGKILLed at a chosen moment of that run
+//! (`--kill-moment`: right after its claim, when page 1 of an offer scan is answered,
+//! mid-scan, or as an offer scan turns to its removals; by default one of those at random,
+//! replayable with `--seed`). Measured from the runs table, the instances' logs and
+//! `/proc`, and the simulator: duplicate runs (two runs of one scheduled slot), overlapping
+//! runs of one account, how fast the killed instance's runs were taken over (next to the
+//! lease TTL) and completed, whether each takeover was recorded (`reclaimed_from`), how
+//! often each survivor tried to start a run of the victim's account in the minute after the
+//! kill and how much CPU it used (a hot loop shows in both), and whether the database ends
+//! equal to the simulator. Exit 0 only when there are no duplicates and no overlaps, every
+//! run of the killed instance was taken over within the lease TTL plus a tick, recorded and
+//! completed, no survivor retried the victim's account in a hot loop, and the data is equal.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,12 +23,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use emag_sim::{AccountKind, AccountSpec, Mutation, SimConfig, Simulator};
+use domain::{RunState, RunTrigger, SyncKind};
+use emag_sim::{AccountKind, AccountSpec, JournalEntry, Mutation, SimConfig, Simulator};
 use emag_sync::config::Config;
 use emag_sync::scheduler::Schedule;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::PgPool;
+use storage::{RunFilter, RunRow};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
@@ -39,10 +48,17 @@ pub struct Args {
     /// How long the fleet runs, in minutes (fractions allowed, e.g. 0.75).
     #[arg(long, default_value_t = 15.0)]
     minutes: f64,
-    /// Seconds after the fleet is ready when an instance holding a running run is SIGKILLed
-    /// (default: a third of the duration).
+    /// Seconds after the fleet is ready when the search for the run to kill begins (default:
+    /// a third of the duration); its holder is SIGKILLed when that run reaches the moment.
     #[arg(long)]
     kill_after: Option<f64>,
+    /// The moment of the victim run's life at which its holder is SIGKILLed.
+    #[arg(long, value_enum, default_value_t = KillMoment::Random)]
+    kill_moment: KillMoment,
+    /// Seed of the random choices (the moment when `random`, the victim run or account);
+    /// default: from the clock. Always in the report, so that a failing run can be replayed.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Offers per simulated account.
     #[arg(long, default_value_t = 300)]
     offers_per_account: u32,
@@ -82,6 +98,148 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Measurement polls of the runs table.
 const POLL: Duration = Duration::from_millis(100);
+/// Polls for a fresh claim (`--kill-moment claimed`): the claimed run's first page is at
+/// least one rate-budget interval (a few hundred ms) away, its first heartbeat a quarter TTL.
+const CLAIM_POLL: Duration = Duration::from_millis(3);
+/// The survivors' attempts to start a run of the victim's account are counted this long
+/// after the kill.
+const HOT_LOOP_WINDOW: Duration = Duration::from_secs(60);
+/// More attempts than this in the window, on one survivor, is a hot loop. The rule is at
+/// most one claim per blocked schedule per quarter TTL: with the fleet's 1-minute schedules
+/// (three kinds due every minute) and a 15 s TTL that stays near 15 in a minute.
+const HOT_LOOP_MAX_STARTS: usize = 20;
+/// What the scheduler logs at each attempt to start a run (`Scheduler::tick`), with the
+/// account as `account.name=…`: one line per claim attempt, blocked or not.
+const START_LINE: &str = "starting a scheduled run";
+/// `/proc/PID/stat` counts CPU time in USER_HZ ticks, 100 a second on every Linux ABI (the
+/// binary has no libc to ask `sysconf`).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// eMAG's names of the offer resource and its actions, as the simulator journals them.
+const OFFER_RESOURCE: &str = "product_offer";
+const COUNT_ACTION: &str = "count";
+const READ_ACTION: &str = "read";
+
+/// When, in the life of the victim run, its holder is SIGKILLed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KillMoment {
+    /// One of the others, chosen from the seed.
+    Random,
+    /// Right after a claim, before the run has written anything (no page, no heartbeat).
+    Claimed,
+    /// When the simulator has answered page 1 of an offer scan, before the page is stored.
+    FirstPage,
+    /// A run with pages written.
+    MidScan,
+    /// An offers run after its last page: the count it reads before marking removals.
+    Removals,
+}
+
+/// A kill moment once `random` has been resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Moment {
+    Claimed,
+    FirstPage,
+    MidScan,
+    Removals,
+}
+
+impl Moment {
+    const ALL: [Moment; 4] = [
+        Moment::Claimed,
+        Moment::FirstPage,
+        Moment::MidScan,
+        Moment::Removals,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Moment::Claimed => "claimed",
+            Moment::FirstPage => "first-page",
+            Moment::MidScan => "mid-scan",
+            Moment::Removals => "removals",
+        }
+    }
+
+    /// Whether a run in this state, read just after the SIGKILL, was at this moment.
+    /// `untouched`: no page, no checkpoint, no heartbeat since the claim.
+    fn reached(self, state: RunState, pages: u64, untouched: bool) -> bool {
+        state == RunState::Running
+            && match self {
+                Moment::Claimed => untouched,
+                Moment::FirstPage => pages == 0,
+                Moment::MidScan | Moment::Removals => pages > 0,
+            }
+    }
+}
+
+impl std::fmt::Display for Moment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl KillMoment {
+    fn as_str(self) -> &'static str {
+        match self {
+            KillMoment::Random => "random",
+            KillMoment::Claimed => Moment::Claimed.as_str(),
+            KillMoment::FirstPage => Moment::FirstPage.as_str(),
+            KillMoment::MidScan => Moment::MidScan.as_str(),
+            KillMoment::Removals => Moment::Removals.as_str(),
+        }
+    }
+
+    fn resolve(self, rng: &mut Rng) -> Moment {
+        match self {
+            KillMoment::Random => Moment::ALL[rng.below(Moment::ALL.len())],
+            KillMoment::Claimed => Moment::Claimed,
+            KillMoment::FirstPage => Moment::FirstPage,
+            KillMoment::MidScan => Moment::MidScan,
+            KillMoment::Removals => Moment::Removals,
+        }
+    }
+}
+
+/// splitmix64 (Steele, Lea and Flood, 2014): the few choices of a run need no more, and
+/// the same seed must make the same choices wherever the benchmark runs.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        if n == 0 {
+            return 0;
+        }
+        usize::try_from(self.next_u64() % n).unwrap_or(0)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            return None;
+        }
+        items.get(self.below(items.len()))
+    }
+}
+
+/// A seed from the clock and the pid, for runs given none.
+fn seed_from_clock() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // The low 64 bits change fastest; the pid separates two benchmarks started together.
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
 
 pub async fn run(args: Args) -> u8 {
     init_logging("warn");
@@ -171,42 +329,43 @@ struct Instance {
     stderr_path: PathBuf,
 }
 
-/// A row of `runs`, read as JSON so columns added by later migrations do not break it.
-#[derive(Debug, Clone, Deserialize)]
-struct Run {
-    id: i64,
-    account: String,
-    kind: String,
-    trigger: String,
-    state: String,
-    attempt: i64,
-    slot: Option<i64>,
-    holder: Option<String>,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    error_class: Option<String>,
-    error_message: Option<String>,
-    /// Present once the scheduler records takeovers itself (migration 0004).
-    reclaimed_at: Option<i64>,
-}
-
 fn pid_of_holder(holder: &str) -> Option<u32> {
     holder.split(':').nth(1)?.parse().ok()
 }
 
-async fn query_runs(pool: &PgPool, filter: &str, ids: Option<&[i64]>) -> anyhow::Result<Vec<Run>> {
-    let sql = format!("SELECT to_jsonb(r)::text FROM runs r {filter} ORDER BY r.id");
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    if let Some(ids) = ids {
-        q = q.bind(ids.to_vec());
-    }
-    let rows = q.fetch_all(pool).await.context("reading the runs table")?;
-    rows.iter()
-        .map(|text| serde_json::from_str::<Run>(text).with_context(|| format!("a run row: {text}")))
-        .collect()
+/// The live instance (its index) holding `run`, if one of ours does.
+fn holder_instance(run: &RunRow, live: &HashMap<u32, usize>) -> Option<usize> {
+    run.holder
+        .as_deref()
+        .and_then(pid_of_holder)
+        .and_then(|pid| live.get(&pid).copied())
 }
 
-#[derive(Debug, Serialize)]
+/// Nothing written since the claim: no page, no checkpoint, no heartbeat (a claim writes
+/// `heartbeat_at = started_at`; the first beat comes a quarter TTL later).
+fn untouched(
+    pages: u64,
+    checkpoint: i64,
+    started_at: Option<i64>,
+    heartbeat_at: Option<i64>,
+) -> bool {
+    pages == 0 && checkpoint == 0 && started_at.is_some() && started_at == heartbeat_at
+}
+
+/// Every run of the benchmark, oldest first.
+async fn all_runs(store: &storage::Store) -> anyhow::Result<Vec<RunRow>> {
+    let mut runs = store
+        .list_runs(&RunFilter {
+            limit: i64::MAX,
+            ..RunFilter::default()
+        })
+        .await
+        .context("reading the runs table")?;
+    runs.reverse();
+    Ok(runs)
+}
+
+#[derive(Debug, Default, Serialize)]
 pub struct Report {
     passed: bool,
     failures: Vec<String>,
@@ -224,6 +383,10 @@ pub struct Report {
     lease_ttl_seconds: f64,
     /// Instances named apart (EMAG_INSTANCE_NAME): takeovers wait for the lease to expire.
     separate_hosts: bool,
+    /// The seed of the random choices: `--seed` with it (and the same flags) replays them.
+    seed: u64,
+    /// `--kill-moment` as asked (`random` is resolved in `kill.moment`).
+    kill_moment_asked: String,
     mutation_rounds: u32,
     mutations: u64,
     last_mutation_s: Option<f64>,
@@ -248,6 +411,10 @@ pub struct Report {
     /// Runs of the killed instance that another instance took over.
     taken_over: usize,
     taken_over_completed: usize,
+    /// The instances left running after the kill (all of them when nothing was killed).
+    survivors: Vec<Survivor>,
+    /// Seconds of the hot-loop window (60 s after the kill) the fleet still ran.
+    hot_loop_window_s: Option<f64>,
     exits: Vec<InstanceExit>,
     data: DataCheck,
     data_mismatches: usize,
@@ -270,20 +437,90 @@ struct KindFigures {
 
 #[derive(Debug, Serialize)]
 struct KillReport {
+    moment: Moment,
     instance: usize,
     pid: u32,
     /// Seconds after the fleet was ready.
     at_s: f64,
-    /// Seconds spent waiting for an instance to hold a running run.
+    /// Seconds spent waiting for a run to reach the moment.
     waited_s: f64,
+    victim: VictimRun,
+    /// Every run the killed instance held (the victim among them).
     runs: Vec<HeldRun>,
+    #[serde(skip)]
+    kill_ms: i64,
+    /// CPU ticks of each survivor (by pid) when the SIGKILL landed.
+    #[serde(skip)]
+    cpu_ticks_at_kill: HashMap<u32, u64>,
+}
+
+/// The run whose moment decided the kill, as the SIGKILL left it.
+#[derive(Debug, Serialize)]
+struct VictimRun {
+    id: i64,
+    account: String,
+    kind: SyncKind,
+    holder: String,
+    state_at_kill: RunState,
+    pages_at_kill: u64,
+    checkpoint_at_kill: i64,
+    total_items: Option<i64>,
+    /// Milliseconds from the run's claim (`started_at`) to the SIGKILL.
+    kill_after_claim_ms: Option<i64>,
+    /// `heartbeat_at − started_at` at the kill: 0 when nothing was written since the claim.
+    heartbeat_after_claim_ms: Option<i64>,
+    /// The run was at the moment when the SIGKILL landed (not already past it).
+    on_target: bool,
+}
+
+impl VictimRun {
+    /// `seen` is the run as found before the kill, `now` as read just after it.
+    fn at_kill(seen: &RunRow, now: Option<&RunRow>, kill_ms: i64, moment: Moment) -> VictimRun {
+        let run = now.unwrap_or(seen);
+        VictimRun {
+            id: run.id,
+            account: run.account.clone(),
+            kind: run.kind,
+            holder: seen.holder.clone().unwrap_or_default(),
+            state_at_kill: run.state,
+            pages_at_kill: run.counts.pages,
+            checkpoint_at_kill: run.checkpoint_page,
+            total_items: run.total_items,
+            kill_after_claim_ms: run.started_at.map(|s| kill_ms - s),
+            heartbeat_after_claim_ms: run.heartbeat_at.zip(run.started_at).map(|(h, s)| h - s),
+            on_target: moment.reached(
+                run.state,
+                run.counts.pages,
+                untouched(
+                    run.counts.pages,
+                    run.checkpoint_page,
+                    run.started_at,
+                    run.heartbeat_at,
+                ),
+            ),
+        }
+    }
+}
+
+/// A survivor of the kill.
+#[derive(Debug, Serialize)]
+struct Survivor {
+    instance: usize,
+    pid: u32,
+    /// Its "starting a scheduled run" log lines for the victim's account in the minute after
+    /// the kill: one per claim attempt.
+    victim_account_starts: Option<usize>,
+    /// CPU time (user + system) from its start to the stop signal.
+    cpu_s: Option<f64>,
+    /// The part of it after the kill.
+    cpu_after_kill_s: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
 struct HeldRun {
     id: i64,
     account: String,
-    kind: String,
+    kind: SyncKind,
     attempt_before: i64,
     /// It ended before the SIGKILL landed (nothing to take over).
     finished_before_kill: bool,
@@ -291,11 +528,73 @@ struct HeldRun {
     taken_over_by: Option<String>,
     /// Seconds from the SIGKILL until another holder was seen (100 ms polls).
     takeover_s: Option<f64>,
-    /// The same, from the run's own `reclaimed_at` where the schema has it.
+    /// The same, from the run's own `reclaimed_at`.
     reclaimed_at_s: Option<f64>,
+    /// The holder the run was taken over from, as the takeover recorded it.
+    reclaimed_from: Option<String>,
     /// Seconds from the SIGKILL until the run finished.
     completed_s: Option<f64>,
-    state: String,
+    /// `None` once the row is gone.
+    state: Option<RunState>,
+}
+
+impl HeldRun {
+    fn new(run: &RunRow) -> HeldRun {
+        HeldRun {
+            id: run.id,
+            account: run.account.clone(),
+            kind: run.kind,
+            attempt_before: run.attempt,
+            finished_before_kill: false,
+            taken_over: false,
+            taken_over_by: None,
+            takeover_s: None,
+            reclaimed_at_s: None,
+            reclaimed_from: None,
+            completed_s: None,
+            state: Some(run.state),
+        }
+    }
+
+    /// One look at the run's row (`None`: deleted) at `now_ms`; `pids` names the instances.
+    fn observe(
+        &mut self,
+        row: Option<&RunRow>,
+        now_ms: i64,
+        kill_ms: i64,
+        pids: &HashMap<u32, usize>,
+    ) {
+        let Some(row) = row else {
+            self.state = None;
+            return;
+        };
+        self.state = Some(row.state);
+        if row.attempt > self.attempt_before && !self.taken_over {
+            self.taken_over = true;
+            let seen = row.finished_at.map_or(now_ms, |f| f.min(now_ms));
+            self.takeover_s = Some(ms_to_s(seen - kill_ms));
+            self.taken_over_by = row.holder.as_deref().map(|h| {
+                match pid_of_holder(h).and_then(|p| pids.get(&p).map(|i| (p, *i))) {
+                    Some((p, i)) => format!("instance {i} (pid {p})"),
+                    None => h.to_owned(),
+                }
+            });
+        }
+        self.reclaimed_from.clone_from(&row.reclaimed_from);
+        if let Some(at) = row.reclaimed_at {
+            self.reclaimed_at_s = Some(ms_to_s(at - kill_ms));
+        }
+        if row.state.is_terminal() && self.completed_s.is_none() {
+            let at = row.finished_at.unwrap_or(now_ms);
+            self.completed_s = Some(ms_to_s(at - kill_ms));
+            self.finished_before_kill = !self.taken_over && at <= kill_ms;
+        }
+    }
+
+    /// Still to be followed: neither finished nor gone.
+    fn open(&self) -> bool {
+        self.state.is_some() && self.completed_s.is_none()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -334,6 +633,9 @@ fn ms_to_s(ms: i64) -> f64 {
 
 async fn fleet(args: &Args) -> anyhow::Result<Report> {
     let timeline = Timeline::from_args(args)?;
+    let seed = args.seed.unwrap_or_else(seed_from_clock);
+    let mut rng = Rng(seed);
+    let moment = args.kill_moment.resolve(&mut rng);
     let exe = std::env::current_exe().context("cannot find the emag-sync executable")?;
     let db_name = args
         .database
@@ -389,13 +691,13 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
     schedules.retain(|s| !s.manual_only);
     let interval = schedules
         .iter()
-        .filter(|s| matches!(s.kind, domain::SyncKind::Offers | domain::SyncKind::Orders))
+        .filter(|s| matches!(s.kind, SyncKind::Offers | SyncKind::Orders))
         .map(|s| s.interval)
         .max()
         .unwrap_or(Duration::from_secs(60));
 
     progress(&format!(
-        "{} instances, {} accounts ({} schedules), {:.1} min, SIGKILL after {:.0} s, database {}, logs in {}",
+        "{} instances, {} accounts ({} schedules), {:.1} min, SIGKILL at the {moment} moment of a run found after {:.0} s (seed {seed}), database {}, logs in {}",
         args.instances,
         names.len(),
         schedules.len(),
@@ -438,8 +740,15 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
 
     // The kill, and the takeover of the killed instance's runs.
     tokio::time::sleep_until(t0 + timeline.kill_after).await;
-    let search = interval + Duration::from_secs(30);
-    let kill = kill_one(&pool, &mut instances, t0_ms, search, lease_ttl).await?;
+    let setup = KillSetup {
+        store: &store,
+        sim: &sim.sim,
+        names: &names,
+        t0_ms,
+        search: interval + Duration::from_secs(30),
+        lease_ttl,
+    };
+    let kill = Box::pin(kill_one(&setup, &mut instances, moment, &mut rng)).await?;
 
     tokio::time::sleep_until(t0 + timeline.duration).await;
     let stats = mutations.await.context("the mutation task failed")?;
@@ -457,13 +766,21 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
     }
     let settle_seconds = secs(settle_from.elapsed());
 
-    // Stop: SIGTERM to every instance still alive, then wait for each.
+    // Stop: SIGTERM to every instance still alive, then wait for each. Their CPU time is
+    // read first: /proc forgets a process once it has been waited for.
+    let cpu_at_stop: HashMap<u32, u64> = instances
+        .iter()
+        .filter(|i| !i.killed)
+        .filter_map(|i| cpu_ticks(i.pid).map(|t| (i.pid, t)))
+        .collect();
     let stop_ms = storage::now_ms();
     progress("stopping the fleet (SIGTERM)");
     let exits = stop_all(&mut instances).await;
     let end_ms = storage::now_ms();
+    let (survivors, hot_loop_window_s) =
+        survivor_figures(&instances, kill.as_ref(), &cpu_at_stop, stop_ms);
 
-    let runs = query_runs(&pool, "", None).await?;
+    let runs = all_runs(&store).await?;
     let mut report = Report {
         passed: false,
         failures: Vec::new(),
@@ -478,6 +795,8 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
         settle_seconds,
         lease_ttl_seconds: secs(lease_ttl),
         separate_hosts: args.separate_hosts,
+        seed,
+        kill_moment_asked: args.kill_moment.as_str().to_owned(),
         mutation_rounds: stats.rounds,
         mutations: stats.changes,
         last_mutation_s: stats.last_ms.map(|ms| ms_to_s(ms - t0_ms)),
@@ -496,6 +815,8 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
         left_running: 0,
         taken_over: 0,
         taken_over_completed: 0,
+        survivors,
+        hot_loop_window_s,
         kill: None,
         exits,
         data: DataCheck::default(),
@@ -724,108 +1045,153 @@ async fn mutate(
     }
 }
 
-/// Waits (polling, up to `search`) until an instance holds a running run, SIGKILLs it and
-/// follows its runs until each is finished by another instance (or the lease TTL plus two
-/// minutes has passed).
-async fn kill_one(
-    pool: &PgPool,
-    instances: &mut [Instance],
+/// What the kill needs from the benchmark.
+#[derive(Debug)]
+struct KillSetup<'a> {
+    store: &'a storage::Store,
+    sim: &'a Simulator,
+    names: &'a [String],
     t0_ms: i64,
+    /// How long to wait for a run to reach the moment.
     search: Duration,
     lease_ttl: Duration,
+}
+
+/// The run chosen to die, as found before the kill, and its holder.
+#[derive(Debug)]
+struct Target {
+    run: RunRow,
+    instance: usize,
+    /// The holder's running runs seen at the same time (the target among them).
+    held: Vec<RunRow>,
+}
+
+impl Target {
+    fn of(run: &RunRow, active: &[RunRow], live: &HashMap<u32, usize>) -> Option<Target> {
+        let instance = holder_instance(run, live)?;
+        let held = active
+            .iter()
+            .filter(|r| r.state == RunState::Running && r.holder == run.holder)
+            .cloned()
+            .collect();
+        Some(Target {
+            run: run.clone(),
+            instance,
+            held,
+        })
+    }
+}
+
+/// Finds a run at `moment` (waiting up to `setup.search`), SIGKILLs its holder at once, then
+/// follows every run the holder had until each is finished by another instance (or the
+/// lease TTL plus two minutes has passed).
+async fn kill_one(
+    setup: &KillSetup<'_>,
+    instances: &mut [Instance],
+    moment: Moment,
+    rng: &mut Rng,
 ) -> anyhow::Result<Option<KillReport>> {
     let searching = Instant::now();
-    let (victim, held) = loop {
-        let running = query_runs(pool, "WHERE r.state = 'running'", None).await?;
-        let mut by_instance: BTreeMap<usize, Vec<Run>> = BTreeMap::new();
-        for run in running {
-            let pid = run.holder.as_deref().and_then(pid_of_holder);
-            if let Some(inst) = instances.iter().find(|i| Some(i.pid) == pid && !i.killed) {
-                by_instance.entry(inst.index).or_default().push(run);
-            }
+    let live: HashMap<u32, usize> = instances
+        .iter()
+        .filter(|i| !i.killed)
+        .map(|i| (i.pid, i.index))
+        .collect();
+    let target = match moment {
+        Moment::Claimed => {
+            find_running(setup, &live, rng, CLAIM_POLL, |run, since_ms| {
+                run.started_at.is_some_and(|s| s >= since_ms)
+                    && untouched(
+                        run.counts.pages,
+                        run.checkpoint_page,
+                        run.started_at,
+                        run.heartbeat_at,
+                    )
+            })
+            .await?
         }
-        // The instance holding the most runs: the most takeovers to measure.
-        if let Some((index, runs)) = by_instance.into_iter().max_by_key(|(_, runs)| runs.len()) {
-            break (index, runs);
+        Moment::MidScan => {
+            find_running(setup, &live, rng, POLL, |run, _| run.counts.pages > 0).await?
         }
-        if searching.elapsed() > search {
-            progress(&format!(
-                "no instance held a running run within {} s; nothing was killed",
-                search.as_secs()
-            ));
-            return Ok(None);
-        }
-        tokio::time::sleep(POLL).await;
+        Moment::FirstPage | Moment::Removals => watch_scan(setup, &live, rng, moment).await?,
+    };
+    let Some(target) = target else {
+        progress(&format!(
+            "no run reached the {moment} moment within {} s; nothing was killed",
+            setup.search.as_secs()
+        ));
+        return Ok(None);
     };
     let waited_s = secs(searching.elapsed());
-    let instance = &mut instances[victim];
+
+    let instance = &mut instances[target.instance];
     let kill_ms = storage::now_ms();
     instance
         .child
         .start_kill()
         .with_context(|| format!("cannot SIGKILL pid {}", instance.pid))?;
-    let _ = instance.child.wait().await;
+    // Read at once: nobody writes the run until it is taken over, and the new holder's first
+    // page is a rate-budget interval away.
+    let at_kill = setup
+        .store
+        .get_run(target.run.id)
+        .await
+        .context("reading the killed run")?;
+    let active = setup
+        .store
+        .active_runs()
+        .await
+        .context("reading the active runs after the kill")?;
+    instance
+        .child
+        .wait()
+        .await
+        .with_context(|| format!("waiting for the killed pid {}", instance.pid))?;
     instance.killed = true;
-    let pid = instance.pid;
-    let ids: Vec<i64> = held.iter().map(|r| r.id).collect();
+    let (victim_index, pid) = (instance.index, instance.pid);
+    let cpu_ticks_at_kill = instances
+        .iter()
+        .filter(|i| !i.killed)
+        .filter_map(|i| cpu_ticks(i.pid).map(|t| (i.pid, t)))
+        .collect();
+
+    // The holder's runs: those seen with the target, and any it claimed since.
+    let mut held: BTreeMap<i64, &RunRow> = target.held.iter().map(|r| (r.id, r)).collect();
+    for run in active
+        .iter()
+        .filter(|r| r.state == RunState::Running && r.holder == target.run.holder)
+    {
+        held.entry(run.id).or_insert(run);
+    }
+    held.entry(target.run.id).or_insert(&target.run);
+    let victim = VictimRun::at_kill(&target.run, at_kill.as_ref(), kill_ms, moment);
     progress(&format!(
-        "SIGKILLed instance {victim} (pid {pid}) at {:.1} s, holding run(s) {ids:?}",
-        ms_to_s(kill_ms - t0_ms)
+        "SIGKILLed instance {victim_index} (pid {pid}) at {:.1} s at the {moment} moment{}: run {} ({} {}) {} ms after its claim, {} page(s) written, checkpoint {}; it held run(s) {:?}",
+        ms_to_s(kill_ms - setup.t0_ms),
+        if victim.on_target { "" } else { " (MISSED: the run was past it)" },
+        victim.id,
+        victim.account,
+        victim.kind,
+        victim.kill_after_claim_ms.map_or("?".to_owned(), |ms| ms.to_string()),
+        victim.pages_at_kill,
+        victim.checkpoint_at_kill,
+        held.keys().collect::<Vec<_>>()
     ));
 
-    let mut report: Vec<HeldRun> = held
-        .iter()
-        .map(|r| HeldRun {
-            id: r.id,
-            account: r.account.clone(),
-            kind: r.kind.clone(),
-            attempt_before: r.attempt,
-            finished_before_kill: false,
-            taken_over: false,
-            taken_over_by: None,
-            takeover_s: None,
-            reclaimed_at_s: None,
-            completed_s: None,
-            state: r.state.clone(),
-        })
-        .collect();
+    let mut report: Vec<HeldRun> = held.values().map(|r| HeldRun::new(r)).collect();
     let pids: HashMap<u32, usize> = instances.iter().map(|i| (i.pid, i.index)).collect();
-    let deadline = Instant::now() + lease_ttl + Duration::from_secs(120);
+    let deadline = Instant::now() + setup.lease_ttl + Duration::from_secs(120);
     loop {
         let now_ms = storage::now_ms();
-        let rows: HashMap<i64, Run> = query_runs(pool, "WHERE r.id = ANY($1)", Some(&ids))
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
         for held in &mut report {
-            let Some(row) = rows.get(&held.id) else {
-                held.state = "deleted".to_owned();
-                continue;
-            };
-            held.state = row.state.clone();
-            let finished = matches!(row.state.as_str(), "succeeded" | "failed");
-            if row.attempt > held.attempt_before && !held.taken_over {
-                held.taken_over = true;
-                let seen = row.finished_at.map_or(now_ms, |f| f.min(now_ms));
-                held.takeover_s = Some(ms_to_s(seen - kill_ms));
-                held.taken_over_by = row.holder.as_deref().map(|h| {
-                    match pid_of_holder(h).and_then(|p| pids.get(&p).map(|i| (p, *i))) {
-                        Some((p, i)) => format!("instance {i} (pid {p})"),
-                        None => h.to_owned(),
-                    }
-                });
-            }
-            if let Some(at) = row.reclaimed_at {
-                held.reclaimed_at_s = Some(ms_to_s(at - kill_ms));
-            }
-            if finished && held.completed_s.is_none() {
-                let at = row.finished_at.unwrap_or(now_ms);
-                held.completed_s = Some(ms_to_s(at - kill_ms));
-                held.finished_before_kill = !held.taken_over && at <= kill_ms;
-            }
+            let row = setup
+                .store
+                .get_run(held.id)
+                .await
+                .context("reading a run of the killed instance")?;
+            held.observe(row.as_ref(), now_ms, kill_ms, &pids);
         }
-        let open = report.iter().filter(|h| h.completed_s.is_none()).count();
+        let open = report.iter().filter(|h| h.open()).count();
         if open == 0 {
             break;
         }
@@ -840,32 +1206,320 @@ async fn kill_one(
     }
     for h in &report {
         progress(&format!(
-            "run {} ({} {}): taken over {} after {} s by {}, {} after {} s",
+            "run {} ({} {}){}: taken over {} after {} s by {} (reclaimed_from {}), {} after {} s",
             h.id,
             h.account,
             h.kind,
+            if h.id == victim.id {
+                ", the victim"
+            } else {
+                ""
+            },
             if h.taken_over { "yes" } else { "NO" },
             h.takeover_s.map_or("-".to_owned(), |s| format!("{s:.1}")),
             h.taken_over_by.as_deref().unwrap_or("-"),
-            h.state,
+            h.reclaimed_from.as_deref().unwrap_or("NOT SET"),
+            h.state.map_or("deleted", RunState::as_str),
             h.completed_s.map_or("-".to_owned(), |s| format!("{s:.1}")),
         ));
     }
     Ok(Some(KillReport {
-        instance: victim,
+        moment,
+        instance: victim_index,
         pid,
-        at_s: ms_to_s(kill_ms - t0_ms),
+        at_s: ms_to_s(kill_ms - setup.t0_ms),
         waited_s,
+        victim,
         runs: report,
+        kill_ms,
+        cpu_ticks_at_kill,
     }))
+}
+
+/// Polls the store every `poll` (up to `setup.search`) until running runs held by our live
+/// instances satisfy `fits(run, since_ms)` (`since_ms`: when the search began), and picks
+/// one of them at random.
+async fn find_running(
+    setup: &KillSetup<'_>,
+    live: &HashMap<u32, usize>,
+    rng: &mut Rng,
+    poll: Duration,
+    fits: impl Fn(&RunRow, i64) -> bool,
+) -> anyhow::Result<Option<Target>> {
+    let since_ms = storage::now_ms();
+    let deadline = Instant::now() + setup.search;
+    loop {
+        let active = setup
+            .store
+            .active_runs()
+            .await
+            .context("reading the active runs")?;
+        let candidates: Vec<&RunRow> = active
+            .iter()
+            .filter(|r| {
+                r.state == RunState::Running
+                    && holder_instance(r, live).is_some()
+                    && fits(r, since_ms)
+            })
+            .collect();
+        if let Some(run) = rng.pick(&candidates) {
+            return Ok(Target::of(run, &active, live));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Picks an account at random and follows its offer scans in the simulator's journal until
+/// one reaches `moment` (`FirstPage` or `Removals`); returns at once with the holder found
+/// when that scan began, so the kill lands before the instance acts on the answer.
+async fn watch_scan(
+    setup: &KillSetup<'_>,
+    live: &HashMap<u32, usize>,
+    rng: &mut Rng,
+    moment: Moment,
+) -> anyhow::Result<Option<Target>> {
+    let Some(account) = rng.pick(setup.names).cloned() else {
+        return Ok(None);
+    };
+    progress(&format!(
+        "waiting for an offer scan of {account} to reach the {moment} moment"
+    ));
+    let deadline = Instant::now() + setup.search;
+    let watch = RefCell::new(ScanWatch::new(&account, moment));
+    let step = Cell::new(None);
+    // Entries already journaled are history: a page answered before now is no moment.
+    let mut after = setup.sim.journal().last().map_or(0, |e| e.seq);
+    let mut armed: Option<Target> = None;
+    loop {
+        let since = after;
+        let entry = setup.sim.wait_for_request(|e| {
+            if e.seq <= since {
+                return false;
+            }
+            let s = watch.borrow_mut().observe(e);
+            step.set(s);
+            s.is_some()
+        });
+        let Ok(entry) = tokio::time::timeout_at(deadline, entry).await else {
+            return Ok(None);
+        };
+        after = entry.seq;
+        match step.take() {
+            // The run is claimed before its first request: find its holder now, while its
+            // next request waits for the rate budget.
+            Some(ScanStep::Began) => {
+                armed = offers_run_of(setup.store, &account, live).await?;
+            }
+            Some(ScanStep::Strike) => {
+                if let Some(target) = armed.take() {
+                    return Ok(Some(target));
+                }
+                if let Some(target) = offers_run_of(setup.store, &account, live).await? {
+                    return Ok(Some(target));
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// The running offers run of `account` held by one of our live instances.
+async fn offers_run_of(
+    store: &storage::Store,
+    account: &str,
+    live: &HashMap<u32, usize>,
+) -> anyhow::Result<Option<Target>> {
+    let active = store
+        .active_runs()
+        .await
+        .context("reading the active runs")?;
+    Ok(active
+        .iter()
+        .find(|r| {
+            r.state == RunState::Running
+                && r.account == account
+                && r.kind == SyncKind::Offers
+                && holder_instance(r, live).is_some()
+        })
+        .and_then(|r| Target::of(r, &active, live)))
+}
+
+/// Where one account's offer scan is, from the simulator's journal: each scan is a count,
+/// its pages, and a count again before removals (`src/sync/offers.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanPhase {
+    /// No scan seen begin (one already under way when the watch began is let go).
+    Idle,
+    /// The first count was answered: the run is claimed, no page read yet.
+    Counted,
+    /// Pages are being read.
+    Reading,
+}
+
+/// What a journal entry means for the kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanStep {
+    /// A scan began: its run is claimed; find its holder.
+    Began,
+    /// The moment has come: kill now.
+    Strike,
+}
+
+/// The journal entries of one account, one at a time: the pure step of `watch_scan`.
+#[derive(Debug)]
+struct ScanWatch {
+    account: String,
+    moment: Moment,
+    phase: ScanPhase,
+}
+
+impl ScanWatch {
+    fn new(account: &str, moment: Moment) -> ScanWatch {
+        ScanWatch {
+            account: account.to_owned(),
+            moment,
+            phase: ScanPhase::Idle,
+        }
+    }
+
+    fn observe(&mut self, e: &JournalEntry) -> Option<ScanStep> {
+        // Refused requests (429s) are asked again; only answers move a scan on.
+        if e.account.as_deref() != Some(self.account.as_str())
+            || e.resource != OFFER_RESOURCE
+            || e.status != 200
+            || e.rate_limited
+        {
+            return None;
+        }
+        match (e.action.as_str(), self.phase) {
+            // The count after the pages: next come removals (or, if the catalog moved, a
+            // second pass and another count).
+            (COUNT_ACTION, ScanPhase::Reading) => {
+                self.phase = ScanPhase::Idle;
+                (self.moment == Moment::Removals).then_some(ScanStep::Strike)
+            }
+            (COUNT_ACTION, _) => {
+                self.phase = ScanPhase::Counted;
+                Some(ScanStep::Began)
+            }
+            (READ_ACTION, ScanPhase::Counted) => {
+                self.phase = ScanPhase::Reading;
+                // A resumed scan starts past page 1: not this moment.
+                (self.moment == Moment::FirstPage && e.page == Some(1)).then_some(ScanStep::Strike)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// User + system CPU ticks of a live process.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_ticks_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime from the text of `/proc/PID/stat`.
+fn cpu_ticks_of(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count fields after its
+    // last ')'. What follows starts at field 3; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn ticks_to_s(ticks: u64) -> f64 {
+    (ticks as f64 / CLOCK_TICKS_PER_S * 10.0).round() / 10.0
+}
+
+/// The survivors' attempts to start a run of the victim's account in the minute after the
+/// kill (from their logs) and their CPU time; and how much of that minute the fleet ran.
+fn survivor_figures(
+    instances: &[Instance],
+    kill: Option<&KillReport>,
+    cpu_at_stop: &HashMap<u32, u64>,
+    stop_ms: i64,
+) -> (Vec<Survivor>, Option<f64>) {
+    let window = kill.map(|k| {
+        let end = (k.kill_ms + i64::try_from(HOT_LOOP_WINDOW.as_millis()).unwrap_or(i64::MAX))
+            .min(stop_ms);
+        (k.kill_ms, end)
+    });
+    let survivors = instances
+        .iter()
+        .filter(|i| !i.killed)
+        .map(|i| {
+            let cpu = cpu_at_stop.get(&i.pid).copied();
+            let at_kill = kill.and_then(|k| k.cpu_ticks_at_kill.get(&i.pid).copied());
+            let starts = kill.zip(window).and_then(|(k, (from, to))| {
+                let log = std::fs::read_to_string(&i.stderr_path).ok()?;
+                Some(count_starts(&log, &k.victim.account, from, to))
+            });
+            Survivor {
+                instance: i.index,
+                pid: i.pid,
+                victim_account_starts: starts,
+                cpu_s: cpu.map(ticks_to_s),
+                cpu_after_kill_s: cpu
+                    .zip(at_kill)
+                    .map(|(end, start)| ticks_to_s(end.saturating_sub(start))),
+            }
+        })
+        .collect();
+    (survivors, window.map(|(from, to)| ms_to_s(to - from)))
+}
+
+/// The `START_LINE` lines of an instance's log (its stderr: ANSI colours and all) for
+/// `account` logged within `[from_ms, to_ms]`.
+fn count_starts(log: &str, account: &str, from_ms: i64, to_ms: i64) -> usize {
+    let field = format!("account.name={account}");
+    log.lines()
+        .filter(|line| line.contains(START_LINE))
+        .map(strip_ansi)
+        .filter(|line| line.split_whitespace().any(|w| w == field))
+        .filter_map(|line| {
+            let stamp = line.split_whitespace().next()?;
+            chrono::DateTime::parse_from_rfc3339(stamp)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
+        .filter(|ms| (from_ms..=to_ms).contains(ms))
+        .count()
+}
+
+/// The text of a line without its ANSI escape sequences (`ESC [ … final byte`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How many (account, offers|orders) pairs have a succeeded run started after `after_ms`.
 async fn synced_after(pool: &PgPool, after_ms: i64) -> anyhow::Result<usize> {
+    // A count the store has no call for; the state and kinds come from their enums.
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT DISTINCT account, kind FROM runs \
-         WHERE state = 'succeeded' AND kind IN ('offers', 'orders') AND started_at > $1) s",
+         WHERE state = $1 AND kind IN ($2, $3) AND started_at > $4) s",
     )
+    .bind(RunState::Succeeded.as_str())
+    .bind(SyncKind::Offers.as_str())
+    .bind(SyncKind::Orders.as_str())
     .bind(after_ms)
     .fetch_one(pool)
     .await
@@ -932,7 +1586,7 @@ async fn stop_all(instances: &mut [Instance]) -> Vec<InstanceExit> {
 /// Duplicates, overlaps, states and counts per schedule, from every run of the benchmark.
 fn analyze_runs(
     report: &mut Report,
-    runs: &[Run],
+    runs: &[RunRow],
     schedules: &[Schedule],
     spawned_ms: i64,
     t0_ms: i64,
@@ -940,11 +1594,11 @@ fn analyze_runs(
 ) {
     let rel = |ms: i64| ms_to_s(ms - t0_ms);
     // Duplicates: two runs of one (account, kind, slot).
-    let mut by_slot: HashMap<(&str, &str, i64), Vec<i64>> = HashMap::new();
+    let mut by_slot: HashMap<(&str, SyncKind, i64), Vec<i64>> = HashMap::new();
     for r in runs {
         if let Some(slot) = r.slot {
             by_slot
-                .entry((r.account.as_str(), r.kind.as_str(), slot))
+                .entry((r.account.as_str(), r.kind, slot))
                 .or_default()
                 .push(r.id);
         }
@@ -960,11 +1614,11 @@ fn analyze_runs(
 
     // Overlaps: runs of one account whose [start, end] intersect (touching ends do not). A
     // run never finished counts as lasting until every instance had exited.
-    let mut by_account: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+    let mut by_account: BTreeMap<&str, Vec<&RunRow>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.started_at.is_some()) {
         by_account.entry(&r.account).or_default().push(r);
     }
-    let end_of = |r: &Run| r.finished_at.unwrap_or(end_ms);
+    let end_of = |r: &RunRow| r.finished_at.unwrap_or(end_ms);
     for list in by_account.values_mut() {
         list.sort_by_key(|r| r.started_at);
         for (i, a) in list.iter().enumerate() {
@@ -998,14 +1652,20 @@ fn analyze_runs(
     }
 
     // States, triggers, and runs per schedule.
-    let mut per_schedule: HashMap<(&str, &str), Vec<&Run>> = HashMap::new();
+    let mut per_schedule: HashMap<(&str, SyncKind), Vec<&RunRow>> = HashMap::new();
     for r in runs {
-        *report.runs_by_trigger.entry(r.trigger.clone()).or_default() += 1;
-        let k = report.runs_by_kind.entry(r.kind.clone()).or_default();
+        *report
+            .runs_by_trigger
+            .entry(r.trigger.as_str().to_owned())
+            .or_default() += 1;
+        let k = report
+            .runs_by_kind
+            .entry(r.kind.as_str().to_owned())
+            .or_default();
         k.runs += 1;
-        match r.state.as_str() {
-            "succeeded" => k.succeeded += 1,
-            "failed" => {
+        match r.state {
+            RunState::Succeeded => k.succeeded += 1,
+            RunState::Failed => {
                 k.failed += 1;
                 push_example(&mut report.failed_runs, || {
                     format!(
@@ -1013,7 +1673,7 @@ fn analyze_runs(
                         r.id,
                         r.account,
                         r.kind,
-                        r.error_class.as_deref().unwrap_or("?"),
+                        r.error_class.map_or("?", |c| c.as_str()),
                         r.error_message
                             .as_deref()
                             .unwrap_or("")
@@ -1023,17 +1683,17 @@ fn analyze_runs(
                     )
                 });
             }
-            "interrupted" => {
+            RunState::Interrupted => {
                 k.interrupted += 1;
                 report.interrupted_by_stop += 1;
             }
-            _ => {
+            RunState::Queued | RunState::Running => {
                 k.running += 1;
                 report.left_running += 1;
             }
         }
         per_schedule
-            .entry((r.account.as_str(), r.kind.as_str()))
+            .entry((r.account.as_str(), r.kind))
             .or_default()
             .push(r);
     }
@@ -1041,7 +1701,7 @@ fn analyze_runs(
     for s in schedules {
         let kind = s.kind.as_str();
         let list = per_schedule
-            .get_mut(&(s.account.as_str(), kind))
+            .get_mut(&(s.account.as_str(), s.kind))
             .map(std::mem::take)
             .unwrap_or_default();
         let interval_ms = i64::try_from(s.interval.as_millis())
@@ -1061,7 +1721,7 @@ fn analyze_runs(
         // slipped past the slot index under two different slots.
         let mut starts: Vec<(i64, i64)> = list
             .iter()
-            .filter(|r| r.trigger == "schedule")
+            .filter(|r| r.trigger == RunTrigger::Schedule)
             .filter_map(|r| r.started_at.map(|t| (t, r.id)))
             .collect();
         starts.sort_unstable();
@@ -1208,15 +1868,19 @@ async fn compare_data(
     Ok(check)
 }
 
-/// Pass or fail: duplicates, overlaps, the takeover of the killed instance's runs and the
-/// data decide; the rest is reported as warnings.
-/// Slack on the cross-host path: the lease expires `ttl` after the holder's last heartbeat
-/// (at most one heartbeat before the kill), and the survivors notice within a tick.
+/// Slack after the lease TTL: the lease expires `ttl` after the holder's last heartbeat (at
+/// most one heartbeat before the kill), and the survivors notice within a tick (at most 1 s).
 const TAKEOVER_SLACK_S: f64 = 2.0;
 
-/// On one host a dead holder's pid is gone at once, so its runs must be *completed* within the
-/// lease TTL. Across hosts (`--separate-hosts`) nobody can know the holder died before its
-/// lease expires: its runs must be *taken over* when it does (TTL + a tick) and completed.
+/// Pass or fail: duplicates, overlaps, the takeover of the killed instance's runs, the
+/// survivors' claim attempts and the data decide; the rest is reported as warnings.
+///
+/// Every run the killed instance held must be taken over within the lease TTL plus the
+/// slack (on one host its dead pid is seen at the next tick; across hosts, with
+/// `--separate-hosts`, only its expired lease tells), with the takeover recorded
+/// (`reclaimed_from`), and end succeeded; on one host it must also be completed within the
+/// TTL. A survivor that tried to start runs of the victim's account more than
+/// `HOT_LOOP_MAX_STARTS` times in the minute after the kill is in a hot loop.
 fn judge(report: &mut Report, kill: Option<KillReport>, lease_ttl: Duration, separate_hosts: bool) {
     let ttl = lease_ttl.as_secs_f64();
     if report.duplicates > 0 {
@@ -1232,15 +1896,30 @@ fn judge(report: &mut Report, kill: Option<KillReport>, lease_ttl: Duration, sep
         ));
     }
     match &kill {
-        None => report
-            .failures
-            .push("no instance was killed: none held a running run after --kill-after".to_owned()),
+        None => report.failures.push(
+            "no instance was killed: no run reached the kill moment after --kill-after".to_owned(),
+        ),
         Some(k) => {
+            let v = &k.victim;
+            if !v.on_target {
+                report.warnings.push(format!(
+                    "the SIGKILL landed past the {} moment: run {} ({} {}) was {} with {} page(s), checkpoint {} (replay with --kill-moment {} --seed {})",
+                    k.moment,
+                    v.id,
+                    v.account,
+                    v.kind,
+                    v.state_at_kill,
+                    v.pages_at_kill,
+                    v.checkpoint_at_kill,
+                    k.moment,
+                    report.seed
+                ));
+            }
             let held: Vec<&HeldRun> = k.runs.iter().filter(|h| !h.finished_before_kill).collect();
             report.taken_over = held.iter().filter(|h| h.taken_over).count();
             report.taken_over_completed = held
                 .iter()
-                .filter(|h| h.taken_over && h.state == "succeeded")
+                .filter(|h| h.taken_over && h.state == Some(RunState::Succeeded))
                 .count();
             if held.is_empty() {
                 report.failures.push(
@@ -1248,30 +1927,66 @@ fn judge(report: &mut Report, kill: Option<KillReport>, lease_ttl: Duration, sep
                         .to_owned(),
                 );
             }
+            let state = |h: &HeldRun| h.state.map_or("deleted", RunState::as_str);
             for h in held {
+                let which = if h.id == v.id {
+                    format!("run {} ({} {}, the victim)", h.id, h.account, h.kind)
+                } else {
+                    format!("run {} ({} {})", h.id, h.account, h.kind)
+                };
                 if !h.taken_over {
                     report.failures.push(format!(
-                        "run {} of the killed instance was not taken over (state {})",
-                        h.id, h.state
+                        "{which} of the killed instance was not taken over (state {})",
+                        state(h)
                     ));
-                } else if h.state != "succeeded" {
+                    continue;
+                }
+                if let Some(s) = h.takeover_s.filter(|s| *s > ttl + TAKEOVER_SLACK_S) {
+                    report.failures.push(format!(
+                        "{which} was taken over {s:.1} s after the kill, later than the lease TTL plus a tick ({ttl:.0} s + {TAKEOVER_SLACK_S} s)"
+                    ));
+                }
+                if h.reclaimed_from.is_none() {
+                    report.failures.push(format!(
+                        "{which} was taken over but the takeover is not recorded (reclaimed_from is empty)"
+                    ));
+                }
+                if h.state != Some(RunState::Succeeded) {
                     report
                         .failures
-                        .push(format!("run {} was taken over but ended {}", h.id, h.state));
-                } else if separate_hosts && h.takeover_s.is_some_and(|s| s > ttl + TAKEOVER_SLACK_S)
-                {
-                    report.failures.push(format!(
-                        "run {} was taken over {:.1} s after the kill, later than its lease expiry ({ttl:.0} s + {TAKEOVER_SLACK_S} s)",
-                        h.id,
-                        h.takeover_s.unwrap_or(0.0)
-                    ));
+                        .push(format!("{which} was taken over but ended {}", state(h)));
                 } else if !separate_hosts && h.completed_s.is_some_and(|s| s > ttl) {
                     report.failures.push(format!(
-                        "run {} was completed {:.1} s after the kill, later than the lease TTL ({ttl:.0} s)",
-                        h.id,
+                        "{which} was completed {:.1} s after the kill, later than the lease TTL ({ttl:.0} s)",
                         h.completed_s.unwrap_or(0.0)
                     ));
                 }
+            }
+            for s in &report.survivors {
+                if let Some(n) = s.victim_account_starts.filter(|n| *n > HOT_LOOP_MAX_STARTS) {
+                    report.failures.push(format!(
+                        "instance {} (pid {}) tried to start a run of {} {n} times in the {:.0} s after the kill (at most {HOT_LOOP_MAX_STARTS}): a hot loop",
+                        s.instance,
+                        s.pid,
+                        v.account,
+                        report.hot_loop_window_s.unwrap_or(0.0)
+                    ));
+                }
+                if s.victim_account_starts.is_none() {
+                    report.warnings.push(format!(
+                        "the log of instance {} (pid {}) could not be read: its claim attempts were not counted",
+                        s.instance, s.pid
+                    ));
+                }
+            }
+            if let Some(w) = report
+                .hot_loop_window_s
+                .filter(|w| *w + 0.5 < HOT_LOOP_WINDOW.as_secs_f64())
+            {
+                report.warnings.push(format!(
+                    "the fleet stopped {w:.0} s after the kill: claim attempts were counted over that, not over {} s",
+                    HOT_LOOP_WINDOW.as_secs()
+                ));
             }
         }
     }
@@ -1396,17 +2111,49 @@ impl Report {
             "overlapping runs (one account)",
             format!("{} (same kind: {})", self.overlaps, self.overlaps_same_kind),
         );
+        row(
+            "kill moment",
+            format!(
+                "{} (asked: {}; seed {})",
+                self.kill.as_ref().map_or("-", |k| k.moment.as_str()),
+                self.kill_moment_asked,
+                self.seed
+            ),
+        );
         match &self.kill {
             Some(k) => {
                 row(
                     "killed",
                     format!(
-                        "instance {} (pid {}) at {:.1} s (waited {:.1} s for a running run), holding {} run(s)",
+                        "instance {} (pid {}) at {:.1} s (waited {:.1} s for the moment), holding {} run(s)",
                         k.instance,
                         k.pid,
                         k.at_s,
                         k.waited_s,
                         k.runs.len()
+                    ),
+                );
+                let v = &k.victim;
+                row(
+                    "victim run",
+                    format!(
+                        "run {} ({} {}): killed {} ms after its claim, {} page(s) written, checkpoint {}, total {}, heartbeat {} ms after the claim, {}; {}",
+                        v.id,
+                        v.account,
+                        v.kind,
+                        v.kill_after_claim_ms
+                            .map_or("?".to_owned(), |ms| ms.to_string()),
+                        v.pages_at_kill,
+                        v.checkpoint_at_kill,
+                        v.total_items.map_or("-".to_owned(), |n| n.to_string()),
+                        v.heartbeat_after_claim_ms
+                            .map_or("?".to_owned(), |ms| ms.to_string()),
+                        v.state_at_kill,
+                        if v.on_target {
+                            "at the moment"
+                        } else {
+                            "MISSED: past the moment"
+                        }
                     ),
                 );
                 let range = |v: Vec<f64>| match (
@@ -1428,8 +2175,46 @@ impl Report {
                     ),
                 );
             }
-            None => row("killed", "nothing (no running run found)".to_owned()),
+            None => row("killed", "nothing (no run reached the moment)".to_owned()),
         }
+        if let Some(k) = &self.kill {
+            row(
+                &format!(
+                    "survivors' attempts to start a run of {} in the {:.0} s after the kill",
+                    k.victim.account,
+                    self.hot_loop_window_s.unwrap_or(0.0)
+                ),
+                format!(
+                    "{} (at most {HOT_LOOP_MAX_STARTS} each)",
+                    self.survivors
+                        .iter()
+                        .map(|s| format!(
+                            "instance {}: {}",
+                            s.instance,
+                            s.victim_account_starts
+                                .map_or("?".to_owned(), |n| n.to_string())
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        let cpu = |v: Option<f64>| v.map_or("?".to_owned(), |s| format!("{s:.1} s"));
+        row(
+            "survivors' CPU time (user + system)",
+            self.survivors
+                .iter()
+                .map(|s| {
+                    format!(
+                        "instance {}: {} ({} after the kill)",
+                        s.instance,
+                        cpu(s.cpu_s),
+                        cpu(s.cpu_after_kill_s)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         row(
             "lease TTL",
             format!(
@@ -1494,22 +2279,24 @@ impl Report {
         if let Some(k) = &self.kill {
             let _ = writeln!(
                 o,
-                "\n| run of the killed instance | account | kind | taken over by | takeover (s) | reclaimed_at (s) | completed (s) | state |"
+                "\n| run of the killed instance | account | kind | taken over by | takeover (s) | reclaimed_at (s) | reclaimed_from | completed (s) | state |"
             );
-            let _ = writeln!(o, "|---:|---|---|---|---:|---:|---:|---|");
+            let _ = writeln!(o, "|---:|---|---|---|---:|---:|---|---:|---|");
             let num = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{s:.1}"));
             for h in &k.runs {
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {} | {} | {} | {} | {} | {}{} |",
+                    "| {}{} | {} | {} | {} | {} | {} | {} | {} | {}{} |",
                     h.id,
+                    if h.id == k.victim.id { " (victim)" } else { "" },
                     h.account,
                     h.kind,
                     h.taken_over_by.as_deref().unwrap_or("-"),
                     num(h.takeover_s),
                     num(h.reclaimed_at_s),
+                    h.reclaimed_from.as_deref().unwrap_or("-"),
                     num(h.completed_s),
-                    h.state,
+                    h.state.map_or("deleted", RunState::as_str),
                     if h.finished_before_kill {
                         " (ended before the kill)"
                     } else {
@@ -1540,8 +2327,8 @@ impl Report {
             o,
             "\n{}",
             match (self.passed, self.separate_hosts) {
-                (true, false) => "PASS: no duplicate or overlapping runs, the killed instance's runs were taken over and completed within the lease TTL, the data equals the simulator's.",
-                (true, true) => "PASS: no duplicate or overlapping runs, the killed instance's runs were taken over when their lease expired and completed, the data equals the simulator's.",
+                (true, false) => "PASS: no duplicate or overlapping runs, the killed instance's runs were taken over (recorded) and completed within the lease TTL, no survivor retried in a hot loop, the data equals the simulator's.",
+                (true, true) => "PASS: no duplicate or overlapping runs, the killed instance's runs were taken over (recorded) when their lease expired and completed, no survivor retried in a hot loop, the data equals the simulator's.",
                 (false, _) => "FAIL",
             }
         );
@@ -1557,5 +2344,269 @@ mod tests {
     fn holders_name_their_pid() {
         assert_eq!(pid_of_holder("host:1234:00ab"), Some(1234));
         assert_eq!(pid_of_holder("host"), None);
+    }
+
+    fn entry(
+        seq: u64,
+        account: &str,
+        action: &str,
+        page: Option<u32>,
+        status: u16,
+    ) -> JournalEntry {
+        JournalEntry {
+            seq,
+            at_ms: seq,
+            account: Some(account.to_owned()),
+            method: "POST".to_owned(),
+            path: format!("/api-3/{OFFER_RESOURCE}/{action}"),
+            resource: OFFER_RESOURCE.to_owned(),
+            action: action.to_owned(),
+            status,
+            rate_limited: status == 429,
+            page,
+            items: page.map(|_| 100),
+        }
+    }
+
+    /// A scan of `pages` pages of acc001 from `seq` on: count, pages (page 1 refused once
+    /// with a 429 first), count.
+    fn scan(seq: u64, pages: u32) -> Vec<JournalEntry> {
+        let mut entries = vec![
+            entry(seq, "acc001", COUNT_ACTION, None, 200),
+            entry(seq + 1, "acc001", READ_ACTION, Some(1), 429),
+        ];
+        for p in 1..=pages {
+            entries.push(entry(
+                seq + 1 + u64::from(p),
+                "acc001",
+                READ_ACTION,
+                Some(p),
+                200,
+            ));
+        }
+        entries.push(entry(
+            seq + 2 + u64::from(pages),
+            "acc001",
+            COUNT_ACTION,
+            None,
+            200,
+        ));
+        entries
+    }
+
+    fn steps(moment: Moment, entries: &[JournalEntry]) -> Vec<(u64, ScanStep)> {
+        let mut watch = ScanWatch::new("acc001", moment);
+        entries
+            .iter()
+            .filter_map(|e| watch.observe(e).map(|s| (e.seq, s)))
+            .collect()
+    }
+
+    #[test]
+    fn first_page_strikes_when_page_one_is_answered_not_when_it_is_refused() {
+        let entries = scan(1, 3);
+        assert_eq!(
+            steps(Moment::FirstPage, &entries),
+            vec![(1, ScanStep::Began), (3, ScanStep::Strike)]
+        );
+    }
+
+    #[test]
+    fn removals_strike_at_the_count_after_the_last_page() {
+        let entries = scan(1, 3);
+        assert_eq!(
+            steps(Moment::Removals, &entries),
+            vec![(1, ScanStep::Began), (6, ScanStep::Strike)]
+        );
+    }
+
+    #[test]
+    fn a_scan_under_way_when_the_watch_begins_is_let_go() {
+        // Pages 2 and 3 and the closing count of a scan begun earlier, then a whole scan.
+        let mut entries = vec![
+            entry(1, "acc001", READ_ACTION, Some(2), 200),
+            entry(2, "acc001", READ_ACTION, Some(3), 200),
+            entry(3, "acc001", COUNT_ACTION, None, 200),
+        ];
+        entries.extend(scan(10, 2));
+        assert_eq!(
+            steps(Moment::Removals, &entries),
+            vec![
+                (3, ScanStep::Began),
+                (10, ScanStep::Began),
+                (14, ScanStep::Strike)
+            ]
+        );
+        assert_eq!(
+            steps(Moment::FirstPage, &entries),
+            vec![
+                (3, ScanStep::Began),
+                (10, ScanStep::Began),
+                (12, ScanStep::Strike)
+            ]
+        );
+    }
+
+    #[test]
+    fn other_accounts_and_resources_do_not_move_the_watch() {
+        let mut entries = scan(1, 2);
+        for e in &mut entries {
+            e.account = Some("acc0010".to_owned());
+        }
+        let mut order = entry(20, "acc001", READ_ACTION, Some(1), 200);
+        order.resource = "order".to_owned();
+        entries.push(order);
+        assert!(steps(Moment::FirstPage, &entries).is_empty());
+    }
+
+    #[test]
+    fn a_resumed_scan_is_not_a_first_page() {
+        let entries = vec![
+            entry(1, "acc001", COUNT_ACTION, None, 200),
+            entry(2, "acc001", READ_ACTION, Some(4), 200),
+            entry(3, "acc001", READ_ACTION, Some(5), 200),
+        ];
+        assert_eq!(
+            steps(Moment::FirstPage, &entries),
+            vec![(1, ScanStep::Began)]
+        );
+    }
+
+    #[test]
+    fn a_fresh_claim_has_written_nothing() {
+        assert!(untouched(0, 0, Some(5), Some(5)));
+        assert!(!untouched(0, 0, Some(5), Some(9)), "a heartbeat since");
+        assert!(!untouched(1, 1, Some(5), Some(5)), "a page since");
+        assert!(!untouched(0, 0, None, None));
+        assert!(Moment::Claimed.reached(RunState::Running, 0, true));
+        assert!(!Moment::Claimed.reached(RunState::Succeeded, 0, true));
+        assert!(Moment::FirstPage.reached(RunState::Running, 0, false));
+        assert!(!Moment::FirstPage.reached(RunState::Running, 1, false));
+        assert!(Moment::Removals.reached(RunState::Running, 4, false));
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_choices() {
+        let choose = |seed| {
+            let mut rng = Rng(seed);
+            let moment = KillMoment::Random.resolve(&mut rng);
+            (moment, rng.below(200), rng.pick(&[1, 2, 3]).copied())
+        };
+        assert_eq!(choose(42), choose(42));
+        let moments: std::collections::HashSet<Moment> = (0..64)
+            .map(|seed| KillMoment::Random.resolve(&mut Rng(seed)))
+            .collect();
+        assert_eq!(
+            moments.len(),
+            Moment::ALL.len(),
+            "random reaches every moment"
+        );
+        assert_eq!(Rng(1).pick::<u8>(&[]), None);
+    }
+
+    #[test]
+    fn claim_attempts_are_counted_per_account_inside_the_window() {
+        let log = "\
+\u{1b}[2m2026-12-01T10:00:00.500000Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m starting a scheduled run \u{1b}[3maccount.name\u{1b}[0m\u{1b}[2m=\u{1b}[0macc001 \u{1b}[3msync.kind\u{1b}[0m\u{1b}[2m=\u{1b}[0moffers
+2026-12-01T10:00:01.000000Z  INFO starting a scheduled run account.name=acc001 sync.kind=orders
+2026-12-01T10:00:01.000000Z  INFO starting a scheduled run account.name=acc0010 sync.kind=orders
+2026-12-01T10:00:02.000000Z  INFO run finished account.name=acc001
+2026-12-01T10:01:30.000000Z  INFO starting a scheduled run account.name=acc001 sync.kind=returns
+";
+        let from = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0);
+        assert_eq!(count_starts(log, "acc001", from, from + 60_000), 2);
+        assert_eq!(count_starts(log, "acc0010", from, from + 60_000), 1);
+    }
+
+    /// A kill at the claimed moment of run 7 (acc003 offers), taken over after
+    /// `takeover_s`, recorded or not, with survivors that tried `starts` times each.
+    fn judged(takeover_s: f64, recorded: bool, starts: &[usize]) -> Report {
+        let mut report = Report {
+            seed: 11,
+            survivors: starts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Survivor {
+                    instance: i + 1,
+                    pid: 100 + u32::try_from(i).unwrap_or(0),
+                    victim_account_starts: Some(*n),
+                    cpu_s: Some(1.0),
+                    cpu_after_kill_s: Some(0.5),
+                })
+                .collect(),
+            hot_loop_window_s: Some(60.0),
+            ..Report::default()
+        };
+        let kill = KillReport {
+            moment: Moment::Claimed,
+            instance: 0,
+            pid: 99,
+            at_s: 30.0,
+            waited_s: 1.0,
+            victim: VictimRun {
+                id: 7,
+                account: "acc003".to_owned(),
+                kind: SyncKind::Offers,
+                holder: "fleet-host-0:99:ab".to_owned(),
+                state_at_kill: RunState::Running,
+                pages_at_kill: 0,
+                checkpoint_at_kill: 0,
+                total_items: None,
+                kill_after_claim_ms: Some(4),
+                heartbeat_after_claim_ms: Some(0),
+                on_target: true,
+            },
+            runs: vec![HeldRun {
+                id: 7,
+                account: "acc003".to_owned(),
+                kind: SyncKind::Offers,
+                attempt_before: 1,
+                finished_before_kill: false,
+                taken_over: true,
+                taken_over_by: Some("instance 1 (pid 100)".to_owned()),
+                takeover_s: Some(takeover_s),
+                reclaimed_at_s: Some(takeover_s),
+                reclaimed_from: recorded.then(|| "fleet-host-0:99:ab".to_owned()),
+                completed_s: Some(takeover_s + 1.0),
+                state: Some(RunState::Succeeded),
+            }],
+            kill_ms: 0,
+            cpu_ticks_at_kill: HashMap::new(),
+        };
+        judge(&mut report, Some(kill), Duration::from_secs(15), true);
+        report
+    }
+
+    #[test]
+    fn a_recorded_takeover_at_lease_expiry_without_a_hot_loop_passes() {
+        let report = judged(15.0, true, &[4, 5]);
+        assert!(report.passed, "{:?}", report.failures);
+    }
+
+    #[test]
+    fn a_late_or_unrecorded_takeover_and_a_hot_loop_fail() {
+        let report = judged(40.0, false, &[3, 21]);
+        assert!(!report.passed);
+        let failures = report.failures.join("\n");
+        assert!(
+            failures.contains("taken over 40.0 s after the kill"),
+            "{failures}"
+        );
+        assert!(failures.contains("reclaimed_from is empty"), "{failures}");
+        assert!(
+            failures.contains("instance 2 (pid 101) tried to start a run of acc003 21 times"),
+            "{failures}"
+        );
+        assert!(!failures.contains("instance 1 "), "{failures}");
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat =
+            "4242 (emag (sync) x) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 31 0 0 20 0 8 0 1 2 3";
+        assert_eq!(cpu_ticks_of(stat), Some(281));
+        assert_eq!(cpu_ticks_of("garbage"), None);
     }
 }
