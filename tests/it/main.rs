@@ -5,6 +5,7 @@ mod cli;
 mod daemon;
 mod faults;
 mod fleet;
+mod monitor;
 mod offers;
 mod open;
 mod orders;

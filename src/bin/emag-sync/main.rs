@@ -63,6 +63,11 @@ enum Command {
     Demo(commands::demo::Args),
     /// Measure sync throughput and memory against the simulator (limits off).
     Bench(commands::bench::Args),
+    /// Watch everything: `report` for people, `json` (the body of /api/status), `health`
+    /// (Nagios plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with perfdata).
+    Monitor(commands::monitor::Args),
+    /// Print shell completions: `emag-sync completions bash > /etc/bash_completion.d/emag-sync`.
+    Completions(commands::monitor::CompletionArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +99,8 @@ fn main() -> ExitCode {
             Command::Migrate => commands::migrate(env_file).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::Monitor(args) => commands::monitor::run(env_file, args).await,
+            Command::Completions(args) => commands::monitor::completions::<Cli>(&args),
         }
     });
     ExitCode::from(code)

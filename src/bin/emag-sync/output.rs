@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use comfy_table::Table;
 use domain::SyncKind;
 use emag_sync::sync::{ProgressSink, RunReport, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -214,8 +214,7 @@ impl Bars {
 
 /// The table printed after `sync`.
 pub fn summary_table(reports: &[RunReport]) -> Table {
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+    let mut table = crate::render::table(vec![
         "account",
         "kind",
         "status",

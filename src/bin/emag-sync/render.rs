@@ -3,18 +3,33 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ColumnConstraint, ContentArrangement, Table, Width};
 use emag_sync::status::{AccountState, Freshness, KindStatus, Level, Next, ScheduleSpec, Snapshot};
 
 use crate::commands::daemon::local_time;
 
-/// A table that wraps its cells to the terminal's width instead of growing past it.
+/// Columns whose text is prose and may wrap; every other column keeps its content's width.
+const WRAPPING: &[&str] = &["details", "next", "fresh"];
+
+/// A table that fits the terminal's width (120 columns when not a terminal): short columns
+/// keep their width, prose columns (details, next) wrap instead of growing past the edge.
 pub fn table(header: Vec<&str>) -> Table {
     let mut table = Table::new();
+    let constraints: Vec<ColumnConstraint> = header
+        .iter()
+        .map(|h| {
+            if WRAPPING.contains(h) {
+                ColumnConstraint::LowerBoundary(Width::Fixed(12))
+            } else {
+                ColumnConstraint::ContentWidth
+            }
+        })
+        .collect();
     table
         .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
+        .set_header(header)
+        .set_constraints(constraints);
     if table.width().is_none() {
         // Not a terminal (a pipe, a log): a width a reader's window still shows.
         table.set_width(120);
@@ -186,6 +201,177 @@ pub fn status_text(snap: &Snapshot, local_pid: Option<u32>) -> String {
     out
 }
 
+/// `emag-sync monitor report`: the whole picture for a person, most pressing first.
+pub fn report_text(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    let conditions = snap.conditions();
+    let level = snap.level();
+    let _ = writeln!(
+        out,
+        "emag-sync {} at {}",
+        crate::commands::monitor::nagios_word(level),
+        local_time(snap.taken_at)
+    );
+    let live: Vec<_> = snap
+        .scheduler
+        .instances
+        .iter()
+        .filter(|i| i.state == emag_sync::status::InstanceState::Live)
+        .collect();
+    if live.is_empty() {
+        let _ = writeln!(out, "scheduler: NOT RUNNING");
+    } else {
+        for i in &live {
+            let _ = writeln!(
+                out,
+                "scheduler: {} (pid {}, v{}) live since {}, {} run(s) in flight",
+                i.row.id,
+                i.row.pid,
+                i.row.version,
+                local_time(i.row.started_at),
+                i.row.running
+            );
+        }
+    }
+    if !conditions.is_empty() {
+        let _ = writeln!(out, "\nneeds attention:");
+        for c in &conditions {
+            let _ = writeln!(
+                out,
+                "  [{}] {}\n      fix: {}",
+                crate::commands::monitor::nagios_word(c.severity),
+                c.message,
+                c.action
+            );
+        }
+    }
+    for a in &snap.accounts {
+        let _ = writeln!(
+            out,
+            "\naccount {} ({}, {}): {}",
+            a.name,
+            a.account_type,
+            a.marketplace,
+            a.state.as_str().replace('_', " ")
+        );
+        let mut t = table(vec![
+            "kind",
+            "last sync",
+            "outcome",
+            "fresh",
+            "stale after",
+            "next",
+            "details",
+        ]);
+        for k in &a.kinds {
+            let last = k.last_run.as_ref();
+            t.add_row(vec![
+                k.kind.to_string(),
+                k.last_success_at
+                    .map(local_time)
+                    .unwrap_or_else(|| "never".into()),
+                last.map(|r| r.state.to_string()).unwrap_or_default(),
+                k.freshness.as_ref().map(freshness_text).unwrap_or_default(),
+                k.freshness
+                    .map(|f| age(f.warn_after_ms))
+                    .unwrap_or_else(|| "-".into()),
+                next_text(&k.next),
+                details(k),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+    }
+    if !snap.recent_errors.is_empty() {
+        let _ = writeln!(out, "\nrecent errors (24 h):");
+        for e in &snap.recent_errors {
+            let _ = writeln!(
+                out,
+                "  {} {} {} run {}: {}",
+                local_time(e.at),
+                e.account,
+                e.kind,
+                e.run_id,
+                e.message.as_deref().unwrap_or("(no message)")
+            );
+        }
+    }
+    if snap.leases_reclaimed_24h > 0 {
+        let _ = writeln!(
+            out,
+            "\nruns taken over from a stopped process in 24 h: {}",
+            snap.leases_reclaimed_24h
+        );
+    }
+    out
+}
+
+/// `emag-sync monitor health`: the Nagios plugin line (`EMAG-SYNC WARNING - … | perfdata`)
+/// and its exit code.
+pub fn nagios_line(
+    snap: &Snapshot,
+    report: &emag_sync::status::HealthReport,
+    db_time: std::time::Duration,
+) -> (String, u8) {
+    use crate::commands::monitor::{nagios_code, nagios_word};
+    let conditions = snap.conditions();
+    let level = conditions
+        .iter()
+        .map(|c| c.severity)
+        .max()
+        .unwrap_or(Level::Ok);
+    let live = snap
+        .scheduler
+        .instances
+        .iter()
+        .filter(|i| i.state == emag_sync::status::InstanceState::Live)
+        .count();
+    let kinds: usize = snap
+        .accounts
+        .iter()
+        .map(|a| a.kinds.iter().filter(|k| k.freshness.is_some()).count())
+        .sum();
+    let summary = if conditions.is_empty() {
+        format!(
+            "{} account(s), {kinds} schedule(s) fresh; {live} scheduler instance(s) live",
+            snap.accounts.len()
+        )
+    } else {
+        let mut words: Vec<String> = conditions
+            .iter()
+            .take(3)
+            .map(|c| c.message.clone())
+            .collect();
+        if conditions.len() > 3 {
+            words.push(format!("and {} more", conditions.len() - 3));
+        }
+        words.join("; ")
+    };
+    let mut perf = Vec::new();
+    for a in &snap.accounts {
+        for k in &a.kinds {
+            let Some(f) = k.freshness else { continue };
+            let value = f
+                .age_ms
+                .map_or_else(|| "U".to_owned(), |age| format!("{}s", age / 1000));
+            perf.push(format!(
+                "{}_{}_age={value};{};{};0",
+                a.name,
+                k.kind,
+                f.warn_after_ms / 1000,
+                f.critical_after_ms / 1000
+            ));
+        }
+    }
+    perf.push(format!("instances={live};;;0"));
+    perf.push(format!("db_time={}ms;;;0", db_time.as_millis()));
+    let line = format!(
+        "EMAG-SYNC {} - {summary} | {}",
+        nagios_word(level),
+        perf.join(" ")
+    );
+    (line, nagios_code(report.status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,10 +385,18 @@ mod tests {
     }
 
     #[test]
-    fn a_wide_table_is_wrapped_to_its_width() {
-        let mut t = table(vec!["a", "b"]);
+    fn a_wide_table_wraps_its_prose_column_to_its_width() {
+        let mut t = table(vec!["account", "started", "details"]);
         t.set_width(60);
-        t.add_row(vec!["x".repeat(10), "y ".repeat(100)]);
+        t.add_row(vec![
+            "main".to_owned(),
+            "2026-11-29 23:02:14".to_owned(),
+            "word ".repeat(60),
+        ]);
         assert!(t.lines().all(|l| l.chars().count() <= 60), "{t}");
+        assert!(
+            t.to_string().contains("2026-11-29 23:02:14"),
+            "short columns keep their width: {t}"
+        );
     }
 }

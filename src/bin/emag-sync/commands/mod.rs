@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod demo;
 pub mod export;
 pub mod fleet;
+pub mod monitor;
 pub mod runs;
 pub mod sim;
 pub mod sync;

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use domain::SyncKind;
 
 use super::daemon::local_time;
@@ -53,8 +52,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         println!("no runs yet (start with `emag-sync sync` or `emag-sync start`)");
         return 0;
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_header(vec![
+    let mut table = crate::render::table(vec![
         "run", "account", "kind", "trigger", "state", "attempt", "started", "took", "read",
         "created", "updated", "removed", "requests", "details",
     ]);
