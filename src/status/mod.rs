@@ -15,7 +15,9 @@ use storage::{InstanceRow, KindHistory, RunRow, StorageError, Store};
 
 mod views;
 
-pub use views::{ApiAccount, ApiLogs, ApiScheduler, ApiStatus, Check, HealthReport, HealthStatus};
+pub use views::{
+    rfc3339, ApiAccount, ApiLogs, ApiScheduler, ApiStatus, Check, HealthReport, HealthStatus,
+};
 
 use crate::config::Config;
 use crate::scheduler::{

@@ -17,7 +17,8 @@ async fn a_live_instance(app: &TestApp) {
             host: "monitor-test-host".into(),
             pid: 1,
             version: "0.1.0".into(),
-            started_at: now,
+            // Live for the whole of the last week (the uptime KPI).
+            started_at: now - 8 * 86_400_000,
             heartbeat_at: now + 600_000,
             schedules: 8,
             running: 0,
@@ -59,6 +60,37 @@ async fn monitor_health_follows_the_nagios_plugin_convention(kind: DbKind) {
     );
     assert!(line.contains("fbe_offers_age="), "{line}");
     assert!(line.contains("db_time="), "{line}");
+
+    // The KPIs of the week: every run succeeded.
+    let report = |format: &str| {
+        binary(&sim_vars(&app.sim, &url), dir.path())
+            .args(["report", "--days", "7", "--format", format])
+            .output()
+    };
+    let csv = report("csv").await.expect("report csv");
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let mut rows = csv::Reader::from_reader(&csv.stdout[..]);
+    let rows: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 5, "one row per timed (account, kind)");
+    let offers = rows
+        .iter()
+        .find(|r| &r[0] == "main" && &r[1] == "offers")
+        .expect("main offers");
+    assert_eq!((&offers[3], &offers[4], &offers[6]), ("1", "1", "1.000000"));
+    assert_eq!(&offers[13], "1.000000", "a scheduler was live all week");
+    let json = report("json").await.expect("report json");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(json["days"], 7);
+    let md = report("md").await.expect("report md");
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        md.contains("## KPIs, last 7 day(s)") && md.contains("| main | offers | 1 | 100.00 % met"),
+        "{md}"
+    );
 
     // 40 minutes later by the data's clock: main's half-hourly kinds are stale (35 min),
     // fbe's hourly ones are not (65 min).

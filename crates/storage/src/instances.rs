@@ -22,7 +22,23 @@ pub struct InstanceRow {
     pub stopped_at: Option<i64>,
 }
 
+/// How long the rows of instances that stopped or went silent are kept: the uptime record of
+/// the last 30 days' KPIs, with room to spare.
+pub const INSTANCE_HISTORY_MS: i64 = 35 * 86_400_000;
+
 impl Store {
+    /// When each instance seen since `since` lived: (started_at, last sign of life), for the
+    /// scheduler's uptime.
+    pub async fn instance_lifetimes(&self, since: i64) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT started_at, COALESCE(stopped_at, heartbeat_at) FROM instances \
+             WHERE COALESCE(stopped_at, heartbeat_at) >= $1 ORDER BY started_at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Announces (or re-announces) an instance.
     pub async fn register_instance(&self, i: &InstanceRow) -> Result<()> {
         sqlx::query(
@@ -65,10 +81,11 @@ impl Store {
         Ok(())
     }
 
-    /// Instances that beat after `since`, or stopped after it; older rows are deleted.
+    /// Instances that beat after `since`, or stopped after it. Rows silent for longer than
+    /// [`INSTANCE_HISTORY`] are deleted: until then they are the scheduler's uptime record.
     pub async fn recent_instances(&self, since: i64) -> Result<Vec<InstanceRow>> {
         sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1 AND COALESCE(stopped_at, heartbeat_at) < $1")
-            .bind(since - 86_400_000)
+            .bind(crate::now_ms() - INSTANCE_HISTORY_MS)
             .execute(&self.pool)
             .await?;
         let rows = sqlx::query(

@@ -19,13 +19,14 @@ mod sql;
 
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
-pub use instances::InstanceRow;
+pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
 pub use runs::{
-    ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunLogSummary, RunRequest, RunRow,
+    ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunLogSummary, RunOutcomePoint,
+    RunRequest, RunRow,
 };
 
 /// Errors of the storage layer, classified once here.

@@ -444,6 +444,13 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     })
 }
 
+fn parse_kind(text: &str) -> Result<SyncKind> {
+    text.parse().map_err(|e| StorageError::Corrupt {
+        table: "runs",
+        detail: format!("{e}"),
+    })
+}
+
 fn parse_state(text: &str) -> Result<RunState> {
     text.parse().map_err(|e| StorageError::Corrupt {
         table: "runs",
@@ -495,6 +502,17 @@ pub(crate) async fn add_counts(
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// One finished run, as the KPIs see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcomePoint {
+    pub account: String,
+    pub kind: SyncKind,
+    /// Succeeded or failed.
+    pub state: RunState,
+    pub started_at: i64,
+    pub finished_at: i64,
 }
 
 /// How the runs that ended in a period went (see [`Store::run_log_summary`]).
@@ -600,6 +618,33 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// The finished (succeeded or failed) runs that ended at or after `since`, and the latest
+    /// success of each (account, kind) before it, in run order: what the KPIs are computed from.
+    pub async fn outcomes_since(&self, since: i64) -> Result<Vec<RunOutcomePoint>> {
+        let rows: Vec<(String, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT account, kind, state, started_at, finished_at FROM runs \
+             WHERE id IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' AND finished_at < $1 \
+             GROUP BY account, kind) \
+             UNION ALL SELECT account, kind, state, started_at, finished_at FROM runs \
+             WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') \
+             ORDER BY 1, 2, 5",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(account, kind, state, started_at, finished_at)| {
+                Ok(RunOutcomePoint {
+                    account,
+                    kind: parse_kind(&kind)?,
+                    state: parse_state(&state)?,
+                    started_at: started_at.unwrap_or_default(),
+                    finished_at: finished_at.unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     /// Outcomes of the runs that ended at or after `since`: failures are errors; successes

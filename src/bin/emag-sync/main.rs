@@ -66,6 +66,9 @@ enum Command {
     /// Watch everything: `report` for people, `json` (the body of /api/status), `health`
     /// (Nagios plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with perfdata).
     Monitor(commands::monitor::Args),
+    /// KPIs per account and kind over the last days against the targets (success > 98 %,
+    /// freshness, recovery < 5 min, uptime 99.9 %), as Markdown, JSON or CSV.
+    Report(commands::monitor::ReportArgs),
     /// Print shell completions: `emag-sync completions bash > /etc/bash_completion.d/emag-sync`.
     Completions(commands::monitor::CompletionArgs),
 }
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Monitor(args) => commands::monitor::run(env_file, args).await,
+            Command::Report(args) => commands::monitor::report(env_file, &args).await,
             Command::Completions(args) => commands::monitor::completions::<Cli>(&args),
         }
     });

@@ -372,6 +372,117 @@ pub fn nagios_line(
     (line, nagios_code(report.status))
 }
 
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_owned(), |s| format!("{:.2} %", s * 100.0))
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "-",
+    }
+}
+
+/// The KPIs as a Markdown report.
+pub fn kpi_markdown(k: &emag_sync::analytics::Kpis) -> String {
+    let t = &k.targets;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## KPIs, last {} day(s) ({} – {})\n",
+        k.days,
+        local_time(k.from),
+        local_time(k.to)
+    );
+    let _ = writeln!(
+        out,
+        "Scheduler uptime: {} (target {:.1} %): {}\n",
+        percent(k.uptime),
+        t.uptime * 100.0,
+        verdict(k.uptime.map(|u| u >= t.uptime))
+    );
+    let _ = writeln!(
+        out,
+        "| account | kind | runs | success rate (> {:.0} %) | fresh within threshold (> {:.0} %) | threshold | recoveries | recovery p50 / max (< {}) |",
+        t.success_rate * 100.0,
+        t.freshness_share * 100.0,
+        age(t.recovery_ms)
+    );
+    let _ = writeln!(out, "|---|---|---:|---|---|---:|---:|---|");
+    for r in &k.kinds {
+        let [rate, fresh, recovery] = r.meets(t);
+        let recovery_text = match (r.recovery_p50_ms, r.recovery_max_ms) {
+            (Some(p50), Some(max)) => format!("{} / {} {}", age(p50), age(max), verdict(recovery)),
+            _ => "-".to_owned(),
+        };
+        let failing = r
+            .failing_since
+            .map(|s| format!(" (failing since {})", local_time(s)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} {} | {} {} | {} | {}{failing} | {recovery_text} |",
+            r.account,
+            r.kind,
+            r.runs,
+            percent(r.success_rate),
+            verdict(rate),
+            percent(Some(r.freshness_share)),
+            verdict(fresh),
+            age(r.freshness_threshold_ms),
+            r.recoveries,
+        );
+    }
+    out
+}
+
+/// The KPIs as CSV, one row per account and kind (uptime repeated on each row).
+pub fn kpi_csv(k: &emag_sync::analytics::Kpis, out: impl std::io::Write) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "account",
+        "kind",
+        "days",
+        "runs",
+        "succeeded",
+        "failed",
+        "success_rate",
+        "freshness_share",
+        "freshness_threshold_s",
+        "recoveries",
+        "recovery_p50_s",
+        "recovery_max_s",
+        "failing_since",
+        "uptime",
+    ])?;
+    let opt = |v: Option<i64>| v.map(|v| (v / 1000).to_string()).unwrap_or_default();
+    for r in &k.kinds {
+        w.write_record([
+            r.account.clone(),
+            r.kind.to_string(),
+            k.days.to_string(),
+            r.runs.to_string(),
+            r.succeeded.to_string(),
+            r.failed.to_string(),
+            r.success_rate
+                .map(|s| format!("{s:.6}"))
+                .unwrap_or_default(),
+            format!("{:.6}", r.freshness_share),
+            (r.freshness_threshold_ms / 1000).to_string(),
+            r.recoveries.to_string(),
+            opt(r.recovery_p50_ms),
+            opt(r.recovery_max_ms),
+            r.failing_since
+                .and_then(emag_sync::status::rfc3339)
+                .unwrap_or_default(),
+            k.uptime.map(|u| format!("{u:.6}")).unwrap_or_default(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use emag_sync::analytics::Kpis;
 use emag_sync::status::{ApiStatus, HealthReport, HealthStatus, Level, Snapshot};
 use storage::Store;
 
@@ -47,10 +48,11 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
     match args.what {
         What::Health(h) => health(env_file, &h).await,
         What::Report => {
-            let Some(snapshot) = read(env_file).await else {
+            let Some((snapshot, kpis)) = read_with_kpis(env_file).await else {
                 return 1;
             };
             print!("{}", render::report_text(&snapshot));
+            print!("\n{}", render::kpi_markdown(&kpis));
             0
         }
         What::Json => {
@@ -79,6 +81,22 @@ async fn read(env_file: Option<&Path>) -> Option<Snapshot> {
     };
     match Snapshot::read(&config, &store).await {
         Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("error: cannot read the scheduler's state from the database: {e}");
+            None
+        }
+    }
+}
+
+async fn read_with_kpis(env_file: Option<&Path>) -> Option<(Snapshot, Kpis)> {
+    let (config, store) = super::load_config_and_store(env_file).await.ok()?;
+    let read = async {
+        let snapshot = Snapshot::read(&config, &store).await?;
+        let kpis = Kpis::read(&config, &store, 7, snapshot.taken_at).await?;
+        Ok::<_, storage::StorageError>((snapshot, kpis))
+    };
+    match read.await {
+        Ok(both) => Some(both),
         Err(e) => {
             eprintln!("error: cannot read the scheduler's state from the database: {e}");
             None
@@ -143,6 +161,55 @@ pub fn nagios_word(level: Level) -> &'static str {
         Level::Warning => "WARNING",
         Level::Critical => "CRITICAL",
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The window: the last N days.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=30))]
+    days: u32,
+    /// Markdown (for people and tickets), JSON or CSV (one row per account and kind).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Md,
+    Json,
+    Csv,
+}
+
+/// `emag-sync report`: the KPIs of the last days.
+pub async fn report(env_file: Option<&Path>, args: &ReportArgs) -> u8 {
+    let (config, store) = match super::load_config_and_store(env_file).await {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let kpis = match Kpis::read(&config, &store, args.days, storage::now_ms()).await {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: cannot read the run history from the database: {e}");
+            return 1;
+        }
+    };
+    match args.format {
+        ReportFormat::Md => print!("{}", render::kpi_markdown(&kpis)),
+        ReportFormat::Json => match serde_json::to_string_pretty(&kpis) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot write the KPIs as JSON: {e}");
+                return 1;
+            }
+        },
+        ReportFormat::Csv => {
+            if let Err(e) = render::kpi_csv(&kpis, std::io::stdout().lock()) {
+                eprintln!("error: cannot write the KPIs as CSV: {e}");
+                return 1;
+            }
+        }
+    }
+    0
 }
 
 #[derive(Debug, clap::Args)]
