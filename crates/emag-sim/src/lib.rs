@@ -181,6 +181,16 @@ impl Simulator {
         self.state.mutate(account, m)
     }
 
+    /// Applies `m` to `account` right after the simulator has taken page `page` of the
+    /// account's offer listing (`product_offer/read` without filters) and before it answers
+    /// it: the catalog changes while a client pages through it, at the page boundary the test
+    /// chose, whatever the timing. Each queued change is applied once, at the first such read
+    /// (a failing one is logged and dropped). Reads with filters (by `id`, `status`, …) never
+    /// trigger it.
+    pub fn mutate_after_offer_page(&self, account: &str, page: u32, m: Mutation) {
+        self.state.mutate_after_offer_page(account, page, m);
+    }
+
     /// The simulator clock: epoch plus elapsed (tokio) time plus `AdvanceClock` jumps.
     pub fn now(&self) -> chrono::NaiveDateTime {
         self.state.clock.now()

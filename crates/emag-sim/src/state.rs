@@ -205,6 +205,18 @@ pub(crate) struct SimState {
     pub(crate) journal: Journal,
     /// Flipped on graceful shutdown so hanging requests stop hanging.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Changes waiting for a page of an account's offer listing to be served
+    /// (`Simulator::mutate_after_offer_page`).
+    after_offer_page: Mutex<Vec<PagedMutation>>,
+}
+
+/// A change applied once, right after page `page` of `account`'s unfiltered offer listing
+/// was taken.
+#[derive(Debug)]
+struct PagedMutation {
+    account: String,
+    page: u32,
+    mutation: Mutation,
 }
 
 fn generate_account(config: &SimConfig, index: usize, spec: &AccountSpec) -> AccountData {
@@ -287,6 +299,7 @@ impl SimState {
             faults: FaultState::new(config.faults.clone(), config.seed),
             journal: Journal::default(),
             shutdown,
+            after_offer_page: Mutex::default(),
             accounts,
             config,
         }
@@ -301,6 +314,44 @@ impl SimState {
 
     pub(crate) fn account_by_username(&self, username: &str) -> Option<&AccountState> {
         self.accounts.iter().find(|a| a.spec.username == username)
+    }
+
+    /// Queues `mutation` for when page `page` of `account`'s unfiltered offer listing has
+    /// been read.
+    pub(crate) fn mutate_after_offer_page(&self, account: &str, page: u32, mutation: Mutation) {
+        self.pending_page_mutations().push(PagedMutation {
+            account: account.to_owned(),
+            page,
+            mutation,
+        });
+    }
+
+    /// Applies (once) the changes queued for this page of the listing. Called after the
+    /// page's content was taken and before it is answered, so a client paging through the
+    /// catalog sees the change from its next request on — exactly between two pages.
+    pub(crate) fn offer_page_served(&self, account: &str, page: u32) {
+        let due: Vec<Mutation> = {
+            let mut pending = self.pending_page_mutations();
+            if pending.is_empty() {
+                return;
+            }
+            let (due, kept): (Vec<_>, Vec<_>) = pending
+                .drain(..)
+                .partition(|p| p.account == account && p.page == page);
+            *pending = kept;
+            due.into_iter().map(|p| p.mutation).collect()
+        };
+        for mutation in due {
+            if let Err(e) = self.mutate(account, mutation) {
+                tracing::warn!(account = account, page, error = %e, "a mutation queued for an offer page failed");
+            }
+        }
+    }
+
+    fn pending_page_mutations(&self) -> std::sync::MutexGuard<'_, Vec<PagedMutation>> {
+        self.after_offer_page
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn mutate(

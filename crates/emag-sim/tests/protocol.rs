@@ -1276,3 +1276,34 @@ async fn wait_for_request_returns_once_a_matching_request_was_answered() {
     assert_eq!(already_recorded.seq, 1);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_mutation_queued_after_an_offer_page_lands_between_that_page_and_the_next() {
+    let h = Harness::start(config()).await;
+    h.running
+        .sim
+        .mutate_after_offer_page("main", 1, Mutation::RemoveOffer { id: 5 });
+
+    let by_id = h.offers_page(&h.main(), json!({"id": 7})).await;
+    let untouched = h.running.sim.offers("main").len();
+    let first = h
+        .offers_page(&h.main(), json!({"currentPage": 1, "itemsPerPage": 100}))
+        .await;
+    let second = h
+        .offers_page(&h.main(), json!({"currentPage": 2, "itemsPerPage": 100}))
+        .await;
+
+    assert_eq!(by_id.len(), 1, "a filtered read does not trigger it");
+    assert_eq!(untouched, 230);
+    assert!(
+        first.iter().any(|o| o.id == 5),
+        "page 1 was taken before the change"
+    );
+    assert_eq!(
+        second.first().map(|o| o.id),
+        Some(102),
+        "offer 101 moved up into page 1, after it was read"
+    );
+    assert_eq!(h.running.sim.offers("main").len(), 229);
+    h.shutdown().await;
+}

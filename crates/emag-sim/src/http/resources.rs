@@ -102,7 +102,11 @@ fn offers(
     let reply = if count {
         Reply::ok(&page.count_result(account.offer_count(&filter)))
     } else {
-        Reply::ok(&account.offer_page(&filter, page))
+        let offers = account.offer_page(&filter, page);
+        if filter.is_empty() {
+            state.offer_page_served(account.name(), page.current);
+        }
+        Reply::ok(&offers)
     };
     Ok(Handled {
         reply,
