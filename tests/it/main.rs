@@ -4,7 +4,6 @@
 mod cli;
 mod daemon;
 mod faults;
-mod fleet;
 mod monitor;
 mod offers;
 mod open;

@@ -623,7 +623,9 @@ impl Store {
     /// The finished (succeeded or failed) runs that ended at or after `since`, and the latest
     /// success of each (account, kind) before it, in run order: what the KPIs are computed from.
     pub async fn outcomes_since(&self, since: i64) -> Result<Vec<RunOutcomePoint>> {
-        let rows: Vec<(String, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        /// account, kind, state, started_at, finished_at
+        type Outcome = (String, String, String, Option<i64>, Option<i64>);
+        let rows: Vec<Outcome> = sqlx::query_as(
             "SELECT account, kind, state, started_at, finished_at FROM runs \
              WHERE id IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' AND finished_at < $1 \
              GROUP BY account, kind) \

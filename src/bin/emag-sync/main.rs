@@ -61,8 +61,6 @@ enum Command {
     Migrate,
     /// Start the simulator, sync a MAIN and an FBE account into SQLite, show what was stored.
     Demo(commands::demo::Args),
-    /// Measure sync throughput and memory against the simulator (limits off).
-    Bench(commands::bench::Args),
     /// Watch everything: `report` for people, `json` (the body of /api/status), `health`
     /// (Nagios plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with perfdata).
     Monitor(commands::monitor::Args),
@@ -101,7 +99,6 @@ fn main() -> ExitCode {
             Command::Sim(args) => commands::sim::run(args).await,
             Command::Migrate => commands::migrate(env_file).await,
             Command::Demo(args) => commands::demo::run(args).await,
-            Command::Bench(args) => commands::bench::run(args).await,
             Command::Monitor(args) => commands::monitor::run(env_file, args).await,
             Command::Report(args) => commands::monitor::report(env_file, &args).await,
             Command::Completions(args) => commands::monitor::completions::<Cli>(&args),

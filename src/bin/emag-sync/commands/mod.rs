@@ -1,11 +1,8 @@
 //! The subcommands. Each parses its flags, loads what it needs and returns an exit code.
 
-pub mod bench;
-pub mod bench_scheduler;
 pub mod daemon;
 pub mod demo;
 pub mod export;
-pub mod fleet;
 pub mod monitor;
 pub mod runs;
 pub mod sim;

@@ -1,4 +1,4 @@
-//! `emag-sync bench fleet`: the multi-instance acceptance measurement.
+//! `emag-bench fleet`: the multi-instance acceptance measurement.
 //!
 //! Several `emag-sync start` processes share one fresh PostgreSQL database and schedule the
 //! same accounts of an in-process simulator (eMAG rate limits on) whose data changes every
@@ -35,7 +35,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 
-use crate::output::init_logging;
+use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -247,7 +247,7 @@ pub async fn run(args: Args) -> u8 {
     // (`kill_on_drop`), so none is left running against the database.
     let outcome = tokio::select! {
         outcome = Box::pin(fleet(&args)) => outcome,
-        () = super::sync::shutdown_signal() => {
+        () = crate::shutdown_signal() => {
             eprintln!("bench fleet interrupted: instances killed; the database and logs are left as they were");
             return 130;
         }
@@ -636,23 +636,17 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
     let seed = args.seed.unwrap_or_else(seed_from_clock);
     let mut rng = Rng(seed);
     let moment = args.kill_moment.resolve(&mut rng);
-    let exe = std::env::current_exe().context("cannot find the emag-sync executable")?;
+    let exe = emag_sync_exe()?;
     let db_name = args
         .database
         .clone()
         .unwrap_or_else(|| format!("emag_fleet_{}", std::process::id()));
-    if db_name.is_empty()
-        || !db_name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        bail!("--database must be lowercase letters, digits and _ (got {db_name:?})");
-    }
+    crate::engine::check_own_database(&db_name).context("--database")?;
     let dir = std::env::temp_dir().join(format!("emag-sync-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
 
-    let db_url = super::bench::fresh_postgres(&args.postgres, &db_name)
+    let db_url = crate::engine::fresh_postgres(&args.postgres, &db_name)
         .await
         .with_context(|| {
             format!(
@@ -2026,6 +2020,9 @@ fn judge(report: &mut Report, kill: Option<KillReport>, lease_ttl: Duration, sep
 
 async fn drop_database(admin: &str, name: &str) {
     use sqlx::{Connection, Executor};
+    if crate::engine::check_own_database(name).is_err() {
+        return;
+    }
     if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
         let _ = conn
             .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())

@@ -1,4 +1,4 @@
-//! `emag-sync bench`: offers per second into SQLite and PostgreSQL, and the peak memory of
+//! `emag-bench sync`: offers per second into SQLite and PostgreSQL, and the peak memory of
 //! the syncing process, at several catalog sizes. The simulator runs as a process of its own
 //! (limits off) and each sync is a child `emag-sync sync`, so the memory figure is the sync's
 //! alone. Figures are printed; nothing here asserts timings.
@@ -7,30 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use crate::output::init_logging;
+use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
-    #[command(subcommand)]
-    what: Option<What>,
-    #[command(flatten)]
-    offers: OffersArgs,
-}
-
-/// The other benchmarks; without one, `bench` measures offer-sync throughput.
-#[derive(Debug, clap::Subcommand)]
-enum What {
-    /// Lateness of run starts: many schedules on one scheduler instance, against the
-    /// simulator, on SQLite and PostgreSQL.
-    Scheduler(super::bench_scheduler::Args),
-    /// Several `start` processes sharing one PostgreSQL schedule, one of them killed:
-    /// duplicate and overlapping runs, takeover time, data equal to the simulator's.
-    Fleet(super::fleet::Args),
-}
-
-#[derive(Debug, clap::Args)]
-struct OffersArgs {
     /// Catalog sizes (offers) to measure.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     sizes: Vec<u32>,
@@ -84,8 +64,29 @@ pub fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Re
     Ok(SimProcess { child, base_url })
 }
 
+/// Databases the benchmarks create and drop carry one of these prefixes; no other name is ever
+/// dropped, whatever a flag says.
+pub const OWN_DATABASE_PREFIXES: [&str; 2] = ["emag_bench_", "emag_fleet_"];
+
+/// Refuses a database name the benchmarks did not make their own.
+pub fn check_own_database(name: &str) -> anyhow::Result<()> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain || !OWN_DATABASE_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        anyhow::bail!(
+            "refusing to drop and create the database {name:?}: benchmark databases are named \
+             emag_bench_* or emag_fleet_* (lowercase letters, digits, _)"
+        );
+    }
+    Ok(())
+}
+
+/// Drops (if it exists) and creates a benchmark database; returns its URL.
 pub async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
     use sqlx::{Connection, Executor};
+    check_own_database(name)?;
     let mut conn = sqlx::PgConnection::connect(admin).await?;
     conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await?;
@@ -96,13 +97,8 @@ pub async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: Args) -> u8 {
-    match args.what {
-        Some(What::Scheduler(args)) => return super::bench_scheduler::run(args).await,
-        Some(What::Fleet(args)) => return super::fleet::run(args).await,
-        None => {}
-    }
     init_logging("warn");
-    match bench(args.offers).await {
+    match bench(args).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: benchmark failed: {e:#}");
@@ -111,8 +107,8 @@ pub async fn run(args: Args) -> u8 {
     }
 }
 
-async fn bench(args: OffersArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let exe = emag_sync_exe()?;
     let dir = tempfile_dir()?;
     if let Some(offers) = args.rate_limited_offers {
         let sim = start_sim(&exe, offers, true)?;

@@ -1,4 +1,4 @@
-//! `emag-sync bench fleet` end to end, small: two `start` processes on one PostgreSQL
+//! `emag-bench fleet` end to end, small: two `start` processes on one PostgreSQL
 //! database, one SIGKILLed while it holds a run; no duplicate or overlapping runs, the run is
 //! taken over and completed, the data equals the simulator's.
 
@@ -11,9 +11,17 @@ use tokio::process::Command;
 async fn a_small_fleet_with_a_killed_instance_passes_the_acceptance_checks() {
     let database = format!("emag_fleet_t_{}", std::process::id());
     // tokio's Command, so the test runtime is never blocked on the child.
-    let child = Command::new(env!("CARGO_BIN_EXE_emag-sync"))
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_emag-bench"));
+    let emag_sync = bench.with_file_name("emag-sync");
+    assert!(
+        emag_sync.is_file(),
+        "{} is missing: run the suite with `cargo test --workspace` (it builds emag-sync too)",
+        emag_sync.display()
+    );
+    let child = Command::new(bench)
         .args([
-            "bench",
+            "--emag-sync",
+            emag_sync.to_str().expect("utf-8 path"),
             "fleet",
             "--instances",
             "2",

@@ -1,4 +1,4 @@
-//! `emag-sync bench scheduler`: how late do runs start when one instance serves many
+//! `emag-bench scheduler`: how late do runs start when one instance serves many
 //! schedules? N accounts on an in-process simulator (limits off, one request per run: the
 //! `returns` kind of an account without returns), one scheduler, real store. Every
 //! scheduled run records its slot (the grid time it was due) and its start; lateness is the
@@ -15,8 +15,8 @@ use emag_sync::sync::SyncContext;
 use sqlx::Row;
 use storage::Store;
 
-use super::bench::fresh_postgres;
-use crate::output::{init_logging, peak_rss_kib};
+use crate::engine::fresh_postgres;
+use crate::{init_logging, peak_rss_kib};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

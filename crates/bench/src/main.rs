@@ -1,0 +1,123 @@
+//! `emag-bench`: the benchmarks of emag-sync and its multi-instance acceptance harness, kept
+//! out of the product binary. They drive a real `emag-sync` binary (by default the one beside
+//! this program: build both with `cargo build --release --workspace`) against the simulator,
+//! print figures, and assert no timings.
+//!
+//! - `emag-bench sync`: offer-sync throughput and peak memory at several catalog sizes.
+//! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
+//! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
+
+mod engine;
+mod fleet;
+mod scheduler;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "emag-bench",
+    version,
+    about = "Benchmarks of emag-sync (figures, no assertions on timings)"
+)]
+struct Cli {
+    /// The emag-sync binary to measure (default: `emag-sync` beside this program).
+    #[arg(long, global = true, value_name = "PATH")]
+    emag_sync: Option<PathBuf>,
+
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// Offers per second into SQLite and PostgreSQL and the sync's peak memory, per catalog
+    /// size (simulator limits off), or the request rate with eMAG's limits on.
+    Sync(engine::Args),
+    /// Lateness of run starts: many schedules on one scheduler instance, on SQLite and
+    /// PostgreSQL.
+    Scheduler(scheduler::Args),
+    /// Several `start` processes sharing one PostgreSQL schedule, one of them killed at a
+    /// chosen moment: duplicate and overlapping runs, takeover time, hot loops, data equal to
+    /// the simulator's.
+    Fleet(fleet::Args),
+}
+
+static EMAG_SYNC: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The `emag-sync` binary the benchmarks run: `--emag-sync`, or the one beside this program.
+pub fn emag_sync_exe() -> anyhow::Result<PathBuf> {
+    if let Some(Some(path)) = EMAG_SYNC.get() {
+        return Ok(path.clone());
+    }
+    let here = std::env::current_exe()?;
+    let beside = here.with_file_name(format!("emag-sync{}", std::env::consts::EXE_SUFFIX));
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    anyhow::bail!(
+        "no emag-sync binary at {}: build it too (`cargo build --release --workspace`) or pass --emag-sync PATH",
+        beside.display()
+    )
+}
+
+/// Logs to stderr at `level`, unless RUST_LOG says otherwise.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Peak resident memory of this process in KiB (VmHWM), where the OS tells it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = EMAG_SYNC.set(cli.emag_sync.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.what {
+            What::Sync(args) => engine::run(args).await,
+            What::Scheduler(args) => scheduler::run(args).await,
+            What::Fleet(args) => fleet::run(args).await,
+        }
+    });
+    ExitCode::from(code)
+}
