@@ -32,7 +32,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Which rate bucket a route counts against (emag-api.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouteClass {
     Orders,
     Other,
@@ -46,6 +46,42 @@ impl RouteClass {
             RouteClass::Other
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::Orders => "orders",
+            RouteClass::Other => "other",
+        }
+    }
+}
+
+/// How eMAG answered one HTTP request: its status code, or no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResponseCode {
+    Http(u16),
+    /// No answer within `EMAG_API_TIMEOUT`.
+    Timeout,
+    /// No answer: the connection failed (DNS, refused, TLS, reset).
+    Transport,
+}
+
+impl std::fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseCode::Http(code) => write!(f, "{code}"),
+            ResponseCode::Timeout => f.write_str("timeout"),
+            ResponseCode::Transport => f.write_str("transport"),
+        }
+    }
+}
+
+/// How many HTTP requests of a client got one kind of answer (see
+/// [`EmagClient::request_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCount {
+    pub route_class: RouteClass,
+    pub code: ResponseCode,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +143,9 @@ struct Counters {
     requests: AtomicU64,
     rate_limited: AtomicU64,
     retries: AtomicU64,
+    /// Requests by route class and answer. A lock per HTTP request costs nothing next to the
+    /// request; the map holds a handful of keys.
+    by_answer: std::sync::Mutex<std::collections::BTreeMap<(RouteClass, ResponseCode), u64>>,
 }
 
 /// One page of a paginated read.
@@ -172,6 +211,34 @@ impl EmagClient {
         }
     }
 
+    /// HTTP requests sent since the client was built, by route class and answer (429s
+    /// included), in a stable order.
+    pub fn request_counts(&self) -> Vec<RequestCount> {
+        self.answers()
+            .iter()
+            .map(|(&(route_class, code), &count)| RequestCount {
+                route_class,
+                code,
+                count,
+            })
+            .collect()
+    }
+
+    fn answers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(RouteClass, ResponseCode), u64>>
+    {
+        // A panic while counting leaves a consistent map: keep counting.
+        self.counters
+            .by_answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn count_answer(&self, class: RouteClass, code: ResponseCode) {
+        *self.answers().entry((class, code)).or_insert(0) += 1;
+    }
+
     /// Calls `{resource}/{action}` with `{"data": data}`, pacing, waiting out 429s and
     /// retrying retryable failures. Returns the decoded envelope.
     pub async fn call(
@@ -195,7 +262,7 @@ impl EmagClient {
         loop {
             self.limiters.acquire(class).await;
             let started = Instant::now();
-            let result = self.send_once(&url, &body).await;
+            let result = self.send_once(class, &url, &body).await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match result {
                 Ok(SendOutcome::Answer(env)) => Ok(env),
@@ -248,7 +315,12 @@ impl EmagClient {
         }
     }
 
-    async fn send_once(&self, url: &str, body: &[u8]) -> Result<SendOutcome, EmagError> {
+    async fn send_once(
+        &self,
+        class: RouteClass,
+        url: &str,
+        body: &[u8],
+    ) -> Result<SendOutcome, EmagError> {
         let creds = &self.config.credentials;
         let response = self
             .http
@@ -258,8 +330,17 @@ impl EmagClient {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| {
+                let e = self.transport_error(&e);
+                let code = match e {
+                    EmagError::Timeout { .. } => ResponseCode::Timeout,
+                    _ => ResponseCode::Transport,
+                };
+                self.count_answer(class, code);
+                e
+            })?;
         let status = response.status().as_u16();
+        self.count_answer(class, ResponseCode::Http(status));
         if status == 429 {
             return Ok(SendOutcome::RateLimited);
         }

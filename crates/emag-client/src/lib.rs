@@ -13,7 +13,10 @@ mod error;
 mod money;
 mod ratelimit;
 
-pub use client::{ClientConfig, ClientStats, Credentials, EmagClient, Page, RouteClass};
+pub use client::{
+    ClientConfig, ClientStats, Credentials, EmagClient, Page, RequestCount, ResponseCode,
+    RouteClass,
+};
 pub use envelope::{Count, Envelope};
 pub use error::EmagError;
 pub use money::{Money, MoneyParseError};

@@ -16,6 +16,7 @@ mod orders;
 mod reference;
 mod runs;
 mod sql;
+mod totals;
 
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
@@ -28,6 +29,7 @@ pub use runs::{
     ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunLogSummary, RunOutcomePoint,
     RunRequest, RunRow,
 };
+pub use totals::{ActiveRunCounts, RunTotals};
 
 /// Errors of the storage layer, classified once here.
 #[derive(Debug, thiserror::Error)]

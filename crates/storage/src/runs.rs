@@ -327,6 +327,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), run.id)?;
+        // In the same transaction: the totals of /metrics never miss or double a run.
+        crate::totals::add_run_to_totals(&mut tx, run.id).await?;
         sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
             .bind(run.id)
             .execute(&mut *tx)

@@ -90,6 +90,7 @@ on_both_backends!(
     a_scheduled_slot_gets_one_run_even_after_it_finished,
     histories_count_the_failures_since_the_last_success,
     a_schema_newer_than_this_build_is_refused_naming_both_versions,
+    run_totals_count_every_ended_run_and_outlive_pruning,
 );
 
 /// One finished run of (account, kind) with the given outcome.
@@ -608,4 +609,74 @@ async fn a_schema_newer_than_this_build_is_refused_naming_both_versions(kind: Db
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
     }
+}
+
+async fn run_totals_count_every_ended_run_and_outlive_pruning(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    finished(&store, "main", SyncKind::Offers, true).await;
+    finished(&store, "main", SyncKind::Offers, true).await;
+    finished(&store, "main", SyncKind::Offers, false).await;
+    // A run taken over from a dead holder counts as reclaimed, while active and once ended.
+    assert_eq!(store.run_totals_version().await.expect("version"), 3);
+    let BeginRun::Started(_) = begin(&store, "fbe", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let BeginRun::Resumed { run, .. } = begin(&store, "fbe", "h2", dead).await else {
+        panic!("expected a takeover")
+    };
+    let active = store.active_run_counts().await.expect("active");
+    assert_eq!((active.running, active.reclaimed), (1, 1));
+    let extra = RunCounts {
+        created: 5,
+        requests: 7,
+        rate_limit_waits: 2,
+        ..Default::default()
+    };
+    store
+        .finish_run(&run, &RunOutcome::Succeeded, &extra, None)
+        .await
+        .expect("finish");
+    assert_eq!(
+        store.active_run_counts().await.expect("active"),
+        storage::ActiveRunCounts::default()
+    );
+
+    let totals = store.run_totals().await.expect("totals");
+    let find = |account: &str, outcome: RunState| {
+        totals
+            .iter()
+            .find(|t| t.account == account && t.outcome == outcome)
+            .cloned()
+            .expect("a totals row")
+    };
+    assert_eq!(totals.len(), 3, "{totals:?}");
+    let ok = find("main", RunState::Succeeded);
+    assert_eq!(
+        (ok.kind, ok.trigger, ok.runs),
+        (SyncKind::Offers, RunTrigger::Manual, 2)
+    );
+    assert!(ok.last_started_at.is_some() && ok.last_finished_at >= ok.last_started_at);
+    assert_eq!(find("main", RunState::Failed).runs, 1);
+    let fbe = find("fbe", RunState::Succeeded);
+    assert_eq!(
+        (
+            fbe.runs,
+            fbe.created,
+            fbe.requests,
+            fbe.rate_limit_waits,
+            fbe.reclaimed
+        ),
+        (1, 5, 7, 2, 1)
+    );
+
+    // Pruning the history keeps the counters: they only ever grow.
+    assert_eq!(
+        store
+            .prune_runs(storage::now_ms() + 1)
+            .await
+            .expect("prune"),
+        4
+    );
+    assert_eq!(store.run_totals().await.expect("totals"), totals);
+    assert_eq!(store.run_totals_version().await.expect("version"), 4);
 }
