@@ -15,6 +15,12 @@ use secrecy::SecretString;
 /// Default store: an SQLite file next to where the command runs.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/emag-sync.db";
 
+/// Where the dashboard listens unless told otherwise: this machine only (the seed's port).
+pub const DEFAULT_DASHBOARD_BIND: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8001);
+/// The shortest dashboard token accepted: it guards mutations and any non-loopback address.
+pub const MIN_DASHBOARD_TOKEN_LEN: usize = 16;
+
 /// One problem with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -228,6 +234,17 @@ pub struct Config {
     /// How old data may be before it is critical (`EMAG_FRESHNESS_CRITICAL`, minutes); by
     /// default twice the warning threshold of each kind.
     pub freshness_critical: Option<Duration>,
+    pub dashboard: DashboardSettings,
+}
+
+/// The HTTP server: dashboard, JSON API, health and metrics (`EMAG_DASHBOARD_*`).
+#[derive(Debug, Clone)]
+pub struct DashboardSettings {
+    /// Where it listens (`EMAG_DASHBOARD_BIND`, default 127.0.0.1:8001; `--bind` overrides).
+    pub bind: std::net::SocketAddr,
+    /// The bearer token of mutations (`EMAG_DASHBOARD_TOKEN`); without one the server only
+    /// listens on loopback addresses. Never served or logged.
+    pub token: Option<SecretString>,
 }
 
 /// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
@@ -561,8 +578,10 @@ impl Parser<'_> {
                     .max(1),
             )
         });
+        let dashboard = self.dashboard();
         let accounts = self.accounts();
         Config {
+            dashboard,
             freshness_critical,
             freshness_target,
             instance_name,
@@ -579,6 +598,40 @@ impl Parser<'_> {
             sync,
             log_level,
             log_retention_days,
+        }
+    }
+
+    fn dashboard(&mut self) -> DashboardSettings {
+        let bind = match self.get("EMAG_DASHBOARD_BIND") {
+            None => DEFAULT_DASHBOARD_BIND,
+            Some(text) => match text.parse() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    self.problem(
+                        "EMAG_DASHBOARD_BIND",
+                        format!("{text:?} is not an address with a port"),
+                        "write e.g. 127.0.0.1:8001 (this machine only) or 0.0.0.0:8001 (every \
+                         interface, needs EMAG_DASHBOARD_TOKEN)",
+                    );
+                    DEFAULT_DASHBOARD_BIND
+                }
+            },
+        };
+        let token = self.get("EMAG_DASHBOARD_TOKEN").map(str::to_owned);
+        if token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < MIN_DASHBOARD_TOKEN_LEN)
+        {
+            // The value itself is never repeated.
+            self.problem(
+                "EMAG_DASHBOARD_TOKEN",
+                format!("shorter than {MIN_DASHBOARD_TOKEN_LEN} characters: too easy to guess"),
+                "generate one, e.g. `openssl rand -hex 32`",
+            );
+        }
+        DashboardSettings {
+            bind,
+            token: token.map(SecretString::from),
         }
     }
 
@@ -983,6 +1036,50 @@ mod tests {
             };
             assert!(s.heartbeat_every() * 4 <= s.stale_after, "{secs}");
         }
+    }
+
+    #[test]
+    fn the_dashboard_listens_on_loopback_by_default_and_takes_a_long_token() {
+        let base = [("EMAG_API_USERNAME", "m"), ("EMAG_API_PASSWORD", "p")];
+        let c = Config::from_vars(&vars(&base)).expect("valid");
+        assert_eq!(c.dashboard.bind, "127.0.0.1:8001".parse().expect("addr"));
+        assert!(c.dashboard.token.is_none());
+
+        let with = |extra: &[(&str, &str)]| {
+            let mut v = vars(&base);
+            v.extend(vars(extra));
+            Config::from_vars(&v)
+        };
+        let token = "0123456789abcdef0123";
+        let c = with(&[
+            ("EMAG_DASHBOARD_BIND", "0.0.0.0:9000"),
+            ("EMAG_DASHBOARD_TOKEN", token),
+        ])
+        .expect("valid");
+        assert_eq!(c.dashboard.bind, "0.0.0.0:9000".parse().expect("addr"));
+        assert_eq!(
+            c.dashboard.token.as_ref().map(|t| t.expose_secret()),
+            Some(token)
+        );
+        assert!(
+            !format!("{c:?}").contains(token),
+            "the token never shows in Debug"
+        );
+        let c = with(&[("EMAG_DASHBOARD_BIND", "[::1]:8001")]).expect("IPv6");
+        assert!(c.dashboard.bind.ip().is_loopback());
+
+        let err = with(&[
+            ("EMAG_DASHBOARD_BIND", "localhost"),
+            ("EMAG_DASHBOARD_TOKEN", "short-secret"),
+        ])
+        .expect_err("both wrong");
+        let variables: Vec<&str> = err.0.iter().map(|p| p.variable.as_str()).collect();
+        assert_eq!(
+            variables,
+            ["EMAG_DASHBOARD_BIND", "EMAG_DASHBOARD_TOKEN"],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("short-secret"), "{err}");
     }
 
     #[test]

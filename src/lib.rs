@@ -11,6 +11,7 @@ pub mod config;
 pub mod scheduler;
 pub mod status;
 pub mod sync;
+pub mod web;
 
 /// This process's identity in run leases: `host:pid:nonce`. The nonce keeps two processes
 /// that reuse a pid apart.

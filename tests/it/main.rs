@@ -11,3 +11,4 @@ mod orders;
 mod scheduler;
 mod support;
 mod takeover;
+mod web;

@@ -69,6 +69,9 @@ enum Command {
     Report(commands::monitor::ReportArgs),
     /// Print shell completions: `emag-sync completions bash > /etc/bash_completion.d/emag-sync`.
     Completions(commands::monitor::CompletionArgs),
+    /// Serve the dashboard's HTTP endpoints: /api/status, /health, /livez, /readyz, /metrics
+    /// (default 127.0.0.1:8001; another address needs EMAG_DASHBOARD_TOKEN).
+    Dashboard(commands::dashboard::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Monitor(args) => commands::monitor::run(env_file, args).await,
             Command::Report(args) => commands::monitor::report(env_file, &args).await,
             Command::Completions(args) => commands::monitor::completions::<Cli>(&args),
+            Command::Dashboard(args) => commands::dashboard::run(env_file, args).await,
         }
     });
     ExitCode::from(code)

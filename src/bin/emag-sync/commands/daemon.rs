@@ -22,6 +22,10 @@ pub struct StartArgs {
     /// Set by `start --detach` for the scheduler it starts: the socket to report readiness to.
     #[arg(long, hide = true, value_name = "SOCKET")]
     ready_socket: Option<PathBuf>,
+    /// Do not serve the dashboard (EMAG_DASHBOARD_BIND, default 127.0.0.1:8001) beside the
+    /// scheduler.
+    #[arg(long)]
+    no_dashboard: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +138,12 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         tracing::info!("stop requested: finishing the pages in flight, then exiting");
         cancel.cancel();
     });
+    let dashboard = if args.no_dashboard {
+        None
+    } else {
+        let accounts = accounts.iter().chain(ctx.reference_failover.iter());
+        super::dashboard::serve_beside(&config, &store, accounts, ctx.cancel.child_token()).await
+    };
     let plan = schedules(&config);
     let policy = Policy::from(&config);
     let maintenance = Maintenance {
@@ -148,11 +158,15 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
     // The readiness line, printed once the first tick is done: migrations are applied, the
     // schedules loaded and what was due has started.
     let ready = format!(
-        "emag-sync scheduler ready: {} schedule(s) over {} account(s), pid {}, database {}",
+        "emag-sync scheduler ready: {} schedule(s) over {} account(s), pid {}, database {}{}",
         emag_sync::scheduler::timed(&plan),
         accounts.len(),
         std::process::id(),
-        store.url_redacted()
+        store.url_redacted(),
+        dashboard
+            .as_ref()
+            .map(|d| format!(", dashboard {}", d.url))
+            .unwrap_or_default()
     );
     let ready_socket = args.ready_socket;
     let scheduler = Scheduler::new(ctx, accounts, plan, policy)
@@ -170,6 +184,9 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
             }
         });
     let result = scheduler.run().await;
+    if let Some(dashboard) = dashboard {
+        dashboard.stop().await;
+    }
     store.close().await;
     let _ = std::fs::remove_file(&config.pid_file);
     match result {

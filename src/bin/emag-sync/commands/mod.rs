@@ -1,6 +1,7 @@
 //! The subcommands. Each parses its flags, loads what it needs and returns an exit code.
 
 pub mod daemon;
+pub mod dashboard;
 pub mod demo;
 pub mod export;
 pub mod monitor;
