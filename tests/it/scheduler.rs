@@ -320,8 +320,10 @@ async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kil
     );
     let text = cmd(&["status"]).output().await.expect("status");
     assert!(
-        // The table wraps its cells to 120 columns: the note spans lines.
-        String::from_utf8_lossy(&text.stdout).contains("its process"),
+        // The table wraps its prose cells to 120 columns: the note spans lines.
+        ["its", "process", "stopped", "resumes"]
+            .iter()
+            .all(|w| String::from_utf8_lossy(&text.stdout).contains(w)),
         "{}",
         String::from_utf8_lossy(&text.stdout)
     );
