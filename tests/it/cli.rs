@@ -260,3 +260,70 @@ async fn the_demo_needs_no_configuration_and_shows_what_it_stored() {
     assert!(stdout.contains("FBE)"), "{stdout}");
     assert!(dir.path().join("data/demo.db").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_dashboard_and_prints_its_url_and_token() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().expect("dir");
+    let vars = std::collections::HashMap::new();
+    let mut demo = binary(&vars, dir.path())
+        .args([
+            "demo",
+            "--offers",
+            "40",
+            "--orders",
+            "10",
+            "--dashboard",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("demo");
+    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+    // Readiness: the line that names the dashboard (after the first sync's table).
+    let line = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.starts_with("dashboard: ") {
+                return line;
+            }
+        }
+        panic!("the demo ended without naming its dashboard");
+    })
+    .await
+    .expect("the dashboard line within 120 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_owned();
+    let token = line
+        .rsplit("token for its controls: ")
+        .next()
+        .and_then(|t| t.strip_suffix(')'))
+        .expect("a token");
+    assert_eq!(token.len(), 32, "{line}");
+
+    let status: serde_json::Value = reqwest::get(format!("{url}/api/status"))
+        .await
+        .expect("GET /api/status")
+        .json()
+        .await
+        .expect("json");
+    let accounts = &status["scheduler"]["accounts"];
+    assert_eq!(accounts["main"]["account_type"], "main", "{status}");
+    assert_eq!(accounts["fbe"]["account_type"], "fbe", "{status}");
+
+    let pid = demo.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(60), demo.wait())
+        .await
+        .expect("the demo stops within 60 s of SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "{exit}");
+}

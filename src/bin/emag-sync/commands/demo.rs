@@ -33,6 +33,12 @@ pub struct Args {
     /// Minutes between scheduled syncs while the demo runs.
     #[arg(long, default_value_t = 1)]
     interval: u32,
+    /// Where the dashboard listens while the demo runs (a free port if this one is taken).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8001")]
+    dashboard: std::net::SocketAddr,
+    /// Run without the dashboard.
+    #[arg(long)]
+    no_dashboard: bool,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -77,6 +83,9 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
         vars.insert(format!("EMAG_{name}_SYNC_TYPES"), "full".into());
     }
     vars.insert("EMAG_BACKUP_DIR".into(), "data/demo-backups".into());
+    // The demo's own token for the dashboard's controls, printed once with its URL.
+    let token = random_token()?;
+    vars.insert("EMAG_DASHBOARD_TOKEN".into(), token.clone());
     let config = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = storage::Store::open(&config.database_url).await?;
     println!("database:  {}", store.url_redacted());
@@ -141,11 +150,64 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
     );
     let failed = reports.iter().any(|r| r.status != RunStatus::Succeeded);
     if !args.once {
+        let dashboard = if args.no_dashboard {
+            None
+        } else {
+            serve_dashboard(&config, &store, args.dashboard, &token, &accounts, &ctx).await
+        };
         run_scheduler(&config, &store, &sim.sim, ctx, accounts).await?;
+        if let Some(task) = dashboard {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
     }
     store.close().await;
     sim.shutdown().await;
     Ok(u8::from(failed))
+}
+
+/// 16 random bytes from the OS, as hex.
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("cannot read random bytes for the dashboard token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Serves the dashboard beside the demo's scheduler until the demo stops; prints its URL and
+/// token. A taken address falls back to a free port; a dashboard that cannot start costs the
+/// demo nothing else.
+async fn serve_dashboard(
+    config: &Config,
+    store: &storage::Store,
+    addr: std::net::SocketAddr,
+    token: &str,
+    accounts: &[emag_sync::sync::Account],
+    ctx: &SyncContext,
+) -> Option<tokio::task::JoinHandle<Result<(), emag_sync::web::WebError>>> {
+    use emag_sync::web::{self, AppState};
+    let secret = config.dashboard.token.as_ref();
+    let listener = match web::bind(addr, secret).await {
+        Ok(l) => l,
+        Err(_) => match web::bind(std::net::SocketAddr::new(addr.ip(), 0), secret).await {
+            Ok(l) => l,
+            Err(e) => {
+                println!("dashboard: not served ({e})");
+                return None;
+            }
+        },
+    };
+    let url = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    println!("dashboard: http://{url}/  (token for its controls: {token})");
+    let state = AppState::new(config.clone(), store.clone()).with_api_clients(accounts);
+    Some(tokio::spawn(web::serve(
+        listener,
+        state,
+        ctx.cancel.child_token(),
+    )))
 }
 
 /// The scheduler on the demo's accounts, with the simulated marketplace changing under it
