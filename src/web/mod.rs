@@ -26,6 +26,7 @@ use crate::sync::Account;
 
 mod api;
 mod auth;
+mod events;
 mod health;
 pub mod metrics;
 mod middleware;
@@ -56,6 +57,8 @@ struct Inner {
     /// request counters; empty in a standalone dashboard.
     api_clients: Vec<(String, EmagClient)>,
     totals_cache: metrics::TotalsCache,
+    /// The one store poller of this process behind `/api/events`.
+    events: Arc<events::Hub>,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
                 store,
                 api_clients: Vec::new(),
                 totals_cache: metrics::TotalsCache::default(),
+                events: Arc::default(),
             }),
         }
     }
@@ -83,6 +87,7 @@ impl AppState {
                 store: self.inner.store.clone(),
                 api_clients,
                 totals_cache: metrics::TotalsCache::default(),
+                events: Arc::clone(&self.inner.events),
             }),
         }
     }
@@ -114,6 +119,11 @@ impl AppState {
         tokio::time::timeout(STORE_TIMEOUT, read)
             .await
             .unwrap_or(Err(StorageError::Sqlx(sqlx::Error::PoolTimedOut)))
+    }
+
+    /// The events poller of this process (`/api/events`).
+    pub(crate) fn events(&self) -> &Arc<events::Hub> {
+        &self.inner.events
     }
 
     /// The rendering of the run totals kept between scrapes of `/metrics`.

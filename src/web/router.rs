@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::problem::Problem;
-use super::{api, health, metrics, middleware, AppState};
+use super::{api, events, health, metrics, middleware, AppState};
 
 /// The whole application: every route, the 404/405 problems, the security headers and the
 /// panic guard around all of them.
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .route("/metrics", get(metrics::get))
+        .route("/api/events", get(events::get))
         .nest("/api", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,6 +8,7 @@ mod monitor;
 mod offers;
 mod open;
 mod orders;
+mod page;
 mod scheduler;
 mod support;
 mod takeover;
