@@ -28,14 +28,17 @@ mod api;
 mod auth;
 mod events;
 mod health;
+mod kpis;
 pub mod metrics;
 mod middleware;
+mod page;
 mod problem;
 mod router;
 
 pub use auth::check_bind;
 pub use health::HEALTH_JSON;
 pub use middleware::CONTENT_SECURITY_POLICY;
+pub use page::asset_names;
 pub use problem::{InvalidParam, Problem, PROBLEM_JSON};
 pub use router::router;
 

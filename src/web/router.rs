@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::problem::Problem;
-use super::{api, events, health, metrics, middleware, AppState};
+use super::{api, events, health, kpis, metrics, middleware, page, AppState};
 
 /// The whole application: every route, the 404/405 problems, the security headers and the
 /// panic guard around all of them.
@@ -17,7 +17,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .route("/metrics", get(metrics::get))
+        .merge(page::routes())
         .route("/api/events", get(events::get))
+        .route("/api/kpis", get(kpis::get))
         .nest("/api", api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
