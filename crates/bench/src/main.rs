@@ -6,10 +6,12 @@
 //! - `emag-bench sync`: offer-sync throughput and peak memory at several catalog sizes.
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
+//! - `emag-bench status`: the cost of one status snapshot read with a long run history.
 
 mod engine;
 mod fleet;
 mod scheduler;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,9 @@ enum What {
     /// chosen moment: duplicate and overlapping runs, takeover time, hot loops, data equal to
     /// the simulator's.
     Fleet(fleet::Args),
+    /// Latency of the status snapshot's store reads (`/api/status`, `/health`, `status`)
+    /// with many accounts and a long run history, on SQLite and PostgreSQL.
+    Status(status::Args),
 }
 
 static EMAG_SYNC: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
             What::Sync(args) => engine::run(args).await,
             What::Scheduler(args) => scheduler::run(args).await,
             What::Fleet(args) => fleet::run(args).await,
+            What::Status(args) => status::run(args).await,
         }
     });
     ExitCode::from(code)

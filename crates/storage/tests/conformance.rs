@@ -91,6 +91,8 @@ on_both_backends!(
     histories_count_the_failures_since_the_last_success,
     a_schema_newer_than_this_build_is_refused_naming_both_versions,
     run_totals_count_every_ended_run_and_outlive_pruning,
+    status_reads_equal_the_whole_history_queries_through_failures_retries_and_pruning,
+    latest_runs_is_backfilled_from_the_runs_written_before_it_existed,
 );
 
 /// One finished run of (account, kind) with the given outcome.
@@ -679,4 +681,408 @@ async fn run_totals_count_every_ended_run_and_outlive_pruning(kind: DbKind) {
     );
     assert_eq!(store.run_totals().await.expect("totals"), totals);
     assert_eq!(store.run_totals_version().await.expect("version"), 4);
+}
+
+// ---- The status reads over `latest_runs` (migration 0007) answer what the whole-history
+// queries they replaced answered. The reference queries below are those queries, verbatim.
+
+mod old_queries {
+    pub const LATEST: &str =
+        "SELECT id FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY account, kind) \
+         ORDER BY account, kind";
+    pub const FAILURES: &str = "SELECT r.account, r.kind, COUNT(*) FROM runs r \
+        WHERE r.state = 'failed' AND r.id > COALESCE((SELECT MAX(s.id) FROM runs s \
+        WHERE s.account = r.account AND s.kind = r.kind AND s.state = 'succeeded'), 0) \
+        GROUP BY r.account, r.kind";
+    pub const SUCCESSES: &str = "SELECT id FROM runs WHERE id IN (SELECT MAX(id) FROM runs \
+        WHERE state = 'succeeded' GROUP BY account, kind) ORDER BY account, kind";
+    pub const LOG_SUMMARY: &str =
+        "SELECT COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN state = 'succeeded' AND (retries > 0 OR reclaimed_from IS NOT NULL) \
+        THEN 1 ELSE 0 END), 0), MAX(finished_at) FROM runs WHERE finished_at >= $1";
+    pub const RECLAIMED: &str = "SELECT COUNT(*) FROM runs WHERE reclaimed_at >= $1";
+    pub const RECENT_FAILURES: &str = "SELECT id FROM runs WHERE finished_at >= $1 \
+        AND state = 'failed' ORDER BY finished_at DESC, id DESC LIMIT $2";
+}
+
+/// (account, kind, latest run id, its state, failures in a row), as the store reads them.
+type HistoryView = Vec<(String, SyncKind, i64, RunState, u32)>;
+
+/// Asserts that every status read of `store` equals the old whole-history query's answer, and
+/// returns the histories for the caller's own assertions.
+async fn assert_status_reads_match_old_queries(store: &Store, url: &str) -> HistoryView {
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let latest: Vec<(i64,)> = sqlx::query_as(old_queries::LATEST)
+        .fetch_all(&mut conn)
+        .await
+        .expect("old latest");
+    let failures: Vec<(String, String, i64)> = sqlx::query_as(old_queries::FAILURES)
+        .fetch_all(&mut conn)
+        .await
+        .expect("old failures");
+    let histories = store.kind_histories().await.expect("histories");
+    let view: HistoryView = histories
+        .iter()
+        .map(|h| {
+            (
+                h.account.clone(),
+                h.kind,
+                h.latest.id,
+                h.latest.state,
+                h.failures_in_row,
+            )
+        })
+        .collect();
+    assert_eq!(
+        histories.iter().map(|h| h.latest.id).collect::<Vec<_>>(),
+        latest.iter().map(|(id,)| *id).collect::<Vec<_>>(),
+        "latest run of every (account, kind)"
+    );
+    for h in &histories {
+        assert_eq!(
+            Some(&h.latest),
+            store.get_run(h.latest.id).await.expect("run").as_ref()
+        );
+        let expected = if h.latest.state == RunState::Failed {
+            failures
+                .iter()
+                .find(|(a, k, _)| *a == h.account && k == h.kind.as_str())
+                .map_or(0, |(_, _, n)| u32::try_from(*n).expect("small"))
+        } else {
+            0
+        };
+        assert_eq!(
+            h.failures_in_row, expected,
+            "failures in a row of {}/{}",
+            h.account, h.kind
+        );
+        let one = store
+            .kind_history(&h.account, h.kind)
+            .await
+            .expect("history")
+            .expect("has runs");
+        assert_eq!(&one, h, "one (account, kind) read alone agrees");
+    }
+
+    let successes: Vec<(i64,)> = sqlx::query_as(old_queries::SUCCESSES)
+        .fetch_all(&mut conn)
+        .await
+        .expect("old successes");
+    assert_eq!(
+        store
+            .last_successes()
+            .await
+            .expect("successes")
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        successes.iter().map(|(id,)| *id).collect::<Vec<_>>(),
+        "latest success of every (account, kind)"
+    );
+
+    for since in [0, storage::now_ms() - 3_600_000, storage::now_ms() + 60_000] {
+        let (errors, warnings, last): (i64, i64, Option<i64>) =
+            sqlx::query_as(old_queries::LOG_SUMMARY)
+                .bind(since)
+                .fetch_one(&mut conn)
+                .await
+                .expect("old summary");
+        let summary = store.run_log_summary(since).await.expect("summary");
+        assert_eq!(
+            (summary.errors, summary.warnings, summary.last_finished_at),
+            (errors, warnings, last),
+            "run log summary since {since}"
+        );
+        let (reclaimed,): (i64,) = sqlx::query_as(old_queries::RECLAIMED)
+            .bind(since)
+            .fetch_one(&mut conn)
+            .await
+            .expect("old reclaimed");
+        assert_eq!(
+            store.reclaimed_runs(since).await.expect("reclaimed"),
+            reclaimed
+        );
+        let recent: Vec<(i64,)> = sqlx::query_as(old_queries::RECENT_FAILURES)
+            .bind(since)
+            .bind(3_i64)
+            .fetch_all(&mut conn)
+            .await
+            .expect("old recent failures");
+        assert_eq!(
+            store
+                .recent_failures(since, 3)
+                .await
+                .expect("recent failures")
+                .iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>(),
+            recent.iter().map(|(id,)| *id).collect::<Vec<_>>()
+        );
+    }
+    conn.close().await.expect("close");
+    view
+}
+
+/// Starts a run of (account, kind) as `holder`; panics unless it is a new one.
+async fn started(store: &Store, account: &str, kind: SyncKind, holder: &str) -> storage::ActiveRun {
+    match store
+        .begin_run(&request(account, kind, holder, None), &alive)
+        .await
+        .expect("begin")
+    {
+        BeginRun::Started(run) => run,
+        other => panic!("expected a new run, got {other:?}"),
+    }
+}
+
+/// Moves the end of runs into the past (what pruning looks at), as if they ran long ago.
+async fn age_runs(url: &str, ids: &[i64], days: i64) {
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    for id in ids {
+        sqlx::query("UPDATE runs SET finished_at = finished_at - $1 WHERE id = $2")
+            .bind(days * 86_400_000)
+            .bind(*id)
+            .execute(&mut conn)
+            .await
+            .expect("age run");
+    }
+    conn.close().await.expect("close");
+}
+
+async fn status_reads_equal_the_whole_history_queries_through_failures_retries_and_pruning(
+    kind: DbKind,
+) {
+    // Arrange: kinds of two accounts interleaved; failures, successes, a success after
+    // retries, a takeover from a dead holder, a run in progress and one queued.
+    let (db, store) = store(kind).await;
+    let failed = || RunOutcome::Failed {
+        class: domain::ErrorClass::Server,
+        message: "502".into(),
+        emag_messages: Vec::new(),
+    };
+    let mut ids = std::collections::HashMap::new();
+    let mut running = None;
+    let script: [(&str, &str, SyncKind, Option<bool>); 14] = [
+        ("mo1", "main", SyncKind::Offers, Some(true)),
+        ("fo1", "fbe", SyncKind::Offers, Some(false)),
+        ("mo2", "main", SyncKind::Offers, Some(false)),
+        ("mr1", "main", SyncKind::Returns, Some(false)),
+        ("mo3", "main", SyncKind::Offers, Some(true)),
+        ("fo2", "fbe", SyncKind::Offers, Some(true)),
+        ("mr2", "main", SyncKind::Returns, Some(false)),
+        ("mo4", "main", SyncKind::Offers, Some(false)),
+        ("mn1", "main", SyncKind::Orders, Some(true)),
+        ("fr1", "fbe", SyncKind::Returns, Some(true)),
+        ("mo5", "main", SyncKind::Offers, Some(false)),
+        ("mn2", "main", SyncKind::Orders, Some(true)),
+        ("mr3", "main", SyncKind::Returns, Some(false)),
+        ("fr2", "fbe", SyncKind::Returns, None),
+    ];
+    for (name, account, k, ok) in script {
+        let run = started(&store, account, k, "h1").await;
+        ids.insert(name, run.id);
+        let retries = RunCounts {
+            retries: u64::from(name == "mn2"),
+            ..Default::default()
+        };
+        match ok {
+            Some(true) => store
+                .finish_run(&run, &RunOutcome::Succeeded, &retries, None)
+                .await
+                .expect("finish"),
+            Some(false) => store
+                .finish_run(&run, &failed(), &retries, None)
+                .await
+                .expect("finish"),
+            // fr2 stays running: the account's one running place.
+            None => running = Some(run),
+        }
+    }
+    // The orders of a third account: taken over from a dead holder, then succeeded.
+    store
+        .upsert_account("third", "third", "emag_ro", "http://x/api-3")
+        .await
+        .expect("account");
+    let first = started(&store, "third", SyncKind::Orders, "h1").await;
+    let BeginRun::Resumed { run: taken, .. } = store
+        .begin_run(&request("third", SyncKind::Orders, "h2", None), &dead)
+        .await
+        .expect("take over")
+    else {
+        panic!("expected a takeover")
+    };
+    assert_eq!(taken.id, first.id);
+    store
+        .finish_run(&taken, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    ids.insert("tn1", taken.id);
+    let storage::Enqueued::Queued { run_id } = store
+        .enqueue_run("third", SyncKind::Offers, false)
+        .await
+        .expect("enqueue")
+    else {
+        panic!("expected a queued run")
+    };
+    ids.insert("to1", run_id);
+
+    // Act + Assert: every read equals the old query's, and the figures are the expected ones.
+    let view = assert_status_reads_match_old_queries(&store, &db.url).await;
+    let of = |view: &HistoryView, account: &str, k: SyncKind| {
+        view.iter()
+            .find(|(a, kk, ..)| a == account && *kk == k)
+            .map(|(_, _, id, state, n)| (*id, *state, *n))
+    };
+    assert_eq!(
+        of(&view, "main", SyncKind::Offers),
+        Some((ids["mo5"], RunState::Failed, 2))
+    );
+    assert_eq!(
+        of(&view, "main", SyncKind::Returns),
+        Some((ids["mr3"], RunState::Failed, 3))
+    );
+    assert_eq!(
+        of(&view, "fbe", SyncKind::Returns),
+        Some((ids["fr2"], RunState::Running, 0))
+    );
+    assert_eq!(
+        of(&view, "third", SyncKind::Offers),
+        Some((ids["to1"], RunState::Queued, 0))
+    );
+    assert_eq!(view.len(), 7);
+    let summary = store.run_log_summary(0).await.expect("summary");
+    // The success after retries and the one after a takeover are warnings.
+    assert_eq!((summary.errors, summary.warnings), (7, 2));
+    assert_eq!(store.reclaimed_runs(0).await.expect("reclaimed"), 1);
+
+    // Arrange: history ages. main/offers loses its latest success (mo3) and everything
+    // before it; main/orders ends long ago entirely; the latest run of fbe/offers (fo2) ended
+    // before an earlier one (fo1: clocks of two hosts disagree), so pruning takes the latest
+    // and leaves the earlier; fbe/returns keeps its running run but loses its only success.
+    age_runs(
+        &db.url,
+        &[
+            ids["mo1"], ids["mo2"], ids["mo3"], ids["mn1"], ids["mn2"], ids["fo2"], ids["fr1"],
+        ],
+        40,
+    )
+    .await;
+    let pruned = store
+        .prune_runs(storage::now_ms() - 30 * 86_400_000)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 7);
+
+    // Assert
+    let view = assert_status_reads_match_old_queries(&store, &db.url).await;
+    assert_eq!(
+        of(&view, "main", SyncKind::Offers),
+        Some((ids["mo5"], RunState::Failed, 2)),
+        "failures after a pruned success still count from it"
+    );
+    assert_eq!(of(&view, "main", SyncKind::Orders), None);
+    assert_eq!(
+        of(&view, "fbe", SyncKind::Offers),
+        Some((ids["fo1"], RunState::Failed, 1)),
+        "a pruned latest run falls back to the latest remaining one"
+    );
+    let successes = store.last_successes().await.expect("successes");
+    assert_eq!(
+        successes.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids["tn1"]],
+        "a success older than the retention is gone, as it was with the old queries"
+    );
+
+    // Act: schedules go on after the pruning, including one that had no run left.
+    let fr2 = running.expect("fr2 runs");
+    store
+        .finish_run(&fr2, &failed(), &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    let next = started(&store, "main", SyncKind::Orders, "h3").await;
+    store
+        .finish_run(&next, &failed(), &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    let offers = started(&store, "fbe", SyncKind::Offers, "h3").await;
+    let view = assert_status_reads_match_old_queries(&store, &db.url).await;
+    assert_eq!(
+        of(&view, "main", SyncKind::Orders),
+        Some((next.id, RunState::Failed, 1))
+    );
+    assert_eq!(
+        of(&view, "fbe", SyncKind::Offers),
+        Some((offers.id, RunState::Running, 0))
+    );
+    store
+        .finish_run(&offers, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    let view = assert_status_reads_match_old_queries(&store, &db.url).await;
+    assert_eq!(
+        of(&view, "fbe", SyncKind::Offers),
+        Some((offers.id, RunState::Succeeded, 0))
+    );
+}
+
+async fn latest_runs_is_backfilled_from_the_runs_written_before_it_existed(kind: DbKind) {
+    // Arrange: a database at schema 6 with runs in it.
+    let db = TestDb::new(kind).await;
+    let dir = match kind {
+        DbKind::Sqlite => "sqlite",
+        DbKind::Postgres => "postgres",
+    };
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&format!(
+        "{}/migrations/{dir}",
+        env!("CARGO_MANIFEST_DIR")
+    )))
+    .await
+    .expect("migrations");
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 6)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let store = Store::connect(&db.url).await.expect("connect");
+    {
+        let url = match kind {
+            DbKind::Sqlite => format!("{}?mode=rwc", db.url),
+            DbKind::Postgres => db.url.clone(),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        migrator.run(&mut conn).await.expect("migrate to 6");
+        conn.close().await.expect("close");
+    }
+    for account in ["main", "fbe"] {
+        store
+            .upsert_account(account, account, "emag_ro", "http://x/api-3")
+            .await
+            .expect("account");
+    }
+    for ok in [true, false, false] {
+        finished(&store, "main", SyncKind::Offers, ok).await;
+    }
+    finished(&store, "fbe", SyncKind::Offers, false).await;
+    finished(&store, "main", SyncKind::Orders, true).await;
+
+    // Act
+    store.migrate().await.expect("migrate to the newest");
+
+    // Assert
+    let view = assert_status_reads_match_old_queries(&store, &db.url).await;
+    assert_eq!(
+        view.iter()
+            .map(|(a, k, _, s, n)| (a.as_str(), *k, *s, *n))
+            .collect::<Vec<_>>(),
+        vec![
+            ("fbe", SyncKind::Offers, RunState::Failed, 1),
+            ("main", SyncKind::Offers, RunState::Failed, 2),
+            ("main", SyncKind::Orders, RunState::Succeeded, 0),
+        ]
+    );
+    // The triggers take over from the backfill.
+    finished(&store, "main", SyncKind::Offers, true).await;
+    assert_status_reads_match_old_queries(&store, &db.url).await;
 }
