@@ -229,7 +229,9 @@ pub fn evaluate(
                 slot: None,
             }
         }
-        RunState::Succeeded | RunState::Failed => {}
+        // A run an operator cancelled is over: the schedule goes on from its start, as
+        // after a success; it is never resumed.
+        RunState::Succeeded | RunState::Failed | RunState::Cancelled => {}
     }
     if schedule.manual_only {
         return Decision::Wait { at_ms: i64::MAX };

@@ -91,6 +91,8 @@ pub enum RunStatus {
     Interrupted,
     /// Another live process runs this (account, kind) now.
     Busy,
+    /// An operator cancelled it (dashboard); it ended at a page boundary, never resumed.
+    Cancelled,
 }
 
 /// The summary of one run, for the CLI table and `--json`.
@@ -188,17 +190,29 @@ pub async fn run_sync_for_slot(
 
     // The heartbeat runs beside the work, so a page that takes long (slow answers, retries
     // with backoff) does not make the run look abandoned to other instances.
+    // Each run stops on its own token, a child of the process's: an operator's cancel of
+    // this run (seen by the heartbeat task) stops it alone, a shutdown stops them all.
+    let run_ctx = SyncContext {
+        cancel: ctx.cancel.child_token(),
+        ..ctx.clone()
+    };
+    let operator_cancel = Arc::new(std::sync::OnceLock::new());
     let heartbeat = tokio::spawn(keep_alive(
         ctx.store.clone(),
         run.clone(),
         ctx.settings.heartbeat_every(),
+        run_ctx.cancel.clone(),
+        Arc::clone(&operator_cancel),
     ));
     let before = account.client.stats();
-    let result = match kind {
-        SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
-        SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
-        SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
-        SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+    let result = {
+        let ctx = &run_ctx;
+        match kind {
+            SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
+            SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
+            SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
+            SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+        }
     };
     heartbeat.abort();
     let api = account.client.stats().since(&before);
@@ -221,6 +235,16 @@ pub async fn run_sync_for_slot(
                     &with_api(done.extra),
                     done.note.as_deref(),
                 )
+                .await
+        }
+        Err(SyncError::Cancelled) if operator_cancel.get().is_some() => {
+            let by = operator_cancel.get().cloned().unwrap_or_default();
+            let note = format!("cancelled by {by} at page {}", report_page(ctx, &run).await);
+            tracing::info!(account.name = account.name(), sync.kind = %kind, run.id = run.id, "run cancelled by an operator");
+            report.status = RunStatus::Cancelled;
+            report.note = Some(note.clone());
+            ctx.store
+                .cancel_run(&run, &with_api(RunCounts::default()), &note)
                 .await
         }
         Err(SyncError::Cancelled) => {
@@ -270,12 +294,42 @@ pub async fn run_sync_for_slot(
 /// Proves every `every` that a running run is alive; other instances take a run over only
 /// after `SyncSettings::stale_after` (`EMAG_LEASE_TTL`, several beats) of silence. `every`
 /// comes from `SyncSettings::heartbeat_every`, so the two stay consistent.
-async fn keep_alive(store: Store, run: ActiveRun, every: Duration) {
-    let mut tick = tokio::time::interval(every);
+///
+/// It also looks for an operator's cancel request of the run (dashboard) at least every
+/// [`CANCEL_POLL`]: on one it records who asked in `cancelled_by` and fires `cancel`, the
+/// run's own token, which the kinds' page loops honour at their next page boundary.
+async fn keep_alive(
+    store: Store,
+    run: ActiveRun,
+    every: Duration,
+    cancel: CancellationToken,
+    cancelled_by: Arc<std::sync::OnceLock<String>>,
+) {
+    let poll = every.min(CANCEL_POLL);
+    let beats_per_poll = u32::try_from(every.as_millis() / poll.as_millis().max(1))
+        .unwrap_or(1)
+        .max(1);
+    let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut ticks: u32 = 0;
     loop {
         tick.tick().await;
+        match store.run_cancel_requested(run.id).await {
+            Ok(Some((_, by))) if cancelled_by.get().is_none() => {
+                // Set before firing: the run reads who asked once it sees the token.
+                let _already = cancelled_by.set(if by.is_empty() { "operator".into() } else { by });
+                cancel.cancel();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(run.id = run.id, error = %e, "cannot read the run's cancel request; retrying");
+            }
+        }
+        ticks = ticks.wrapping_add(1);
+        if !ticks.is_multiple_of(beats_per_poll) {
+            continue;
+        }
         match store.heartbeat_run(&run).await {
             Ok(()) => {}
             Err(StorageError::LeaseLost(id)) => {
@@ -286,6 +340,17 @@ async fn keep_alive(store: Store, run: ActiveRun, every: Duration) {
             }
             Err(e) => tracing::warn!(run.id = run.id, error = %e, "heartbeat failed; retrying"),
         }
+    }
+}
+
+/// How soon a running run notices an operator's cancel at most (plus its current page).
+const CANCEL_POLL: Duration = Duration::from_secs(1);
+
+/// The last page a run wrote, for the note of its end.
+async fn report_page(ctx: &SyncContext, run: &ActiveRun) -> i64 {
+    match ctx.store.get_run(run.id).await {
+        Ok(Some(row)) => row.checkpoint_page,
+        _ => run.checkpoint_page,
     }
 }
 

@@ -31,6 +31,7 @@ mod health;
 mod kpis;
 pub mod metrics;
 mod middleware;
+mod openapi;
 mod page;
 mod problem;
 mod router;
@@ -180,7 +181,8 @@ pub async fn serve(
     state: AppState,
     cancel: CancellationToken,
 ) -> Result<(), WebError> {
-    axum::serve(listener, router(state))
+    let bound = listener.local_addr().ok();
+    axum::serve(listener, router::router_bound(state, bound))
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
         .map_err(WebError::Serve)

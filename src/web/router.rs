@@ -2,18 +2,27 @@
 //! `routes()` (health, `/api/<resource>`), so the page, the events stream and the docs slot in
 //! as one more `merge`/`nest` here; unknown paths and methods get a problem body.
 
+use std::net::SocketAddr;
+
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{from_fn, map_response};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use super::problem::Problem;
-use super::{api, events, health, kpis, metrics, middleware, page, AppState};
+use super::{api, auth, events, health, kpis, metrics, middleware, openapi, page, AppState};
 
 /// The whole application: every route, the 404/405 problems, the security headers and the
 /// panic guard around all of them.
 pub fn router(state: AppState) -> Router {
+    router_bound(state, None)
+}
+
+/// The application of a server listening on `bound`: without a token, mutations are taken
+/// only on loopback (`None`: unknown, so refused).
+pub fn router_bound(state: AppState, bound: Option<SocketAddr>) -> Router {
+    let guard = auth::Guard::new(state.config().dashboard.token.as_ref(), bound);
     Router::new()
         .merge(health::routes())
         .route("/metrics", get(metrics::get))
@@ -21,8 +30,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events::get))
         .route("/api/kpis", get(kpis::get))
         .nest("/api", api::routes())
+        .merge(openapi::routes())
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(guard))
         .layer(from_fn(middleware::catch_panic))
         .layer(map_response(middleware::security_headers))
         .with_state(state)

@@ -105,15 +105,20 @@ text_enum!(
 
 text_enum!(
     /// Life of a run row. `Running` is the only non-terminal state a process holds.
+    /// `Cancelled`: an operator stopped it (queued, interrupted, or running at a page
+    /// boundary); terminal, never resumed, neither a success nor a failure.
     RunState, "run state" {
         Queued => "queued", Running => "running", Succeeded => "succeeded",
-        Failed => "failed", Interrupted => "interrupted",
+        Failed => "failed", Interrupted => "interrupted", Cancelled => "cancelled",
     }
 );
 
 impl RunState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::Failed)
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+        )
     }
 }
 

@@ -26,8 +26,8 @@ pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use reference::ReferenceRow;
 pub use runs::{
-    ActiveRun, BeginRun, Enqueued, KindHistory, RunFilter, RunLogSummary, RunOutcomePoint,
-    RunRequest, RunRow,
+    ActiveRun, BeginRun, CancelRun, Enqueued, KindHistory, RunFilter, RunLogSummary,
+    RunOutcomePoint, RunPage, RunQuery, RunRequest, RunRow, RUN_PAGE_MAX,
 };
 pub use totals::{ActiveRunCounts, RunTotals};
 

@@ -773,6 +773,187 @@ impl Store {
     }
 }
 
+/// A page of the run history: filters, and where the previous page ended (keyset pagination
+/// by id descending, so a page is an index range however long the history grows and rows
+/// added meanwhile never shift it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    pub account: Option<String>,
+    pub kind: Option<SyncKind>,
+    pub state: Option<RunState>,
+    pub trigger: Option<RunTrigger>,
+    /// Unix ms: runs created at or after / before.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Only runs with a smaller id: the last id of the previous page.
+    pub before_id: Option<i64>,
+    /// At most this many (1..=500; anything else is clamped).
+    pub limit: i64,
+}
+
+/// One page of runs, newest first, and the cursor of the next page if there may be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPage {
+    pub items: Vec<RunRow>,
+    pub next: Option<i64>,
+}
+
+/// The most runs one page holds.
+pub const RUN_PAGE_MAX: i64 = 500;
+
+/// What a request to cancel a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelRun {
+    /// It was queued or interrupted: it is cancelled now.
+    Cancelled,
+    /// It is running: its holder stops it at its next page boundary.
+    Requested,
+    /// It had ended already (in this state).
+    AlreadyEnded(RunState),
+    NotFound,
+}
+
+impl Store {
+    /// A page of the run history (see [`RunQuery`]).
+    pub async fn list_runs_page(&self, q: &RunQuery) -> Result<RunPage> {
+        let limit = q.limit.clamp(1, RUN_PAGE_MAX);
+        let rows = sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE ($1 IS NULL OR account = $1) AND ($2 IS NULL OR kind = $2) \
+             AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR trigger = $4) \
+             AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+             AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8"
+        ))
+        .bind(q.account.clone())
+        .bind(q.kind.map(|k| k.as_str()))
+        .bind(q.state.map(|s| s.as_str()))
+        .bind(q.trigger.map(|t| t.as_str()))
+        .bind(q.since)
+        .bind(q.until)
+        .bind(q.before_id)
+        // One more than asked: whether a next page exists, without a COUNT.
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if more {
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(RunPage { items, next })
+    }
+
+    /// An operator's cancel of run `id`: a queued or interrupted run ends `cancelled` now; a
+    /// running one gets a cancel request its holder sees on its next heartbeat
+    /// ([`Store::run_cancel_requested`]) and ends at its next page boundary
+    /// ([`Store::cancel_run`]).
+    pub async fn request_run_cancel(&self, id: i64, by: &str) -> Result<CancelRun> {
+        let note = format!("cancelled by {by}");
+        // Compare-and-swap on the state read, so a run claimed meanwhile is asked, not ended.
+        for _ in 0..3 {
+            let Some((state,)) =
+                sqlx::query_as::<_, (String,)>("SELECT state FROM runs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            else {
+                return Ok(CancelRun::NotFound);
+            };
+            let state = parse_state(&state)?;
+            let done = match state {
+                RunState::Queued | RunState::Interrupted => {
+                    let mut tx = self.pool.begin().await?;
+                    let done = sqlx::query(
+                        "UPDATE runs SET state = $1, finished_at = $2, note = $3, holder = NULL, \
+                         cancel_requested_at = $2, cancel_requested_by = $4 \
+                         WHERE id = $5 AND state = $6",
+                    )
+                    .bind(RunState::Cancelled.as_str())
+                    .bind(now_ms())
+                    .bind(&note)
+                    .bind(by)
+                    .bind(id)
+                    .bind(state.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        crate::totals::add_run_to_totals(&mut tx, id).await?;
+                        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        return Ok(CancelRun::Cancelled);
+                    }
+                    tx.rollback().await?;
+                    false
+                }
+                RunState::Running => {
+                    let done = sqlx::query(
+                        "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1), \
+                         cancel_requested_by = COALESCE(cancel_requested_by, $2) \
+                         WHERE id = $3 AND state = $4",
+                    )
+                    .bind(now_ms())
+                    .bind(by)
+                    .bind(id)
+                    .bind(RunState::Running.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                    done.rows_affected() == 1
+                }
+                ended => return Ok(CancelRun::AlreadyEnded(ended)),
+            };
+            if done {
+                return Ok(CancelRun::Requested);
+            }
+        }
+        Err(StorageError::Corrupt {
+            table: "runs",
+            detail: format!("could not cancel run {id}: its state changed three times"),
+        })
+    }
+
+    /// Who asked to cancel run `id` and when (unix ms), if anyone did.
+    pub async fn run_cancel_requested(&self, id: i64) -> Result<Option<(i64, String)>> {
+        let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT cancel_requested_at, cancel_requested_by FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(at, by)| at.map(|at| (at, by.unwrap_or_default()))))
+    }
+
+    /// Ends a run this process holds as `cancelled` (an operator asked): terminal, never
+    /// resumed; the pages written stay written, `extra` holds the counters not yet written.
+    pub async fn cancel_run(&self, run: &ActiveRun, extra: &RunCounts, note: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        add_counts(&mut tx, run, extra).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET state = $1, finished_at = $2, note = $3, holder = NULL \
+             WHERE id = $4 AND holder = $5",
+        )
+        .bind(RunState::Cancelled.as_str())
+        .bind(now_ms())
+        .bind(note)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut *tx)
+        .await?;
+        fenced(done.rows_affected(), run.id)?;
+        crate::totals::add_run_to_totals(&mut tx, run.id).await?;
+        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
+            .bind(run.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// What `enqueue_run` did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

@@ -234,6 +234,7 @@ pub fn summary_table(reports: &[RunReport]) -> Table {
             RunStatus::Succeeded => "ok",
             RunStatus::Failed => "FAILED",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
             RunStatus::Busy => "busy",
         };
         let mut details = r

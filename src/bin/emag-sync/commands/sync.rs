@@ -131,7 +131,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         .filter(|r| {
             matches!(
                 r.status,
-                RunStatus::Failed | RunStatus::Busy | RunStatus::Interrupted
+                RunStatus::Failed | RunStatus::Busy | RunStatus::Interrupted | RunStatus::Cancelled
             )
         })
         .collect();

@@ -1,0 +1,249 @@
+//! Conformance of the run reads and writes behind the dashboard's API, on SQLite and
+//! PostgreSQL: keyset pages of the history with typed filters, and an operator's cancel of a
+//! queued, interrupted or running run.
+
+use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
+use storage::{ActiveRun, BeginRun, CancelRun, RunQuery, RunRequest, Store};
+use test_support::{DbKind, TestDb};
+
+async fn store(kind: DbKind) -> (TestDb, Store) {
+    let db = TestDb::new(kind).await;
+    let store = Store::open(&db.url).await.expect("open store");
+    for name in ["main", "fbe"] {
+        store
+            .upsert_account(name, name, "emag_ro", "http://x/api-3")
+            .await
+            .expect("account");
+    }
+    (db, store)
+}
+
+fn alive(_: &str) -> bool {
+    true
+}
+
+async fn start(store: &Store, account: &str, kind: SyncKind) -> ActiveRun {
+    let req = RunRequest {
+        account,
+        kind,
+        trigger: RunTrigger::Manual,
+        full_scan: false,
+        slot: None,
+        holder: "h:1:0",
+        stale_after_ms: 60_000,
+    };
+    match store.begin_run(&req, &alive).await.expect("begin") {
+        BeginRun::Started(run) | BeginRun::Resumed { run, .. } => run,
+        other => panic!("not started: {other:?}"),
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(test_support::DbKind::Sqlite).await } )+ }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(test_support::DbKind::Postgres).await } )+ }
+    };
+}
+
+on_both_backends!(
+    run_pages_follow_ids_downwards_and_every_filter_narrows,
+    a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop,
+);
+
+async fn run_pages_follow_ids_downwards_and_every_filter_narrows(kind: DbKind) {
+    // Arrange: 7 ended runs, main/offers failing once.
+    let (_db, store) = store(kind).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let (account, k) = if i % 2 == 0 {
+            ("main", SyncKind::Offers)
+        } else {
+            ("fbe", SyncKind::Orders)
+        };
+        let run = start(&store, account, k).await;
+        let outcome = if i == 2 {
+            RunOutcome::Failed {
+                class: domain::ErrorClass::Server,
+                message: "502".into(),
+                emag_messages: vec!["down".into()],
+            }
+        } else {
+            RunOutcome::Succeeded
+        };
+        store
+            .finish_run(&run, &outcome, &RunCounts::default(), None)
+            .await
+            .expect("finish");
+        ids.push(run.id);
+    }
+    ids.reverse();
+
+    // Act: pages of 3.
+    let mut q = RunQuery {
+        limit: 3,
+        ..RunQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_runs_page(&q).await.expect("page");
+        seen.extend(page.items.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => q.before_id = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+
+    let all = |q: RunQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_runs_page(&RunQuery { limit: 500, ..q })
+                .await
+                .expect("page")
+                .items
+        }
+    };
+    let failed = all(RunQuery {
+        state: Some(RunState::Failed),
+        ..RunQuery::default()
+    })
+    .await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].emag_messages, ["down"]);
+    let fbe = all(RunQuery {
+        account: Some("fbe".into()),
+        kind: Some(SyncKind::Orders),
+        trigger: Some(RunTrigger::Manual),
+        ..RunQuery::default()
+    })
+    .await;
+    assert_eq!(fbe.len(), 3);
+    assert!(all(RunQuery {
+        trigger: Some(RunTrigger::Schedule),
+        ..RunQuery::default()
+    })
+    .await
+    .is_empty());
+    let now = storage::now_ms();
+    assert_eq!(
+        all(RunQuery {
+            since: Some(now - 3_600_000),
+            until: Some(now + 3_600_000),
+            ..RunQuery::default()
+        })
+        .await
+        .len(),
+        7
+    );
+    assert!(all(RunQuery {
+        until: Some(now - 3_600_000),
+        ..RunQuery::default()
+    })
+    .await
+    .is_empty());
+    // Out-of-range limits are clamped, not refused.
+    let one = store
+        .list_runs_page(&RunQuery {
+            limit: 0,
+            ..RunQuery::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!(one.items.len(), 1);
+    assert_eq!(one.next, Some(ids[0]));
+}
+
+async fn a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    // A queued run: cancelled now, terminal, counted in the totals, never active again.
+    let storage::Enqueued::Queued { run_id } = store
+        .enqueue_run("fbe", SyncKind::Returns, false)
+        .await
+        .expect("enqueue")
+    else {
+        panic!("queued")
+    };
+    assert_eq!(
+        store
+            .request_run_cancel(run_id, "operator")
+            .await
+            .expect("cancel"),
+        CancelRun::Cancelled
+    );
+    let row = store.get_run(run_id).await.expect("read").expect("row");
+    assert_eq!(row.state, RunState::Cancelled);
+    assert_eq!(row.note.as_deref(), Some("cancelled by operator"));
+    assert!(row.finished_at.is_some());
+    assert_eq!(
+        store
+            .request_run_cancel(run_id, "operator")
+            .await
+            .expect("again"),
+        CancelRun::AlreadyEnded(RunState::Cancelled)
+    );
+    assert_eq!(
+        store
+            .request_run_cancel(424_242, "operator")
+            .await
+            .expect("none"),
+        CancelRun::NotFound
+    );
+    assert!(matches!(
+        store
+            .enqueue_run("fbe", SyncKind::Returns, false)
+            .await
+            .expect("enqueue"),
+        storage::Enqueued::Queued { .. }
+    ));
+
+    // A running run: a request its holder sees, then the holder ends it cancelled.
+    let run = start(&store, "main", SyncKind::Offers).await;
+    assert_eq!(
+        store.run_cancel_requested(run.id).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store
+            .request_run_cancel(run.id, "operator (bearer token)")
+            .await
+            .expect("cancel"),
+        CancelRun::Requested
+    );
+    let (_, by) = store
+        .run_cancel_requested(run.id)
+        .await
+        .expect("read")
+        .expect("requested");
+    assert_eq!(by, "operator (bearer token)");
+    assert_eq!(
+        store
+            .get_run(run.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .state,
+        RunState::Running,
+        "the holder ends it, not the request"
+    );
+    store
+        .cancel_run(
+            &run,
+            &RunCounts::default(),
+            "cancelled by operator at page 0",
+        )
+        .await
+        .expect("cancel run");
+    let row = store.get_run(run.id).await.expect("read").expect("row");
+    assert_eq!(row.state, RunState::Cancelled);
+    assert_eq!(row.holder, None);
+    let totals = store.run_totals().await.expect("totals");
+    assert_eq!(
+        totals
+            .iter()
+            .filter(|t| t.outcome == RunState::Cancelled)
+            .map(|t| t.runs)
+            .sum::<u64>(),
+        2
+    );
+}
