@@ -160,8 +160,21 @@ impl Store {
                  general_stock = excluded.general_stock, \
                  estimated_stock = excluded.estimated_stock, ean = excluded.ean, \
                  data = excluded.data, content_hash = excluded.content_hash, removed = 0, \
-                 removed_at = NULL, updated_at = excluded.updated_at",
+                 removed_at = NULL, missed_scans = 0, missed_by_run = NULL, \
+                 updated_at = excluded.updated_at",
             );
+            q.execute(&mut *tx).await?;
+        }
+        // Listed again: an offer a scan missed is not missing any more. Unchanged offers are
+        // not written above, so this touches the (few) missed ones only.
+        for chunk in seen_ids.chunks(UPSERT_CHUNK) {
+            let mut q = Sql::new(
+                self.backend(),
+                "UPDATE offers SET missed_scans = 0, missed_by_run = NULL WHERE account = ",
+            );
+            q.bind(run.account.as_str())
+                .push(" AND missed_scans > 0 AND id IN ")
+                .bind_list(chunk.iter().map(|&id| i64::from(id)));
             q.execute(&mut *tx).await?;
         }
 
@@ -215,7 +228,80 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    /// Marks the given offers removed (only after a complete, gap-free scan).
+    /// Counts one more complete scan that did not list these live offers of the run's
+    /// account; a run counts each offer once however often it is resumed. Fails with
+    /// `LeaseLost` when the run was taken over.
+    pub async fn record_offer_misses(&self, run: &ActiveRun, ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
+            .bind(now_ms())
+            .bind(run.id)
+            .bind(&run.holder)
+            .execute(&mut *tx)
+            .await?;
+        fenced(done.rows_affected(), run.id)?;
+        for chunk in ids.chunks(UPSERT_CHUNK) {
+            let mut q = Sql::new(
+                self.backend(),
+                "UPDATE offers SET missed_scans = missed_scans + 1, missed_by_run = ",
+            );
+            q.bind(run.id)
+                .push(" WHERE account = ")
+                .bind(run.account.as_str());
+            q.push(" AND removed = 0 AND (missed_by_run IS NULL OR missed_by_run <> ")
+                .bind(run.id)
+                .push(") AND id IN ")
+                .bind_list(chunk.iter().copied());
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many live offers of the run's account this run found missing after at least
+    /// `scans` complete scans in a row.
+    pub async fn count_missed_offers(&self, run: &ActiveRun, scans: i64) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM offers WHERE account = $1 AND missed_scans >= $2 \
+             AND removed = 0 AND missed_by_run = $3",
+        )
+        .bind(run.account.as_str())
+        .bind(scans)
+        .bind(run.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+    }
+
+    /// Marks removed the live offers of the run's account that this run found missing after
+    /// at least `scans` complete scans in a row; one statement, whatever their number.
+    pub async fn mark_missed_offers_removed(&self, run: &ActiveRun, scans: i64) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
+            .bind(now)
+            .bind(run.id)
+            .bind(&run.holder)
+            .execute(&mut *tx)
+            .await?;
+        fenced(done.rows_affected(), run.id)?;
+        let removed = sqlx::query(
+            "UPDATE offers SET removed = 1, removed_at = $1, updated_at = $1 \
+             WHERE account = $2 AND missed_scans >= $3 AND removed = 0 AND missed_by_run = $4",
+        )
+        .bind(now)
+        .bind(run.account.as_str())
+        .bind(scans)
+        .bind(run.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Marks the given offers removed: only offers eMAG no longer has (confirmed by a read by
+    /// id, or missed by consecutive complete scans).
     pub async fn mark_offers_removed(&self, run: &ActiveRun, ids: &[i64]) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;

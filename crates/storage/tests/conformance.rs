@@ -1086,3 +1086,151 @@ async fn latest_runs_is_backfilled_from_the_runs_written_before_it_existed(kind:
     finished(&store, "main", SyncKind::Offers, true).await;
     assert_status_reads_match_old_queries(&store, &db.url).await;
 }
+
+// ---- Offers missed by complete scans (issue 9, point 7; migration 0009).
+mod offer_misses {
+    use super::*;
+
+    on_both_backends!(
+        a_miss_counts_once_per_run_resets_when_listed_and_only_twice_missed_offers_go,
+        a_taken_over_run_records_no_miss,
+    );
+
+    async fn a_miss_counts_once_per_run_resets_when_listed_and_only_twice_missed_offers_go(
+        kind: DbKind,
+    ) {
+        let (_db, store) = store(kind).await;
+        let BeginRun::Started(first) = begin(&store, "main", "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        let rows: Vec<_> = (1..=5).map(|i| offer(i, "x", "1")).collect();
+        store
+            .write_offer_page(
+                &first,
+                1,
+                Some(1),
+                &[1, 2, 3, 4, 5],
+                &rows,
+                &RunCounts::default(),
+            )
+            .await
+            .expect("write");
+
+        // A resumed run concludes its scan again: the same run counts one miss, not two.
+        for _ in 0..2 {
+            store
+                .record_offer_misses(&first, &[2, 3])
+                .await
+                .expect("misses");
+        }
+
+        assert_eq!(
+            store.count_missed_offers(&first, 1).await.expect("count"),
+            2
+        );
+        assert_eq!(
+            store.count_missed_offers(&first, 2).await.expect("count"),
+            0
+        );
+        assert_eq!(
+            store
+                .mark_missed_offers_removed(&first, 2)
+                .await
+                .expect("mark"),
+            0
+        );
+        store
+            .finish_run(&first, &RunOutcome::Succeeded, &RunCounts::default(), None)
+            .await
+            .expect("finish");
+
+        let BeginRun::Started(second) = begin(&store, "main", "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        // Offer 3 is listed again (unchanged, so not rewritten): its miss is forgotten.
+        store
+            .write_offer_page(
+                &second,
+                1,
+                Some(1),
+                &[1, 3, 4, 5],
+                &[],
+                &RunCounts::default(),
+            )
+            .await
+            .expect("write");
+        store
+            .record_offer_misses(&second, &[2])
+            .await
+            .expect("misses");
+
+        assert_eq!(
+            store.count_missed_offers(&second, 2).await.expect("count"),
+            1
+        );
+        assert_eq!(
+            store
+                .mark_missed_offers_removed(&second, 2)
+                .await
+                .expect("mark"),
+            1
+        );
+        assert_eq!(store.count_offers("main").await.expect("count"), (4, 1));
+        assert_eq!(
+            store.count_missed_offers(&second, 1).await.expect("count"),
+            0
+        );
+        // Offer 2 comes back: live again, with no misses to carry.
+        store
+            .write_offer_page(
+                &second,
+                2,
+                Some(2),
+                &[2],
+                &[offer(2, "x", "1")],
+                &RunCounts::default(),
+            )
+            .await
+            .expect("again");
+        store
+            .record_offer_misses(&second, &[2])
+            .await
+            .expect("misses");
+        assert_eq!(
+            store.count_missed_offers(&second, 2).await.expect("count"),
+            0
+        );
+        assert_eq!(store.count_offers("main").await.expect("count"), (5, 0));
+    }
+
+    async fn a_taken_over_run_records_no_miss(kind: DbKind) {
+        let (_db, store) = store(kind).await;
+        let BeginRun::Started(old) = begin(&store, "main", "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        store
+            .write_offer_page(
+                &old,
+                1,
+                Some(1),
+                &[1],
+                &[offer(1, "x", "1")],
+                &RunCounts::default(),
+            )
+            .await
+            .expect("write");
+        let BeginRun::Resumed { run: new, .. } = begin(&store, "main", "h2", dead).await else {
+            panic!("expected a take-over")
+        };
+
+        let err = store
+            .record_offer_misses(&old, &[1])
+            .await
+            .expect_err("a stale holder is fenced");
+        let removed = store.mark_missed_offers_removed(&old, 1).await;
+
+        assert!(matches!(err, StorageError::LeaseLost(id) if id == old.id));
+        assert!(matches!(removed, Err(StorageError::LeaseLost(_))));
+        assert_eq!(store.count_missed_offers(&new, 1).await.expect("count"), 0);
+    }
+}
