@@ -3,9 +3,17 @@
 //! Each page is written in one transaction with the run's checkpoint and the ids it held, so
 //! a killed scan resumes at its next page. A fetcher task reads the next pages while the
 //! writer stores the current one. An unchanged offer (same content hash) costs no write.
-//! Offers not seen are marked removed only after a scan that provably saw the whole catalog:
+//! Offers not seen are considered for removal only after a scan that saw the whole catalog:
 //! if the count moved while scanning, the scan is repeated once; if it still does not add
 //! up, removals wait for the next scan — a partial scan never hides anything.
+//!
+//! Even a complete scan can miss a live offer: offset pages shift when an offer on a page
+//! already read is deleted, and the next offer moves up into that page unseen (issue 9,
+//! point 7). So an offer the scan did not list is marked removed only when eMAG confirms it
+//! is gone — by a read of that id when few are missing (one id per request, as eMAG
+//! documents), otherwise by a second complete scan in a row that misses it too. A scan that
+//! saw no offer at all removes nothing, and no run removes more than a fifth of the account's
+//! live offers unless a full sync (`sync --full`) confirms it.
 
 use std::collections::HashMap;
 
@@ -22,7 +30,20 @@ use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncEr
 const PER_PAGE: u32 = 100;
 /// Pages of a repeat pass are stored under these keys, apart from the first pass's.
 const REPEAT_PASS_KEY: i64 = 1_000_000_000;
+/// Offers a read by id put back are stored under this key, apart from every pass's pages.
+const CONFIRMED_KEY: i64 = 2_000_000_000;
 const REMOVAL_BATCH: i64 = 10_000;
+/// At most this many missing offers are confirmed one by one with a read by id (eMAG's id
+/// filter takes one id; 300 reads are 100 s of the 3-per-second budget). With more, an offer
+/// must be missed by [`MISSES_TO_REMOVE`] complete scans in a row instead. Issue 9 names a
+/// setting (`EMAG_REMOVAL_CONFIRM_MAX`); a constant until the configuration grows one.
+const CONFIRM_BY_ID_MAX: u64 = 300;
+/// Consecutive complete scans that must miss an offer when there are too many to read by id.
+const MISSES_TO_REMOVE: i64 = 2;
+/// The largest share (percent) of an account's live offers one run marks removed unless a
+/// full sync confirms it. Issue 9 names a setting (`EMAG_MAX_REMOVED_SHARE`, default 20 %); a
+/// constant until the configuration grows one.
+const MAX_REMOVED_SHARE_PERCENT: u64 = 20;
 
 /// The fields we keep in columns; the whole item is kept as JSON beside them.
 #[derive(Deserialize)]
@@ -256,7 +277,9 @@ pub(crate) async fn sync_offers(
 
     let mut extra = RunCounts::default();
     if complete {
-        extra.removed = mark_unseen_removed(ctx, run, &scan.seen).await?;
+        let settled = settle_missing(ctx, account, run, &scan.seen).await?;
+        extra.removed = settled.removed();
+        note = settled.note(account.name());
     }
     Ok(KindResult {
         extra,
@@ -265,15 +288,109 @@ pub(crate) async fn sync_offers(
     })
 }
 
-/// Marks every live offer of the account that the complete scan did not see, walking the
-/// store in id batches so memory does not grow with the catalog.
-async fn mark_unseen_removed(
+/// What became of the stored offers a complete scan did not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Every live stored offer was listed.
+    NoneMissing,
+    /// eMAG listed no offer at all: an empty answer is no evidence that `live` offers went.
+    EmptyScan { live: u64 },
+    /// `removed` offers marked removed; `kept` of the missing ones were found by id (they
+    /// moved up a page while the scan read) and stored; `waiting` were missed once and wait
+    /// for a second complete scan.
+    Done {
+        removed: u64,
+        kept: u64,
+        waiting: u64,
+    },
+    /// `gone` offers would go, more than the share one run may remove of `live`: none was.
+    Refused { gone: u64, live: u64, kept: u64 },
+    /// The read of offer `asked` by id was answered with `answered` offers, not that one
+    /// alone (eMAG did not apply the filter): the `missing` offers could not be confirmed
+    /// and none was removed.
+    Unconfirmed {
+        missing: u64,
+        asked: i64,
+        answered: usize,
+    },
+}
+
+impl Settled {
+    fn removed(self) -> u64 {
+        match self {
+            Settled::Done { removed, .. } => removed,
+            _ => 0,
+        }
+    }
+
+    fn note(self, account: &str) -> Option<String> {
+        match self {
+            Settled::NoneMissing | Settled::Done { kept: 0, waiting: 0, .. } => None,
+            Settled::EmptyScan { live } => Some(format!(
+                "eMAG listed no offer; the {live} stored offers are kept (a scan that sees no offer never removes any)"
+            )),
+            Settled::Done { kept, waiting, .. } => {
+                let mut parts = Vec::new();
+                if kept > 0 {
+                    parts.push(format!(
+                        "{kept} offers the scan missed (the catalog moved while it read) were read by id and kept"
+                    ));
+                }
+                if waiting > 0 {
+                    parts.push(format!(
+                        "{waiting} offers were not listed; they are marked removed when the next complete scan misses them too"
+                    ));
+                }
+                Some(parts.join("; "))
+            }
+            Settled::Refused { gone, live, kept } => {
+                let found = if kept > 0 {
+                    format!(" ({kept} more the scan missed were read by id and kept)")
+                } else {
+                    String::new()
+                };
+                Some(format!(
+                    "{gone} of {live} live offers ({}%) are gone from eMAG{found}, more than {MAX_REMOVED_SHARE_PERCENT}% in one run, \
+                     so none was marked removed; to confirm, run `emag-sync sync {account} --kind offers --full`",
+                    gone * 100 / live.max(1)
+                ))
+            }
+            Settled::Unconfirmed { missing, asked, answered } => Some(format!(
+                "{missing} offers were not listed, but the read of offer {asked} by id was answered with {answered} offers, \
+                 not that one alone (the id filter was not applied), so none was confirmed gone or marked removed"
+            )),
+        }
+    }
+}
+
+/// Decides the fate of the live stored offers the complete scan did not list (`seen` holds
+/// every id it listed). Walks the store in id batches, so memory does not grow with the
+/// catalog: at most [`CONFIRM_BY_ID_MAX`] ids are held.
+async fn settle_missing(
     ctx: &SyncContext,
+    account: &Account,
     run: &ActiveRun,
     seen: &RoaringBitmap,
-) -> Result<u64, SyncError> {
+) -> Result<Settled, SyncError> {
+    let (live, _) = ctx.store.count_offers(&run.account).await?;
+    let live = u64::try_from(live).unwrap_or(0);
+    if seen.is_empty() {
+        if live > 0 {
+            tracing::warn!(
+                account.name = account.name(),
+                offers.live = live,
+                "eMAG listed no offer; nothing is marked removed on an empty answer"
+            );
+            return Ok(Settled::EmptyScan { live });
+        }
+        return Ok(Settled::NoneMissing);
+    }
+
+    // Every complete scan that misses an offer is counted on it, so the second one in a row
+    // is known whichever way this run confirms.
+    let mut missing = 0_u64;
+    let mut few = Vec::new();
     let mut after = 0_i64;
-    let mut removed = 0;
     loop {
         let ids = ctx
             .store
@@ -281,17 +398,166 @@ async fn mark_unseen_removed(
             .await?;
         let Some(&last) = ids.last() else { break };
         after = last;
-        let gone: Vec<i64> = ids
+        let unseen: Vec<i64> = ids
             .into_iter()
-            .filter(|id| {
-                u32::try_from(*id)
-                    .map(|i| !seen.contains(i))
-                    .unwrap_or(true)
-            })
+            .filter(|id| u32::try_from(*id).map_or(true, |i| !seen.contains(i)))
             .collect();
-        if !gone.is_empty() {
-            removed += ctx.store.mark_offers_removed(run, &gone).await?;
+        if unseen.is_empty() {
+            continue;
+        }
+        ctx.store.record_offer_misses(run, &unseen).await?;
+        missing += unseen.len() as u64;
+        if missing <= CONFIRM_BY_ID_MAX {
+            few.extend(unseen);
+        } else {
+            few = Vec::new();
         }
     }
-    Ok(removed)
+    if missing == 0 {
+        return Ok(Settled::NoneMissing);
+    }
+
+    let (gone, kept, waiting) = if missing <= CONFIRM_BY_ID_MAX {
+        match confirm_by_id(ctx, account, run, &few).await? {
+            Confirmed::Checked { gone, kept } => (Removal::Ids(gone), kept, 0),
+            Confirmed::FilterIgnored { asked, answered } => {
+                tracing::warn!(
+                    account.name = account.name(),
+                    offers.missing = missing,
+                    offer.id = asked,
+                    answered,
+                    "a read of one offer by id was answered with other offers; nothing is marked removed"
+                );
+                return Ok(Settled::Unconfirmed {
+                    missing,
+                    asked,
+                    answered,
+                });
+            }
+        }
+    } else {
+        let twice = ctx.store.count_missed_offers(run, MISSES_TO_REMOVE).await?;
+        (Removal::MissedTwice(twice), 0, missing - twice)
+    };
+
+    let count = gone.count();
+    if count * 100 > live * MAX_REMOVED_SHARE_PERCENT && !run.full_scan {
+        tracing::warn!(
+            account.name = account.name(),
+            offers.gone = count,
+            offers.live = live,
+            "more than {MAX_REMOVED_SHARE_PERCENT}% of the account's offers are gone from eMAG; \
+             none is marked removed until a full sync confirms it"
+        );
+        return Ok(Settled::Refused {
+            gone: count,
+            live,
+            kept,
+        });
+    }
+    let removed = match gone {
+        Removal::Ids(ids) if ids.is_empty() => 0,
+        Removal::Ids(ids) => ctx.store.mark_offers_removed(run, &ids).await?,
+        Removal::MissedTwice(0) => 0,
+        Removal::MissedTwice(_) => {
+            ctx.store
+                .mark_missed_offers_removed(run, MISSES_TO_REMOVE)
+                .await?
+        }
+    };
+    Ok(Settled::Done {
+        removed,
+        kept,
+        waiting,
+    })
+}
+
+/// The offers to mark removed.
+enum Removal {
+    /// Confirmed gone one by one.
+    Ids(Vec<i64>),
+    /// This many, missed by [`MISSES_TO_REMOVE`] complete scans in a row (found in the store).
+    MissedTwice(u64),
+}
+
+impl Removal {
+    fn count(&self) -> u64 {
+        match self {
+            Removal::Ids(ids) => ids.len() as u64,
+            Removal::MissedTwice(n) => *n,
+        }
+    }
+}
+
+/// What the reads by id said.
+enum Confirmed {
+    /// `gone`: eMAG has no such offer; `kept`: found (and stored).
+    Checked { gone: Vec<i64>, kept: u64 },
+    /// eMAG answered the read of `asked` with other or more offers: its filter was not
+    /// applied.
+    FilterIgnored { asked: i64, answered: usize },
+}
+
+/// Reads each missing offer by id (`product_offer/read` with `id`, one per request as eMAG
+/// documents). An offer found is stored like a scanned one: it moved up a page while the
+/// scan read and was missed, and it is alive.
+async fn confirm_by_id(
+    ctx: &SyncContext,
+    account: &Account,
+    run: &ActiveRun,
+    ids: &[i64],
+) -> Result<Confirmed, SyncError> {
+    let mut gone = Vec::new();
+    let mut found = Vec::new();
+    for &id in ids {
+        if ctx.cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let mut filter = Map::new();
+        filter.insert("id".into(), id.into());
+        let page = account
+            .client
+            .read_page("product_offer", &filter, 1, 1)
+            .await?;
+        match page.items.as_slice() {
+            [] => gone.push(id),
+            [item] => {
+                let (got, row) = to_row(item.get())?;
+                if i64::from(got) != id {
+                    return Ok(Confirmed::FilterIgnored {
+                        asked: id,
+                        answered: 1,
+                    });
+                }
+                found.push((got, row));
+            }
+            more => {
+                return Ok(Confirmed::FilterIgnored {
+                    asked: id,
+                    answered: more.len(),
+                })
+            }
+        }
+    }
+    let kept = found.len() as u64;
+    if !found.is_empty() {
+        tracing::info!(
+            account.name = account.name(),
+            offers.kept = kept,
+            "offers the scan missed while the catalog moved were found by id and kept"
+        );
+        let (ids, rows): (Vec<u32>, Vec<OfferRow>) = found.into_iter().unzip();
+        let keys: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let stored = ctx.store.offer_hashes(&run.account, &keys).await?;
+        let stored: HashMap<i64, i64> = stored
+            .into_iter()
+            .map(|(id, s)| (id, if s.removed { -1 } else { s.content_hash }))
+            .collect();
+        let (changed, mut counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
+        counts.pages = 0;
+        ctx.store
+            .write_offer_page(run, CONFIRMED_KEY, None, &ids, &changed, &counts)
+            .await?;
+    }
+    Ok(Confirmed::Checked { gone, kept })
 }

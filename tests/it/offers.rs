@@ -287,7 +287,7 @@ async fn a_full_sync_closes_an_interrupted_scan_and_starts_from_page_one() {
 
 /// An offer sync of main stopped (as by a shutdown) once `items` offers are stored; asserts
 /// that it ended interrupted.
-async fn offers_stopped_after(app: &TestApp, items: u64) -> emag_sync::sync::RunReport {
+pub(crate) async fn offers_stopped_after(app: &TestApp, items: u64) -> emag_sync::sync::RunReport {
     let mut ctx = app.ctx.clone();
     ctx.progress = Some(std::sync::Arc::new(StopAfter {
         items,
@@ -306,7 +306,7 @@ async fn offers_stopped_after(app: &TestApp, items: u64) -> emag_sync::sync::Run
 }
 
 /// The next offer sync of main, as a new process would run it (a context not cancelled).
-async fn offers_again(app: &TestApp, full: bool) -> emag_sync::sync::RunReport {
+pub(crate) async fn offers_again(app: &TestApp, full: bool) -> emag_sync::sync::RunReport {
     let ctx = emag_sync::sync::SyncContext::new(app.store.clone(), app.config.sync);
     emag_sync::sync::run_sync(
         &ctx,
