@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use domain::{RunState, SyncKind};
 use emag_sim::{FaultPlan, SimConfig};
+use emag_sync::config::CatchUp;
+use emag_sync::scheduler::{Policy, Schedule, Scheduler};
 use emag_sync::sync::RunStatus;
 use emag_sync::web::{self, AppState};
 use reqwest::StatusCode;
@@ -122,6 +124,29 @@ fn secrets(app: &TestApp) -> Vec<String> {
     out
 }
 
+/// A scheduler of main's `kind` every 30 minutes.
+fn scheduler_of(app: &TestApp, kind: SyncKind) -> Scheduler {
+    let schedule = Schedule {
+        account: "main".into(),
+        kind,
+        interval: Duration::from_secs(1800),
+        offset: Duration::from_secs(11),
+        cron: None,
+        manual_only: false,
+    };
+    let policy = Policy {
+        retry_delay: Duration::from_secs(5),
+        max_retries: 3,
+        catch_up: CatchUp::Once,
+    };
+    Scheduler::new(
+        app.ctx.clone(),
+        app.accounts.clone(),
+        vec![schedule],
+        policy,
+    )
+}
+
 fn problem_fields(body: &Value) -> Vec<String> {
     body["invalid-params"]
         .as_array()
@@ -137,7 +162,7 @@ on_both_backends!(
     runs_are_filtered_and_paged_by_id_and_bad_filters_name_their_field,
     accounts_and_schedules_render_the_snapshot_and_an_unknown_account_is_404,
     mutations_need_the_token_or_a_same_origin_session,
-    sync_now_queues_a_run_that_a_sync_process_then_claims_and_pause_shows_in_status,
+    sync_now_queues_a_run_that_the_next_scheduler_tick_claims_and_pause_shows_in_status,
     cancel_ends_a_queued_run_at_once_and_stops_a_running_scan_at_a_page_boundary,
 );
 
@@ -476,7 +501,7 @@ async fn mutations_need_the_token_or_a_same_origin_session(kind: DbKind) {
     server.assert_no_secret(&secrets(&app));
 }
 
-async fn sync_now_queues_a_run_that_a_sync_process_then_claims_and_pause_shows_in_status(
+async fn sync_now_queues_a_run_that_the_next_scheduler_tick_claims_and_pause_shows_in_status(
     kind: DbKind,
 ) {
     let app = app_with_token(kind, SimConfig::default()).await;
@@ -511,10 +536,17 @@ async fn sync_now_queues_a_run_that_a_sync_process_then_claims_and_pause_shows_i
     assert_eq!(run["state"], "queued");
     assert_eq!(run["trigger"], "manual");
 
-    // A sync process claims the queued run rather than starting another.
-    let report = app.sync("main", SyncKind::Orders).await;
-    assert_eq!(report.run_id, Some(run_id), "{report:?}");
-    assert_eq!(report.status, RunStatus::Succeeded);
+    // The next scheduler tick claims the queued run rather than starting another.
+    let mut scheduler = scheduler_of(&app, SyncKind::Orders);
+    let started = scheduler.tick(storage::now_ms()).await.expect("tick");
+    assert_eq!(
+        started,
+        vec![("main".into(), SyncKind::Orders, domain::RunTrigger::Manual)]
+    );
+    let reports = bounded("the claimed run", scheduler.wait_idle()).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].run_id, Some(run_id), "{reports:?}");
+    assert_eq!(reports[0].status, RunStatus::Succeeded);
 
     // Pause and resume show in /api/status.
     let (status, _, _) = server.post("/api/accounts/fbe/pause", None).await;
@@ -647,7 +679,11 @@ async fn cancel_ends_a_queued_run_at_once_and_stops_a_running_scan_at_a_page_bou
     let (_, _, detail) = server.get(&format!("/api/runs/{}", running.id)).await;
     assert_eq!(detail["state"], "cancelled");
     assert!(detail["cancel_requested_at"].is_string(), "{detail}");
-    // Nothing resumes it: the (account, kind) has no active run, so a new one starts afresh.
+    // Nothing resumes it: a scheduler finds nothing due (an interrupted run would be resumed
+    // at once), and the (account, kind) has no active run, so a new one starts afresh.
+    let mut scheduler = scheduler_of(&app, SyncKind::Offers);
+    let due = scheduler.tick(storage::now_ms()).await.expect("tick");
+    assert!(due.is_empty(), "{due:?}");
     let next = app
         .store
         .enqueue_run("main", SyncKind::Offers, false)
