@@ -517,6 +517,34 @@ async fn sync_now_queues_a_run_that_the_next_scheduler_tick_claims_and_pause_sho
         .post("/api/accounts/main/sync", Some(json!({"full": true})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Nothing panics on any body: not JSON, the wrong type, another media type, bytes.
+    for (content_type, body) in [
+        ("application/json", b"{".to_vec()),
+        ("application/json", b"[]".to_vec()),
+        (
+            "application/json",
+            br#"{"kind":"offers","full":"yes"}"#.to_vec(),
+        ),
+        (
+            "application/json",
+            br#"{"kind":"offers","extra":1}"#.to_vec(),
+        ),
+        ("text/plain", b"kind=offers".to_vec()),
+        ("application/json", vec![0xff, 0xfe, 0x00]),
+    ] {
+        let (status, content_type_back, _) = server
+            .send(
+                server
+                    .http
+                    .post(format!("{}/api/accounts/main/sync", server.base))
+                    .bearer_auth(TOKEN)
+                    .header("content-type", content_type)
+                    .body(body.clone()),
+            )
+            .await;
+        assert!(status.is_client_error(), "{body:?}: {status}");
+        assert_eq!(content_type_back, "application/problem+json", "{body:?}");
+    }
 
     // Act: sync now, twice: the second joins the first.
     let (status, _, first) = server

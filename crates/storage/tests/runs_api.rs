@@ -197,6 +197,29 @@ async fn a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop(ki
         storage::Enqueued::Queued { .. }
     ));
 
+    // An interrupted run (a stopped process left it to be resumed): cancelled at once too.
+    let stopped = start(&store, "fbe", SyncKind::Offers).await;
+    store
+        .interrupt_run(&stopped, &RunCounts::default(), "stopped on request")
+        .await
+        .expect("interrupt");
+    assert_eq!(
+        store
+            .request_run_cancel(stopped.id, "operator")
+            .await
+            .expect("cancel"),
+        CancelRun::Cancelled
+    );
+    assert_eq!(
+        store
+            .get_run(stopped.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .state,
+        RunState::Cancelled
+    );
+
     // A running run: a request its holder sees, then the holder ends it cancelled.
     let run = start(&store, "main", SyncKind::Offers).await;
     assert_eq!(
@@ -244,6 +267,6 @@ async fn a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop(ki
             .filter(|t| t.outcome == RunState::Cancelled)
             .map(|t| t.runs)
             .sum::<u64>(),
-        2
+        3
     );
 }
