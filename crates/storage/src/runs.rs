@@ -632,10 +632,14 @@ impl Store {
     pub async fn outcomes_since(&self, since: i64) -> Result<Vec<RunOutcomePoint>> {
         /// account, kind, state, started_at, finished_at
         type Outcome = (String, String, String, Option<i64>, Option<i64>);
+        // The success before the period: per (account, kind) of `latest_runs`, a backward
+        // walk of `runs_succeeded` that stops at the first success ended before `since`
+        // (it passes only the period's successes), not a grouping of the whole history.
         let rows: Vec<Outcome> = sqlx::query_as(
             "SELECT account, kind, state, started_at, finished_at FROM runs \
-             WHERE id IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' AND finished_at < $1 \
-             GROUP BY account, kind) \
+             WHERE id IN (SELECT (SELECT s.id FROM runs s WHERE s.account = l.account \
+             AND s.kind = l.kind AND s.state = 'succeeded' AND s.finished_at < $1 \
+             ORDER BY s.id DESC LIMIT 1) FROM latest_runs l) \
              UNION ALL SELECT account, kind, state, started_at, finished_at FROM runs \
              WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') \
              ORDER BY 1, 2, 5",

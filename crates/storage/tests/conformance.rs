@@ -703,6 +703,12 @@ mod old_queries {
     pub const RECLAIMED: &str = "SELECT COUNT(*) FROM runs WHERE reclaimed_at >= $1";
     pub const RECENT_FAILURES: &str = "SELECT id FROM runs WHERE finished_at >= $1 \
         AND state = 'failed' ORDER BY finished_at DESC, id DESC LIMIT $2";
+    pub const OUTCOMES: &str = "SELECT account, kind, state, started_at, finished_at FROM runs \
+        WHERE id IN (SELECT MAX(id) FROM runs WHERE state = 'succeeded' AND finished_at < $1 \
+        GROUP BY account, kind) \
+        UNION ALL SELECT account, kind, state, started_at, finished_at FROM runs \
+        WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') \
+        ORDER BY 1, 2, 5";
 }
 
 /// (account, kind, latest run id, its state, failures in a row), as the store reads them.
@@ -818,6 +824,31 @@ async fn assert_status_reads_match_old_queries(store: &Store, url: &str) -> Hist
                 .collect::<Vec<_>>(),
             recent.iter().map(|(id,)| *id).collect::<Vec<_>>()
         );
+        type Outcome = (String, String, String, Option<i64>, Option<i64>);
+        let mut outcomes: Vec<Outcome> = sqlx::query_as(old_queries::OUTCOMES)
+            .bind(since)
+            .fetch_all(&mut conn)
+            .await
+            .expect("old outcomes");
+        // Runs of one (account, kind) may end in the same millisecond: compare as sets.
+        outcomes.sort();
+        let mut read: Vec<Outcome> = store
+            .outcomes_since(since)
+            .await
+            .expect("outcomes")
+            .into_iter()
+            .map(|p| {
+                (
+                    p.account,
+                    p.kind.as_str().to_owned(),
+                    p.state.as_str().to_owned(),
+                    Some(p.started_at),
+                    Some(p.finished_at),
+                )
+            })
+            .collect();
+        read.sort();
+        assert_eq!(read, outcomes, "outcomes since {since}");
     }
     conn.close().await.expect("close");
     view
