@@ -650,11 +650,27 @@ mod browser {
             )
             .await;
         chrome
+            .screenshot("dashboard-running.png", 1280, 800, false)
+            .await;
+        chrome
             .wait_for(
                 "the run finished",
                 r#"!document.querySelector('.card[data-account="main"] [data-progress]') && document.querySelector('.card[data-account="main"] .kind[data-kind="offers"] .outcome.succeeded')"#,
             )
             .await;
+
+        // The drill-down into the run: its counts and checkpoint.
+        chrome.click("#runs-body tr[data-run]").await;
+        chrome
+            .wait_for(
+                "the run's detail",
+                "!document.querySelector('#drawer').classList.contains('hidden') && document.querySelector('#drawer-body [data-count=\"items_read\"]').textContent.replace(/\\D/g, '') === '4000'",
+            )
+            .await;
+        chrome
+            .screenshot("dashboard-run.png", 1280, 800, false)
+            .await;
+        chrome.click("#drawer-close").await;
 
         // Pause shows on the card.
         chrome
@@ -701,6 +717,15 @@ mod browser {
             .await;
         chrome
             .screenshot("dashboard-phone.png", 390, 844, true)
+            .await;
+        chrome
+            .must(
+                "Emulation.setEmulatedMedia",
+                json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+            )
+            .await;
+        chrome
+            .screenshot("dashboard-dark.png", 1280, 800, false)
             .await;
         assert_eq!(
             chrome.eval("window.__sameDocument === true").await,

@@ -39,7 +39,7 @@
       'logs.errors': '{n} erori / oră', 'logs.warnings': '{n} avertismente / oră',
       'run.title': 'Rularea #{id}', 'run.account': 'Cont', 'run.kind': 'Tip', 'run.trigger': 'Declanșator', 'run.state': 'Stare',
       'run.attempt': 'Încercări', 'run.created': 'Creată', 'run.started': 'Pornită', 'run.finished': 'Încheiată', 'run.duration': 'Durată',
-      'run.checkpoint': 'Punct de reluare', 'run.checkpoint_v': 'pagina {p}', 'run.total': 'Total eMAG', 'run.error': 'Eroare',
+      'run.checkpoint': 'Punct de control', 'run.checkpoint_v': 'pagina {p}', 'run.cancel_requested': 'Anulare cerută', 'run.total': 'Total eMAG', 'run.error': 'Eroare',
       'run.emag': 'Mesajele eMAG', 'run.counts': 'Contoare', 'run.note': 'Notă', 'run.reclaimed': 'Preluată de la',
       'trigger.manual': 'manual', 'trigger.scheduled': 'programat', 'trigger.retry': 'reîncercare', 'trigger.catch_up': 'recuperare',
       'toast.queued': 'Rularea #{id} a fost pusă în coadă.', 'toast.joined': 'Se alătură rulării #{id} deja active.',
@@ -48,6 +48,9 @@
       'foot.updated': 'Actualizat {t}', 'foot.instances': '{n} instanțe active', 'foot.reclaimed': '{n} preluări (24 h)',
       'ago.now': 'acum',
       'alerts.stale': '{n} tipuri de date nu sunt proaspete (detalii)',
+      'count.pages': 'pagini', 'count.items_read': 'articole citite', 'count.created': 'create', 'count.updated': 'actualizate',
+      'count.unchanged': 'neschimbate', 'count.removed': 'eliminate', 'count.requests': 'cereri eMAG',
+      'count.rate_limit_waits': 'așteptări pentru limita de rată', 'count.retries': 'reîncercări',
     },
     en: {
       subtitle: 'eMAG Marketplace sync',
@@ -83,7 +86,7 @@
       'logs.errors': '{n} errors / hour', 'logs.warnings': '{n} warnings / hour',
       'run.title': 'Run #{id}', 'run.account': 'Account', 'run.kind': 'Kind', 'run.trigger': 'Trigger', 'run.state': 'State',
       'run.attempt': 'Attempts', 'run.created': 'Created', 'run.started': 'Started', 'run.finished': 'Finished', 'run.duration': 'Duration',
-      'run.checkpoint': 'Resumed from', 'run.checkpoint_v': 'page {p}', 'run.total': 'eMAG total', 'run.error': 'Error',
+      'run.checkpoint': 'Checkpoint', 'run.checkpoint_v': 'page {p}', 'run.cancel_requested': 'Cancel requested', 'run.total': 'eMAG total', 'run.error': 'Error',
       'run.emag': "eMAG's messages", 'run.counts': 'Counts', 'run.note': 'Note', 'run.reclaimed': 'Taken over from',
       'trigger.manual': 'manual', 'trigger.scheduled': 'scheduled', 'trigger.retry': 'retry', 'trigger.catch_up': 'catch-up',
       'toast.queued': 'Run #{id} queued.', 'toast.joined': 'Joined run #{id}, already active.',
@@ -92,6 +95,9 @@
       'foot.updated': 'Updated {t}', 'foot.instances': '{n} live instances', 'foot.reclaimed': '{n} takeovers (24 h)',
       'ago.now': 'now',
       'alerts.stale': '{n} kinds of data are not fresh (details)',
+      'count.pages': 'pages', 'count.items_read': 'items read', 'count.created': 'created', 'count.updated': 'updated',
+      'count.unchanged': 'unchanged', 'count.removed': 'removed', 'count.requests': 'eMAG requests',
+      'count.rate_limit_waits': 'rate-limit waits', 'count.retries': 'retries',
     },
   };
   const KINDS = ['offers', 'orders', 'reference', 'returns'];
@@ -548,6 +554,7 @@
       run = state.runs.items.find((r) => r.id === id);
       if (!run) { toast(t('toast.failed', { m: e.message })); return; }
     }
+    const cancelAt = run.cancel_requested_at;
     run = run.run || run;
     const o = outcomeOf(run);
     const body = $('#drawer-body');
@@ -568,6 +575,7 @@
     fact(t('run.checkpoint'), cp ? t('run.checkpoint_v', { p: cp }) : null);
     fact(t('run.total'), run.total_items !== undefined && run.total_items !== null ? fmtNum(run.total_items) : null);
     fact(t('run.reclaimed'), run.reclaimed_from);
+    fact(t('run.cancel_requested'), cancelAt ? fmtTime(cancelAt) : null);
     fact(t('run.note'), run.note);
     const err = run.error || {};
     const errText = [run.error_class || err.class, run.error_message || err.message].filter(Boolean).join(': ');
@@ -578,7 +586,7 @@
     const counts = run.counts || null;
     if (counts && typeof counts === 'object') {
       const dl = h('dl', { class: 'facts' });
-      for (const [k, v] of Object.entries(counts)) dl.append(h('dt', { text: k.replace(/_/g, ' ') }), h('dd', { class: 'num', text: fmtNum(v) }));
+      for (const [k, v] of Object.entries(counts)) dl.append(h('dt', { text: t('count.' + k) === 'count.' + k ? k.replace(/_/g, ' ') : t('count.' + k) }), h('dd', { class: 'num', 'data-count': k, text: fmtNum(v) }));
       parts.push(h('h3', { text: t('run.counts') }), dl);
     }
     const attempts = run.attempts;
