@@ -1659,7 +1659,8 @@ fn analyze_runs(
         k.runs += 1;
         match r.state {
             RunState::Succeeded => k.succeeded += 1,
-            RunState::Failed => {
+            // The fleet cancels nothing: a cancelled run is reported like a failed one.
+            RunState::Failed | RunState::Cancelled => {
                 k.failed += 1;
                 push_example(&mut report.failed_runs, || {
                     format!(
