@@ -162,6 +162,7 @@ on_both_backends!(
     runs_are_filtered_and_paged_by_id_and_bad_filters_name_their_field,
     accounts_and_schedules_render_the_snapshot_and_an_unknown_account_is_404,
     mutations_need_the_token_or_a_same_origin_session,
+    without_a_token_a_loopback_server_takes_changes_but_not_from_another_origin,
     sync_now_queues_a_run_that_the_next_scheduler_tick_claims_and_pause_shows_in_status,
     cancel_ends_a_queued_run_at_once_and_stops_a_running_scan_at_a_page_boundary,
 );
@@ -498,6 +499,51 @@ async fn mutations_need_the_token_or_a_same_origin_session(kind: DbKind) {
     // Reads stay open.
     let (status, _, _) = server.get("/api/accounts").await;
     assert_eq!(status, StatusCode::OK);
+    server.assert_no_secret(&secrets(&app));
+}
+
+async fn without_a_token_a_loopback_server_takes_changes_but_not_from_another_origin(kind: DbKind) {
+    let app = TestApp::new(kind, SimConfig::default()).await;
+    let server = Server::of(&app).await;
+    let url = format!("{}/api/accounts/main/pause", server.base);
+
+    let (status, _, body) = server
+        .send(
+            server
+                .http
+                .post(&url)
+                .header("origin", "http://evil.example"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("EMAG_DASHBOARD_TOKEN"),
+        "{body}"
+    );
+    let (status, _, _) = server
+        .send(server.http.post(&url).bearer_auth("anything-at-all-here"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no token is valid when none is set"
+    );
+
+    let (status, _, body) = server.send(server.http.post(&url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], true);
+    let (status, _, _) = server
+        .send(
+            server
+                .http
+                .post(format!("{}/login", server.base))
+                .form(&[("token", "whatever")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nothing to log in with");
     server.assert_no_secret(&secrets(&app));
 }
 
