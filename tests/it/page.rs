@@ -221,6 +221,37 @@ async fn events_tell_of_pause_and_resume() {
     assert_eq!(resumed["account"], "fbe");
 }
 
+/// Two dashboard processes on one PostgreSQL (two states, two pollers, two pools) both see a
+/// run queued by a third party: nothing depends on the process that wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_on_one_postgres_sees_the_same_events() {
+    let app = TestApp::new(DbKind::Postgres, SimConfig::default()).await;
+    let other = storage::Store::open(&app._db.url)
+        .await
+        .expect("a second pool");
+    let a = Server::start(AppState::new(app.config.clone(), app.store.clone())).await;
+    let b = Server::start(AppState::new(app.config.clone(), other)).await;
+    let mut ea = EventStream::open(&a).await;
+    let mut eb = EventStream::open(&b).await;
+    ea.until("ready", |_| true).await;
+    eb.until("ready", |_| true).await;
+
+    let storage::Enqueued::Queued { run_id } = app
+        .store
+        .enqueue_run("fbe", SyncKind::Orders, false)
+        .await
+        .expect("queue")
+    else {
+        panic!("nothing was active")
+    };
+
+    let ours = move |v: &Value| v["run_id"] == run_id;
+    let (seen_a, _) = ea.until("run_queued", ours).await;
+    let (seen_b, _) = eb.until("run_queued", ours).await;
+    assert_eq!(seen_a, seen_b);
+    assert_eq!(seen_a["account"], "fbe");
+}
+
 /// The page and its assets over HTTP: embedded, hashed, cached for a year, guarded by the CSP,
 /// and referring to nothing outside the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
