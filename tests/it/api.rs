@@ -17,18 +17,9 @@ use serde_json::{json, Value};
 use test_support::DbKind;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{on_both_backends, TestApp};
+use crate::support::{bounded, on_both_backends, TestApp};
 
 const TOKEN: &str = "test-dashboard-token-0123456789";
-
-/// Every step that waits on a server or a run is bounded: a hang fails the test.
-const STEP: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took more than {} s", STEP.as_secs()))
-}
 
 /// The server on a port of its own; stopped when dropped. Every body it sent is kept, for
 /// the canary check.

@@ -13,16 +13,7 @@ use tokio::process::{Child, Command};
 use emag_sim::{RunningSim, SimConfig};
 use test_support::TestDb;
 
-use crate::support::sim_vars;
-
-/// Every step of these tests is bounded: a hung process fails the test instead of the run.
-const STEP: Duration = Duration::from_secs(120);
-
-async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took more than {} s", STEP.as_secs()))
-}
+use crate::support::{bounded, sim_vars};
 
 /// A working directory, the variables of a seller using the simulator, and the binary.
 struct Env {

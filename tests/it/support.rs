@@ -234,6 +234,17 @@ pub fn json_decimal(v: &Value) -> Option<Decimal> {
     }
 }
 
+/// How long any one step of a test may take: a hung process or server fails the test instead
+/// of hanging the run.
+pub const STEP: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Bounds one step of a test by [`STEP`].
+pub async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took more than {} s", STEP.as_secs()))
+}
+
 /// Runs the test body on both backends.
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {

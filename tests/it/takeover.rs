@@ -14,22 +14,13 @@ use test_support::{DbKind, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::{
-    assert_offers_match, assert_orders_match, binary, on_both_backends, sim_vars,
+    assert_offers_match, assert_orders_match, binary, bounded, on_both_backends, sim_vars,
 };
 
 /// The lease TTL of both processes (the smallest emag-sync accepts).
 const TTL_MS: i64 = 10_000;
 /// The measurement window after the kill: run starts of the account are counted in it.
 const WINDOW: Duration = Duration::from_secs(60);
-/// Every wait of this test is bounded: a hung step fails the test instead of the run.
-const STEP: Duration = Duration::from_secs(90);
-
-async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took more than {} s", STEP.as_secs()))
-}
-
 /// A log line without its terminal colours.
 fn plain(line: &str) -> String {
     let mut out = String::with_capacity(line.len());

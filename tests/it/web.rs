@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::Duration;
 
 use domain::SyncKind;
 use emag_sim::{FaultPlan, SimConfig};
@@ -18,16 +17,7 @@ use test_support::DbKind;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{binary, on_both_backends, sim_vars, TestApp};
-
-/// Every step that waits on a process or a server is bounded: a hang fails the test.
-const STEP: Duration = Duration::from_secs(60);
-
-async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took more than {} s", STEP.as_secs()))
-}
+use crate::support::{binary, bounded, on_both_backends, sim_vars, TestApp};
 
 /// The server on a port of its own; stopped when dropped.
 struct Server {
