@@ -67,6 +67,20 @@ impl<W: Write> Sink<W> {
     }
 }
 
+/// A free-text cell a spreadsheet will not run as a formula: text starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading `'` (OWASP's CSV injection advice). Product
+/// names, brands and customer names come from eMAG and its buyers, so a seller who opens the
+/// export must not execute what they wrote. Only free-text columns pass through here: numbers
+/// and money keep their sign.
+fn spreadsheet_safe(text: Option<&str>) -> String {
+    let text = text.unwrap_or_default();
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
     let (_config, store) = match load_config_and_store(env_file).await {
         Ok(loaded) => loaded,
@@ -140,10 +154,10 @@ async fn export_offers(
                     w.write_record([
                         o.account.clone(),
                         o.id.to_string(),
-                        opt(&o.part_number),
-                        opt(&o.part_number_key),
-                        opt(&o.name),
-                        opt(&o.brand),
+                        spreadsheet_safe(o.part_number.as_deref()),
+                        spreadsheet_safe(o.part_number_key.as_deref()),
+                        spreadsheet_safe(o.name.as_deref()),
+                        spreadsheet_safe(o.brand.as_deref()),
                         num(o.status),
                         opt(&o.sale_price),
                         opt(&o.recommended_price),
@@ -151,7 +165,7 @@ async fn export_offers(
                         num(o.vat_id),
                         num(o.general_stock),
                         num(o.estimated_stock),
-                        o.ean.join(";"),
+                        spreadsheet_safe(Some(&o.ean.join(";"))),
                         o.removed.to_string(),
                     ])?;
                 }
@@ -224,10 +238,10 @@ async fn export_orders(
                             opt(&o.modified),
                             num(o.payment_mode_id),
                             num(o.customer_id),
-                            opt(&o.customer_name),
+                            spreadsheet_safe(o.customer_name.as_deref()),
                             l.id.to_string(),
                             num(l.product_id),
-                            opt(&l.part_number),
+                            spreadsheet_safe(l.part_number.as_deref()),
                             num(l.quantity),
                             opt(&l.sale_price),
                             opt(&l.currency),
@@ -240,4 +254,32 @@ async fn export_orders(
         }
     }
     sink.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_that_a_spreadsheet_would_run_is_quoted() {
+        for evil in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+        ] {
+            assert_eq!(spreadsheet_safe(Some(evil)), format!("'{evil}"), "{evil}");
+        }
+        for plain in ["Telefon Samsung", "123", "", "a=b", "e-mail"] {
+            assert_eq!(spreadsheet_safe(Some(plain)), plain);
+        }
+        assert_eq!(spreadsheet_safe(None), "");
+        // Through the CSV writer: the cell stays one quoted-as-text field.
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(["1", &spreadsheet_safe(Some("=1+1"))])
+            .expect("write");
+        let out = String::from_utf8(w.into_inner().expect("inner")).expect("utf-8");
+        assert_eq!(out, "1,'=1+1\n");
+    }
 }
