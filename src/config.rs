@@ -312,6 +312,31 @@ impl Config {
     }
 }
 
+/// What is wrong with a `.env` file, by line number and variable name only: dotenvy's own
+/// message quotes the line — and an unclosed quote everything after it — so a password would
+/// be printed.
+fn dotenv_error(path: &Path, e: &dotenvy::Error) -> String {
+    let dotenvy::Error::LineParse(text, _) = e else {
+        return format!("cannot read: {e}");
+    };
+    let content = std::fs::read_to_string(path).unwrap_or_default();
+    let line = content
+        .find(text.as_str())
+        .map(|at| content[..at].matches('\n').count() + 1);
+    // The name from the file's own line: dotenvy's text may start inside the value.
+    let name = line
+        .and_then(|n| content.lines().nth(n - 1))
+        .and_then(|l| l.split_once('='))
+        .map(|(n, _)| n.trim().trim_start_matches("export ").trim())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    match (line, name) {
+        (Some(line), Some(name)) => format!("line {line} ({name}) cannot be parsed"),
+        (Some(line), None) => format!("line {line} cannot be parsed"),
+        (None, Some(name)) => format!("the line of {name} cannot be parsed"),
+        (None, None) => "a line cannot be parsed".into(),
+    }
+}
+
 /// `.env` under the environment; the environment wins.
 pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, ConfigErrors> {
     let mut vars = HashMap::new();
@@ -332,8 +357,10 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
                 Err(e) => {
                     return Err(ConfigErrors(vec![ConfigProblem {
                         variable: path.display().to_string(),
-                        problem: format!("syntax error: {e}"),
-                        fix: "write one NAME=value per line".into(),
+                        problem: dotenv_error(path, &e),
+                        fix: "write one NAME=value per line; quote a value with spaces, and \
+                              close every quote"
+                            .into(),
                     }]))
                 }
             }
@@ -1101,5 +1128,30 @@ mod tests {
             vec![SyncKind::Orders]
         );
         assert!(SyncTypes::parse("nope").is_err());
+    }
+
+    #[test]
+    fn a_malformed_env_line_is_named_by_number_and_variable_never_by_its_value() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(".env");
+        for (text, want) in [
+            (
+                "EMAG_API_USERNAME=u\nEMAG_API_PASSWORD=\"s3cr3t-canary\nDATABASE_URL=x\n",
+                "line 2 (EMAG_API_PASSWORD) cannot be parsed",
+            ),
+            (
+                "EMAG_API_USERNAME=u\nEMAG_API_PASSWORD=s3cr3t canary with space\n",
+                "line 2 (EMAG_API_PASSWORD) cannot be parsed",
+            ),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let errors = gather_vars(Some(&path)).expect_err("malformed");
+            let shown = errors.to_string();
+            assert!(shown.contains(want), "{shown}");
+            assert!(
+                !shown.contains("s3cr3t"),
+                "the value is never shown: {shown}"
+            );
+        }
     }
 }
