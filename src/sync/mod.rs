@@ -197,13 +197,16 @@ pub async fn run_sync_for_slot(
         ..ctx.clone()
     };
     let operator_cancel = Arc::new(std::sync::OnceLock::new());
-    let heartbeat = tokio::spawn(keep_alive(
+    // Stopped however this function ends: a panic in a kind's code (or the task being dropped)
+    // must not leave a heartbeat keeping the lease alive — the account would be blocked until
+    // the process restarts instead of being taken over after the lease TTL.
+    let heartbeat = AbortOnDrop(tokio::spawn(keep_alive(
         ctx.store.clone(),
         run.clone(),
         ctx.settings.heartbeat_every(),
         run_ctx.cancel.clone(),
         Arc::clone(&operator_cancel),
-    ));
+    )));
     let before = account.client.stats();
     let result = {
         let ctx = &run_ctx;
@@ -214,7 +217,7 @@ pub async fn run_sync_for_slot(
             SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
         }
     };
-    heartbeat.abort();
+    drop(heartbeat);
     let api = account.client.stats().since(&before);
     let with_api = |mut extra: RunCounts| {
         extra.requests += api.requests;
@@ -289,6 +292,16 @@ pub async fn run_sync_for_slot(
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report
+}
+
+/// Aborts its task when dropped: by the normal end of a run, and by unwinding too.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Proves every `every` that a running run is alive; other instances take a run over only
@@ -577,4 +590,32 @@ pub(crate) fn content_hash(text: &str) -> i64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_bytes()[..8]);
     (u64::from_le_bytes(first) >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_run_stops_its_heartbeat() {
+        // The "heartbeat" holds a sender: when its task is aborted, its future is dropped and
+        // the receiver learns it — a readiness signal, no sleep.
+        let (alive, stopped) = tokio::sync::oneshot::channel::<()>();
+        let beating = tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        let run = tokio::spawn(async move {
+            let _heartbeat = AbortOnDrop(beating);
+            panic!("a kind's code panics mid-run");
+        });
+        assert!(run.await.is_err_and(|e| e.is_panic()));
+        let ended = tokio::time::timeout(Duration::from_secs(5), stopped)
+            .await
+            .expect("the heartbeat task is aborted when the run unwinds");
+        assert!(
+            ended.is_err(),
+            "it ended by being dropped, not by beating on"
+        );
+    }
 }
