@@ -233,13 +233,7 @@ impl Store {
     /// `LeaseLost` when the run was taken over.
     pub async fn record_offer_misses(&self, run: &ActiveRun, ids: &[i64]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
-            .bind(now_ms())
-            .bind(run.id)
-            .bind(&run.holder)
-            .execute(&mut *tx)
-            .await?;
-        fenced(done.rows_affected(), run.id)?;
+        crate::runs::hold_lease_in(&mut tx, run, now_ms()).await?;
         for chunk in ids.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(
                 self.backend(),
@@ -278,13 +272,7 @@ impl Store {
     pub async fn mark_missed_offers_removed(&self, run: &ActiveRun, scans: i64) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
-            .bind(now)
-            .bind(run.id)
-            .bind(&run.holder)
-            .execute(&mut *tx)
-            .await?;
-        fenced(done.rows_affected(), run.id)?;
+        crate::runs::hold_lease_in(&mut tx, run, now).await?;
         let removed = sqlx::query(
             "UPDATE offers SET removed = 1, removed_at = $1, updated_at = $1 \
              WHERE account = $2 AND missed_scans >= $3 AND removed = 0 AND missed_by_run = $4",
@@ -305,13 +293,7 @@ impl Store {
     pub async fn mark_offers_removed(&self, run: &ActiveRun, ids: &[i64]) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
-            .bind(now)
-            .bind(run.id)
-            .bind(&run.holder)
-            .execute(&mut *tx)
-            .await?;
-        fenced(done.rows_affected(), run.id)?;
+        crate::runs::hold_lease_in(&mut tx, run, now).await?;
         let mut removed = 0;
         for chunk in ids.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(

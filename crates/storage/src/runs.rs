@@ -327,12 +327,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), run.id)?;
-        // In the same transaction: the totals of /metrics never miss or double a run.
-        crate::totals::add_run_to_totals(&mut tx, run.id).await?;
-        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
-            .bind(run.id)
-            .execute(&mut *tx)
-            .await?;
+        close_ended_run(&mut tx, run.id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -458,6 +453,33 @@ fn parse_state(text: &str) -> Result<RunState> {
         table: "runs",
         detail: format!("{e}"),
     })
+}
+
+/// What every ending of a run does in the transaction that ends it: its outcome joins the
+/// totals of /metrics (never missed or doubled), and its scan's page ids are dropped.
+async fn close_ended_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_id: i64) -> Result<()> {
+    crate::totals::add_run_to_totals(tx, run_id).await?;
+    sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Proves inside `tx` that this process still holds `run` (and beats for it): a write of a
+/// run taken over fails with `LeaseLost` before it changes anything.
+pub(crate) async fn hold_lease_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: &ActiveRun,
+    now: i64,
+) -> Result<()> {
+    let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
+        .bind(now)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut **tx)
+        .await?;
+    fenced(done.rows_affected(), run.id)
 }
 
 pub(crate) fn fenced(rows: u64, run_id: i64) -> Result<()> {
@@ -883,11 +905,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     if done.rows_affected() == 1 {
-                        crate::totals::add_run_to_totals(&mut tx, id).await?;
-                        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
+                        close_ended_run(&mut tx, id).await?;
                         tx.commit().await?;
                         return Ok(CancelRun::Cancelled);
                     }
@@ -948,11 +966,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), run.id)?;
-        crate::totals::add_run_to_totals(&mut tx, run.id).await?;
-        sqlx::query("DELETE FROM scan_pages WHERE run_id = $1")
-            .bind(run.id)
-            .execute(&mut *tx)
-            .await?;
+        close_ended_run(&mut tx, run.id).await?;
         tx.commit().await?;
         Ok(())
     }
