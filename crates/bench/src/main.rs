@@ -7,9 +7,12 @@
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
 //! - `emag-bench status`: the cost of one status snapshot read with a long run history.
+//! - `emag-bench load`: `/api/status` and `/metrics` latency at a constant request rate, and
+//!   the server's peak memory, with that history.
 
 mod engine;
 mod fleet;
+mod load;
 mod scheduler;
 mod status;
 
@@ -49,6 +52,10 @@ enum What {
     /// Latency of the status snapshot's store reads (`/api/status`, `/health`, `status`)
     /// with many accounts and a long run history, on SQLite and PostgreSQL.
     Status(status::Args),
+    /// `/api/status` and `/metrics` of a real dashboard process at a constant request rate
+    /// (open loop), with many accounts and a long run history: latency percentiles and the
+    /// server's peak RSS, on SQLite and PostgreSQL.
+    Load(load::Args),
 }
 
 static EMAG_SYNC: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -123,6 +130,7 @@ fn main() -> ExitCode {
             What::Scheduler(args) => scheduler::run(args).await,
             What::Fleet(args) => fleet::run(args).await,
             What::Status(args) => status::run(args).await,
+            What::Load(args) => load::run(args).await,
         }
     });
     ExitCode::from(code)

@@ -21,26 +21,33 @@ use storage::Store;
 use crate::engine::fresh_postgres;
 use crate::init_logging;
 
+/// The run history both `status` and `load` measure against.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct History {
     /// Accounts (each with all 4 kinds).
     #[arg(long, default_value_t = 1_000)]
-    accounts: u32,
+    pub accounts: u32,
     /// Runs in the history.
     #[arg(long, default_value_t = 1_000_000)]
-    runs: u64,
+    pub runs: u64,
     /// Interval of every schedule, minutes: how far apart a schedule's runs lie in time.
     #[arg(long, default_value_t = 15)]
-    interval_minutes: u32,
+    pub interval_minutes: u32,
+    /// PostgreSQL server to create the benchmark database on.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    history: History,
     /// Timed snapshot reads per backend (after 3 untimed ones).
     #[arg(long, default_value_t = 200)]
     reads: u32,
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     backends: Vec<String>,
-    /// PostgreSQL server to create the benchmark database on.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    postgres: String,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -55,38 +62,21 @@ pub async fn run(args: Args) -> u8 {
 }
 
 async fn bench(args: &Args) -> anyhow::Result<()> {
+    let h = &args.history;
     println!(
         "{} accounts × {} kinds, {} runs (one per schedule every {} min), {} timed reads",
-        args.accounts,
+        h.accounts,
         SyncKind::ALL.len(),
-        args.runs,
-        args.interval_minutes,
+        h.runs,
+        h.interval_minutes,
         args.reads
     );
     let dir = std::env::temp_dir().join(format!("emag-sync-bench-status-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut table = Vec::new();
     for backend in &args.backends {
-        let url = match backend.as_str() {
-            "sqlite" => format!("sqlite://{}/status.db", dir.display()),
-            "postgres" => fresh_postgres(&args.postgres, "emag_bench_status").await?,
-            other => anyhow::bail!("unknown backend {other}"),
-        };
+        let (url, fill_s) = prepare(backend, &dir, "emag_bench_status", h).await?;
         let store = Store::open(&url).await?;
-        let filled = Instant::now();
-        fill(&store, &url, args).await?;
-        let fill_s = filled.elapsed().as_secs_f64();
-        if backend == "postgres" {
-            // The bulk load updated every `latest_runs` row ~250 times inside a few large
-            // transactions, leaving a 4,000-row table thousands of pages long; steady state
-            // (one update per run start or success, HOT-pruned, autovacuumed) keeps it a few
-            // dozen pages. ANALYZE is what autovacuum does soon after a bulk load; without it
-            // the planner sees empty tables.
-            let mut conn = sqlx::AnyConnection::connect(&url).await?;
-            conn.execute("VACUUM FULL latest_runs").await?;
-            conn.execute("VACUUM ANALYZE").await?;
-            conn.close().await?;
-        }
         println!("{backend}: filled in {fill_s:.1} s");
         let now = storage::now_ms();
         for _ in 0..3 {
@@ -138,6 +128,38 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fresh database of `backend` (a file in `dir`, or PostgreSQL database `pg_name`) holding
+/// the accounts and run history of `h`; its URL and the seconds the fill took.
+pub async fn prepare(
+    backend: &str,
+    dir: &std::path::Path,
+    pg_name: &str,
+    h: &History,
+) -> anyhow::Result<(String, f64)> {
+    let url = match backend {
+        "sqlite" => format!("sqlite://{}/{pg_name}.db", dir.display()),
+        "postgres" => fresh_postgres(&h.postgres, pg_name).await?,
+        other => anyhow::bail!("unknown backend {other}"),
+    };
+    let store = Store::open(&url).await?;
+    let filled = Instant::now();
+    fill(&store, &url, h).await?;
+    let fill_s = filled.elapsed().as_secs_f64();
+    store.close().await;
+    if backend == "postgres" {
+        // The bulk load updated every `latest_runs` row ~250 times inside a few large
+        // transactions, leaving a 4,000-row table thousands of pages long; steady state
+        // (one update per run start or success, HOT-pruned, autovacuumed) keeps it a few
+        // dozen pages. ANALYZE is what autovacuum does soon after a bulk load; without it
+        // the planner sees empty tables.
+        let mut conn = sqlx::AnyConnection::connect(&url).await?;
+        conn.execute("VACUUM FULL latest_runs").await?;
+        conn.execute("VACUUM ANALYZE").await?;
+        conn.close().await?;
+    }
+    Ok((url, fill_s))
+}
+
 type Parts = Vec<(&'static str, Vec<Duration>)>;
 
 /// Times each read of [`StoreState::read`] alone, `reads` times.
@@ -180,7 +202,7 @@ async fn time_parts(store: &Store, now: i64, reads: u32) -> anyhow::Result<Parts
 }
 
 /// p50, p99 and max in milliseconds.
-fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
+pub fn percentiles(samples: &mut [Duration]) -> (f64, f64, f64) {
     if samples.is_empty() {
         return (0.0, 0.0, 0.0);
     }
@@ -201,7 +223,7 @@ fn mix(i: u64) -> u64 {
 }
 
 /// Writes the accounts and the run history (see the module doc).
-async fn fill(store: &Store, url: &str, args: &Args) -> anyhow::Result<()> {
+async fn fill(store: &Store, url: &str, args: &History) -> anyhow::Result<()> {
     for a in 0..args.accounts {
         let name = account_name(a);
         store
@@ -245,7 +267,7 @@ async fn fill(store: &Store, url: &str, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn account_name(a: u32) -> String {
+pub fn account_name(a: u32) -> String {
     format!("bench{a:04}")
 }
 
