@@ -272,6 +272,204 @@ fn uptime(lives: &[(i64, i64)], from: i64, to: i64) -> Option<f64> {
     Some(covered as f64 / (to - from) as f64)
 }
 
+/// The time range of a chart, and the width of its bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Range {
+    /// The last 24 hours, by hour.
+    #[serde(rename = "24h")]
+    Day,
+    /// The last 7 days, by 6 hours.
+    #[serde(rename = "7d")]
+    Week,
+    /// The last 30 days, by day.
+    #[serde(rename = "30d")]
+    Month,
+}
+
+impl Range {
+    pub const ALL: [Range; 3] = [Range::Day, Range::Week, Range::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Range::Day => "24h",
+            Range::Week => "7d",
+            Range::Month => "30d",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Range> {
+        Range::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    pub fn span_ms(self) -> i64 {
+        match self {
+            Range::Day => 86_400_000,
+            Range::Week => 7 * 86_400_000,
+            Range::Month => 30 * 86_400_000,
+        }
+    }
+
+    pub fn bucket_ms(self) -> i64 {
+        match self {
+            Range::Day => 3_600_000,
+            Range::Week => 6 * 3_600_000,
+            Range::Month => 86_400_000,
+        }
+    }
+}
+
+/// The charts of a range: one [`Bucket`] per bar, oldest first, over the judged schedules
+/// (optionally one account and/or kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub range: Range,
+    /// Unix ms: the first bucket's start, and now.
+    pub from: i64,
+    pub to: i64,
+    pub bucket_ms: i64,
+    pub account: Option<String>,
+    pub kind: Option<SyncKind>,
+    pub targets: Targets,
+    pub buckets: Vec<Bucket>,
+}
+
+/// One bar: the runs that finished in it, and how fresh the data was during it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Unix ms.
+    pub start: i64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// `None` without runs.
+    pub success_rate: Option<f64>,
+    /// Durations of the succeeded runs (ms).
+    pub duration_p50_ms: Option<i64>,
+    pub duration_max_ms: Option<i64>,
+    /// Items read by the runs that finished in it.
+    pub items_read: u64,
+    /// Share of the bucket's time, over the schedules shown, in which their data was no
+    /// older than its threshold (the rule of [`Kpis`] and `status`); `None` with no
+    /// schedule to judge.
+    pub freshness_share: Option<f64>,
+}
+
+impl Series {
+    /// Reads the runs of `range` and computes its series.
+    pub async fn read(
+        config: &Config,
+        store: &Store,
+        range: Range,
+        account: Option<&str>,
+        kind: Option<SyncKind>,
+        now_ms: i64,
+    ) -> Result<Series, StorageError> {
+        let runs = store.outcomes_since(now_ms - range.span_ms()).await?;
+        Ok(Series::compute(config, &runs, range, account, kind, now_ms))
+    }
+
+    /// The series of `runs` (as [`Kpis::compute`] takes them). Pure.
+    pub fn compute(
+        config: &Config,
+        runs: &[RunOutcomePoint],
+        range: Range,
+        account: Option<&str>,
+        kind: Option<SyncKind>,
+        now_ms: i64,
+    ) -> Series {
+        let width = range.bucket_ms();
+        // Buckets end on a multiple of their width (whole hours / days, UTC); the last one
+        // is the current, partial one.
+        let count = range.span_ms() / width;
+        let last_start = now_ms - now_ms.rem_euclid(width);
+        let from = last_start - (count - 1) * width;
+        let shown = |a: &str, k: SyncKind| {
+            account.is_none_or(|want| want == a) && kind.is_none_or(|want| want == k)
+        };
+        let mut buckets: Vec<Bucket> = (0..count)
+            .map(|i| Bucket {
+                start: from + i * width,
+                succeeded: 0,
+                failed: 0,
+                success_rate: None,
+                duration_p50_ms: None,
+                duration_max_ms: None,
+                items_read: 0,
+                freshness_share: None,
+            })
+            .collect();
+        let mut durations: Vec<Vec<i64>> = vec![Vec::new(); buckets.len()];
+        for r in runs.iter().filter(|r| shown(&r.account, r.kind)) {
+            let Ok(i) = usize::try_from((r.finished_at - from).div_euclid(width)) else {
+                continue;
+            };
+            let Some(b) = buckets.get_mut(i) else {
+                continue;
+            };
+            b.items_read += r.items_read;
+            match r.state {
+                RunState::Succeeded => {
+                    b.succeeded += 1;
+                    durations[i].push((r.finished_at - r.started_at).max(0));
+                }
+                RunState::Failed => b.failed += 1,
+                _ => {}
+            }
+        }
+        for (b, d) in buckets.iter_mut().zip(&mut durations) {
+            let runs = b.succeeded + b.failed;
+            b.success_rate = (runs > 0).then(|| b.succeeded as f64 / runs as f64);
+            d.sort_unstable();
+            b.duration_p50_ms = d.get(d.len().saturating_sub(1) / 2).copied();
+            b.duration_max_ms = d.last().copied();
+        }
+
+        // Freshness: per judged schedule, its stale time in each bucket.
+        let mut successes: BTreeMap<(&str, SyncKind), Vec<(i64, i64)>> = BTreeMap::new();
+        for r in runs.iter().filter(|r| r.state == RunState::Succeeded) {
+            successes
+                .entry((r.account.as_str(), r.kind))
+                .or_default()
+                .push((r.started_at, r.finished_at));
+        }
+        let judged: Vec<_> = schedules(config)
+            .into_iter()
+            .filter(|s| !s.manual_only && shown(&s.account, s.kind))
+            .collect();
+        if !judged.is_empty() {
+            let mut stale = vec![0_i64; buckets.len()];
+            let mut spans = vec![0_i64; buckets.len()];
+            for s in &judged {
+                let threshold = ms(freshness_warn_after(
+                    config.freshness_target,
+                    s.interval_hint(now_ms),
+                ));
+                let points = successes
+                    .get(&(s.account.as_str(), s.kind))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                for (i, b) in buckets.iter().enumerate() {
+                    let end = (b.start + width).min(now_ms);
+                    stale[i] += stale_time(points, threshold, b.start, end);
+                    spans[i] += (end - b.start).max(0);
+                }
+            }
+            for (i, b) in buckets.iter_mut().enumerate() {
+                b.freshness_share = (spans[i] > 0).then(|| 1.0 - stale[i] as f64 / spans[i] as f64);
+            }
+        }
+        Series {
+            range,
+            from,
+            to: now_ms,
+            bucket_ms: width,
+            account: account.map(str::to_owned),
+            kind,
+            targets: Targets::default(),
+            buckets,
+        }
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -290,6 +488,7 @@ mod tests {
             state,
             started_at: started,
             finished_at: started + MIN,
+            items_read: 10,
         }
     }
 
@@ -381,5 +580,63 @@ mod tests {
             1,
             "only schedules that run by time are judged"
         );
+    }
+
+    #[test]
+    fn series_put_each_run_in_the_bucket_it_finished_in_and_judge_freshness_per_bucket() {
+        const HOUR: i64 = 3_600_000;
+        let now = 100 * DAY + 30 * MIN; // half past midnight: the last bucket is 30 min long
+                                        // Offers every 30 min: successes through the day, then a failing stretch of 5 hours
+                                        // that ends 2 hours ago.
+        let mut runs = Vec::new();
+        let mut t = now - DAY;
+        while t < now - 7 * HOUR {
+            runs.push(point(SyncKind::Offers, RunState::Succeeded, t));
+            t += 30 * MIN;
+        }
+        while t < now - 2 * HOUR {
+            runs.push(point(SyncKind::Offers, RunState::Failed, t));
+            t += 30 * MIN;
+        }
+        while t < now - MIN {
+            runs.push(point(SyncKind::Offers, RunState::Succeeded, t));
+            t += 30 * MIN;
+        }
+        let s = Series::compute(&config(), &runs, Range::Day, None, None, now);
+        assert_eq!(s.buckets.len(), 24);
+        assert_eq!(s.buckets[23].start, 100 * DAY);
+        assert_eq!(s.from, 100 * DAY - 23 * HOUR);
+        let total: u64 = s.buckets.iter().map(|b| b.succeeded + b.failed).sum();
+        let in_range = runs.iter().filter(|r| r.finished_at >= s.from).count() as u64;
+        assert_eq!(total, in_range);
+        // A failing hour: no success, nothing read by a success, stale once the last
+        // success is older than the threshold (30 min target + 0 → the kind's threshold).
+        let failing = s
+            .buckets
+            .iter()
+            .find(|b| b.start == 100 * DAY - 4 * HOUR)
+            .expect("bucket");
+        assert_eq!(failing.succeeded, 0);
+        assert_eq!(failing.failed, 2);
+        assert_eq!(failing.success_rate, Some(0.0));
+        assert_eq!(failing.freshness_share, Some(0.0));
+        let good = &s.buckets[5];
+        assert_eq!(good.success_rate, Some(1.0));
+        assert_eq!(good.freshness_share, Some(1.0));
+        assert_eq!(good.duration_p50_ms, Some(MIN));
+        assert_eq!(good.items_read, 20);
+        // Another kind shows nothing of offers.
+        let orders = Series::compute(
+            &config(),
+            &runs,
+            Range::Day,
+            None,
+            Some(SyncKind::Orders),
+            now,
+        );
+        assert!(orders.buckets.iter().all(|b| b.succeeded + b.failed == 0));
+        assert!(orders.buckets.iter().all(|b| b.freshness_share.is_none()));
+        assert_eq!(Range::parse("7d"), Some(Range::Week));
+        assert_eq!(Range::parse("1y"), None);
     }
 }

@@ -245,6 +245,12 @@ pub struct DashboardSettings {
     /// The bearer token of mutations (`EMAG_DASHBOARD_TOKEN`); without one the server only
     /// listens on loopback addresses. Never served or logged.
     pub token: Option<SecretString>,
+    /// How old the status snapshot behind `/api/status`, `/health`, the accounts and
+    /// schedules may be when served (`EMAG_DASHBOARD_STATUS_MAX_AGE`, seconds, default 1;
+    /// 0 reads the store for every request). One read serves every request in that time, so
+    /// a page open on many screens, or a monitor polling hard, costs the store one read a
+    /// second however many ask; live changes reach the page through `/api/events` anyway.
+    pub status_max_age: Duration,
 }
 
 /// SQLite snapshots before offer syncs (`EMAG_BACKUP_*`).
@@ -656,9 +662,11 @@ impl Parser<'_> {
                 "generate one, e.g. `openssl rand -hex 32`",
             );
         }
+        let status_max_age = self.seconds("EMAG_DASHBOARD_STATUS_MAX_AGE", Duration::from_secs(1));
         DashboardSettings {
             bind,
             token: token.map(SecretString::from),
+            status_max_age,
         }
     }
 

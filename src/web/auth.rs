@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::problem::Problem;
 use super::WebError;
@@ -316,6 +316,38 @@ pub async fn login(Extension(guard): Extension<Guard>, Form(form): Form<LoginFor
         SESSION_TTL_MS / 1000
     );
     session_response(&cookie)
+}
+
+/// What the page may do, so it can offer its controls or the login form.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Whether this client's changes would be taken (same rule as every mutation).
+    pub may_change: bool,
+    /// How: `bearer`, `session` or `loopback` (no token configured, a local server).
+    #[schema(value_type = Option<String>)]
+    pub via: Option<&'static str>,
+    /// Whether the server has `EMAG_DASHBOARD_TOKEN` (so a login opens a session).
+    pub token_configured: bool,
+}
+
+/// `GET /api/session`: whether this client may change things, and how.
+#[utoipa::path(get, path = "/api/session", tag = "auth",
+    responses((status = 200, body = SessionView)))]
+pub async fn session(Extension(guard): Extension<Guard>, headers: HeaderMap) -> Response {
+    let via = guard.authorize(&headers).ok().map(|op| match op {
+        Operator::Bearer => "bearer",
+        Operator::Session => "session",
+        Operator::Loopback => "loopback",
+    });
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(SessionView {
+            may_change: via.is_some(),
+            via,
+            token_configured: guard.inner.token.is_some(),
+        }),
+    )
+        .into_response()
 }
 
 /// `POST /logout`: closes the session and clears its cookie.

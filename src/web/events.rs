@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,6 +251,9 @@ pub struct Hub {
     /// Completed polls, counted: a new subscriber is ready once it moves.
     polls: watch::Sender<u64>,
     polling: AtomicBool,
+    /// Polls that saw something change: a shared status snapshot read before the latest
+    /// one is stale ([`super::snapshot_cache`]).
+    changes: AtomicU64,
 }
 
 impl Default for Hub {
@@ -259,6 +262,7 @@ impl Default for Hub {
             sender: broadcast::channel(CHANNEL_CAPACITY).0,
             polls: watch::channel(0).0,
             polling: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
         }
     }
 }
@@ -273,6 +277,11 @@ pub struct Subscription {
 }
 
 impl Hub {
+    /// How many polls saw something change so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
     /// Every event from now on, after a `ready` one; starts the poller if none runs.
     pub fn subscribe(self: &Arc<Self>, store: &Store) -> Subscription {
         let events = self.sender.subscribe();
@@ -340,6 +349,11 @@ impl Hub {
             if let Some(run) = store.get_run(id).await? {
                 finished_events.push(finished(&run));
             }
+        }
+        if !events.is_empty() || !finished_events.is_empty() {
+            // Before the events go out: a client that reads `/api/status` on one gets a
+            // snapshot read after the change.
+            self.changes.fetch_add(1, Ordering::SeqCst);
         }
         for event in finished_events.into_iter().chain(events) {
             // No receiver is not an error: the next tick stops the poller.

@@ -35,6 +35,7 @@ mod openapi;
 mod page;
 mod problem;
 mod router;
+mod snapshot_cache;
 
 pub use auth::check_bind;
 pub use health::HEALTH_JSON;
@@ -42,6 +43,7 @@ pub use middleware::CONTENT_SECURITY_POLICY;
 pub use page::asset_names;
 pub use problem::{InvalidParam, Problem, PROBLEM_JSON};
 pub use router::router;
+pub use snapshot_cache::CachedSnapshot;
 
 /// The longest a request waits for the store before answering 503: a health check that
 /// hangs is worse than one that fails.
@@ -61,6 +63,7 @@ struct Inner {
     /// request counters; empty in a standalone dashboard.
     api_clients: Vec<(String, EmagClient)>,
     totals_cache: metrics::TotalsCache,
+    snapshot_cache: snapshot_cache::SnapshotCache,
     /// The one store poller of this process behind `/api/events`.
     events: Arc<events::Hub>,
 }
@@ -73,6 +76,7 @@ impl AppState {
                 store,
                 api_clients: Vec::new(),
                 totals_cache: metrics::TotalsCache::default(),
+                snapshot_cache: snapshot_cache::SnapshotCache::default(),
                 events: Arc::default(),
             }),
         }
@@ -91,6 +95,7 @@ impl AppState {
                 store: self.inner.store.clone(),
                 api_clients,
                 totals_cache: metrics::TotalsCache::default(),
+                snapshot_cache: snapshot_cache::SnapshotCache::default(),
                 events: Arc::clone(&self.inner.events),
             }),
         }
@@ -104,10 +109,26 @@ impl AppState {
         &self.inner.store
     }
 
-    /// The status snapshot, or why the store could not give it within [`STORE_TIMEOUT`].
-    pub async fn snapshot(&self) -> Result<Snapshot, StorageError> {
+    /// The status snapshot shared by this server's requests (see [`snapshot_cache`]: at most
+    /// `EMAG_DASHBOARD_STATUS_MAX_AGE` old, twice that while a newer one is read), or why the
+    /// store could not give one within [`STORE_TIMEOUT`].
+    pub async fn snapshot(&self) -> Result<Arc<CachedSnapshot>, StorageError> {
+        self.inner.snapshot_cache.get(self).await
+    }
+
+    /// A snapshot read from the store now, bounded by [`STORE_TIMEOUT`].
+    async fn read_snapshot(&self) -> Result<Snapshot, StorageError> {
         self.bounded(Snapshot::read(self.config(), self.store()))
             .await
+    }
+
+    fn snapshot_cache(&self) -> &snapshot_cache::SnapshotCache {
+        &self.inner.snapshot_cache
+    }
+
+    /// Makes the next request read a new snapshot: this process changed the store.
+    pub(crate) fn invalidate_snapshot(&self) {
+        self.inner.snapshot_cache.invalidate();
     }
 
     /// A trivial round trip to the store, bounded like every read.

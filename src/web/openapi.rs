@@ -74,7 +74,7 @@ impl Modify for Security {
     ),
     paths(
         accounts::list, accounts::one, accounts::sync_now, accounts::pause, accounts::resume,
-        schedules::list, runs::list, runs::one, runs::cancel, auth::login, auth::logout,
+        schedules::list, runs::list, runs::one, runs::cancel, auth::session, auth::login, auth::logout,
     ),
     components(schemas(ProblemDoc, InvalidParamDoc)),
     modifiers(&Security),

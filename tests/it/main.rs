@@ -2,6 +2,7 @@
 //! real PostgreSQL databases (one per test), and the real binary where a process matters.
 
 mod api;
+mod canary;
 mod cli;
 mod daemon;
 mod faults;

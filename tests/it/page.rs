@@ -221,6 +221,71 @@ async fn events_tell_of_pause_and_resume() {
     assert_eq!(resumed["account"], "fbe");
 }
 
+/// One snapshot serves every status request for `EMAG_DASHBOARD_STATUS_MAX_AGE` (an hour
+/// here, so time plays no part): a change written behind the server's back is not seen; a
+/// mutation through the server, or a change the events poller saw, makes the next request
+/// read the store again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_snapshot_is_shared_until_a_change_is_known() {
+    const TOKEN: &str = "a-token-of-the-cache-test-0123456789";
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_DASHBOARD_STATUS_MAX_AGE", "3600"),
+            ("EMAG_DASHBOARD_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    let server = Server::start(AppState::new(app.config.clone(), app.store.clone())).await;
+    let paused = |body: &Value, account: &str| {
+        body["scheduler"]["accounts"][account]["paused"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no {account} in {body}"))
+    };
+    let status = || async {
+        let r = server.get("/api/status").await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.expect("status JSON")
+    };
+    let first = status().await;
+    assert!(!paused(&first, "main") && !paused(&first, "fbe"));
+
+    // Behind the server's back: the shared snapshot is served as it was.
+    app.store
+        .set_paused("main", true)
+        .await
+        .expect("pause main");
+    let shared = status().await;
+    assert!(!paused(&shared, "main"), "the snapshot was read again");
+    assert_eq!(shared["timestamp"], first["timestamp"]);
+
+    // Through the server: the next request reads the store (and sees main's pause too).
+    let r = server
+        .http
+        .post(format!("{}/api/accounts/fbe/pause", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("pause fbe");
+    assert!(r.status().is_success(), "pause: {}", r.status());
+    let after_mutation = status().await;
+    assert!(paused(&after_mutation, "fbe") && paused(&after_mutation, "main"));
+
+    // Seen by the events poller (any process's change): read again once the event is out.
+    let mut events = EventStream::open(&server).await;
+    events.until("ready", |_| true).await;
+    app.store
+        .set_paused("main", false)
+        .await
+        .expect("resume main");
+    events
+        .until("account_resumed", |e| e["account"] == "main")
+        .await;
+    let after_event = status().await;
+    assert!(!paused(&after_event, "main") && paused(&after_event, "fbe"));
+}
+
 /// Two dashboard processes on one PostgreSQL (two states, two pollers, two pools) both see a
 /// run queued by a third party: nothing depends on the process that wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,6 +713,29 @@ mod browser {
             .eval("document.querySelector('#auth-form').requestSubmit()")
             .await
             .expect("submit");
+        // The form opens a session (POST /login) and closes; the page keeps no token: the
+        // cookie is HttpOnly, nothing is in the page's storage.
+        chrome
+            .wait_for(
+                "the session opened",
+                "document.querySelector('#auth').classList.contains('hidden')",
+            )
+            .await;
+        let kept = chrome
+            .eval(&format!(
+                "JSON.stringify([document.cookie, Object.entries(localStorage), Object.entries(sessionStorage)]).includes({})",
+                json!(TOKEN)
+            ))
+            .await;
+        assert_eq!(kept, Ok(Value::Bool(false)), "the page kept the token");
+        let cookie_visible = chrome
+            .eval("document.cookie.includes('emag_session')")
+            .await;
+        assert_eq!(
+            cookie_visible,
+            Ok(Value::Bool(false)),
+            "the session cookie is not HttpOnly"
+        );
 
         // Sync now: the run is queued by the page (or, without the endpoint, by the store),
         // claimed by the scheduler, and its progress moves on the card without a reload.
@@ -687,6 +775,16 @@ mod browser {
             .wait_for(
                 "the run finished",
                 r#"!document.querySelector('.card[data-account="main"] [data-progress]') && document.querySelector('.card[data-account="main"] .kind[data-kind="offers"] .outcome.succeeded')"#,
+            )
+            .await;
+
+        // The charts: the finished run is a bar of the last 24 hours (the page reads the
+        // series again when its range changes); 7 days shows the same runs in 28 bars.
+        chrome.click(r#"#charts .seg-btn[data-range="7d"]"#).await;
+        chrome
+            .wait_for(
+                "the 7-day charts with the run",
+                r#"document.querySelector('#charts .seg-btn[data-range="7d"].active') && document.querySelectorAll('#charts-body .chart[data-chart="runs"] svg > g').length === 28 && document.querySelector('#charts-body .chart[data-chart="runs"] rect.bar-ok') && document.querySelector('#charts-body .chart[data-chart="items"] rect.bar')"#,
             )
             .await;
 

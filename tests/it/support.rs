@@ -39,6 +39,9 @@ pub fn sim_vars(sim: &RunningSim, database_url: &str) -> HashMap<String, String>
     // Fast retries: the behaviour is the same, the test is quicker.
     vars.insert("EMAG_RETRY_DELAY".into(), "10ms".into());
     vars.insert("EMAG_API_TIMEOUT".into(), "5".into());
+    // Tests write the store and read the status at once: no shared snapshot between them
+    // (the sharing has a test of its own).
+    vars.insert("EMAG_DASHBOARD_STATUS_MAX_AGE".into(), "0".into());
     vars
 }
 

@@ -537,6 +537,8 @@ pub struct RunOutcomePoint {
     pub state: RunState,
     pub started_at: i64,
     pub finished_at: i64,
+    /// Items the run read.
+    pub items_read: u64,
 }
 
 /// How the runs that ended in a period went (see [`Store::run_log_summary`]).
@@ -652,17 +654,17 @@ impl Store {
     /// The finished (succeeded or failed) runs that ended at or after `since`, and the latest
     /// success of each (account, kind) before it, in run order: what the KPIs are computed from.
     pub async fn outcomes_since(&self, since: i64) -> Result<Vec<RunOutcomePoint>> {
-        /// account, kind, state, started_at, finished_at
-        type Outcome = (String, String, String, Option<i64>, Option<i64>);
+        /// account, kind, state, started_at, finished_at, items_read
+        type Outcome = (String, String, String, Option<i64>, Option<i64>, i64);
         // The success before the period: per (account, kind) of `latest_runs`, a backward
         // walk of `runs_succeeded` that stops at the first success ended before `since`
         // (it passes only the period's successes), not a grouping of the whole history.
         let rows: Vec<Outcome> = sqlx::query_as(
-            "SELECT account, kind, state, started_at, finished_at FROM runs \
+            "SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
              WHERE id IN (SELECT (SELECT s.id FROM runs s WHERE s.account = l.account \
              AND s.kind = l.kind AND s.state = 'succeeded' AND s.finished_at < $1 \
              ORDER BY s.id DESC LIMIT 1) FROM latest_runs l) \
-             UNION ALL SELECT account, kind, state, started_at, finished_at FROM runs \
+             UNION ALL SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
              WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') \
              ORDER BY 1, 2, 5",
         )
@@ -670,15 +672,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(account, kind, state, started_at, finished_at)| {
-                Ok(RunOutcomePoint {
-                    account,
-                    kind: parse_kind(&kind)?,
-                    state: parse_state(&state)?,
-                    started_at: started_at.unwrap_or_default(),
-                    finished_at: finished_at.unwrap_or_default(),
-                })
-            })
+            .map(
+                |(account, kind, state, started_at, finished_at, items_read)| {
+                    Ok(RunOutcomePoint {
+                        account,
+                        kind: parse_kind(&kind)?,
+                        state: parse_state(&state)?,
+                        started_at: started_at.unwrap_or_default(),
+                        finished_at: finished_at.unwrap_or_default(),
+                        items_read: u64::try_from(items_read).unwrap_or(0),
+                    })
+                },
+            )
             .collect()
     }
 

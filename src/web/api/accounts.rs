@@ -85,7 +85,7 @@ pub struct PauseState {
     pub paused: bool,
 }
 
-fn unknown_account(name: &str, path: &str) -> Problem {
+pub(crate) fn unknown_account(name: &str, path: &str) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "unknown-account", "Unknown account")
         .with_detail(format!(
             "no account named {name:?} is configured; see GET /api/accounts"
@@ -100,7 +100,14 @@ fn unknown_account(name: &str, path: &str) -> Problem {
     ))]
 pub async fn list(State(state): State<AppState>) -> Response {
     match state.snapshot().await {
-        Ok(s) => Json(s.accounts.iter().map(AccountView::from).collect::<Vec<_>>()).into_response(),
+        Ok(s) => Json(
+            s.snapshot
+                .accounts
+                .iter()
+                .map(AccountView::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => Problem::database_unavailable(&e)
             .with_instance("/api/accounts")
             .into_response(),
@@ -117,7 +124,7 @@ pub async fn list(State(state): State<AppState>) -> Response {
 pub async fn one(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let path = format!("/api/accounts/{name}");
     match state.snapshot().await {
-        Ok(s) => match s.account(&name) {
+        Ok(s) => match s.snapshot.account(&name) {
             Some(a) => Json(AccountDetail {
                 account: AccountView::from(a),
                 kinds: a.kinds.clone(),

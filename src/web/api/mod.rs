@@ -3,8 +3,10 @@
 //! Reads are open; every mutation (`POST`) passes [`crate::web::auth::require_operator`].
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -17,12 +19,15 @@ pub(crate) mod runs;
 pub(crate) mod schedules;
 mod status;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
+    // Layers run outside in: the operator is checked first; a change it let through makes
+    // the shared snapshot stale, so the page that made it sees it at its next read.
     let mutations = Router::new()
         .route("/accounts/{name}/sync", post(accounts::sync_now))
         .route("/accounts/{name}/pause", post(accounts::pause))
         .route("/accounts/{name}/resume", post(accounts::resume))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route_layer(from_fn_with_state(state.clone(), invalidate_snapshot))
         .route_layer(from_fn(auth::require_operator));
     Router::new()
         .route("/status", get(status::get))
@@ -32,6 +37,17 @@ pub fn routes() -> Router<AppState> {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::one))
         .merge(mutations)
+}
+
+/// Runs a mutation, then drops the shared status snapshot (it was read before the change).
+async fn invalidate_snapshot(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    state.invalidate_snapshot();
+    response
 }
 
 /// A path parameter that does not parse (a run id that is not a number).

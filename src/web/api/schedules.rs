@@ -45,6 +45,7 @@ pub async fn list(State(state): State<AppState>) -> Response {
     match state.snapshot().await {
         Ok(s) => {
             let views: Vec<ScheduleView> = s
+                .snapshot
                 .accounts
                 .iter()
                 .flat_map(|a| {

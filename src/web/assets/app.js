@@ -9,10 +9,12 @@
       subtitle: 'Sincronizare eMAG Marketplace',
       'live.connecting': 'Se conectează…', 'live.live': 'În timp real', 'live.down': 'Deconectat, reîncerc…',
       'auth.button': 'Acces', 'auth.title': 'Acces la comenzi',
-      'auth.help': 'Comenzile (sincronizare, pauză, anulare) cer tokenul din EMAG_DASHBOARD_TOKEN. Se păstrează doar în această filă.',
-      'auth.label': 'Token', 'auth.placeholder': 'Lipiți tokenul aici', 'auth.save': 'Salvează', 'auth.forget': 'Uită',
-      'auth.set': 'Token salvat pentru această filă.', 'auth.none': 'Niciun token: comenzile merg doar pe un server local fără token.',
-      'auth.needed': 'Comanda cere tokenul de acces.',
+      'auth.help': 'Comenzile (sincronizare, pauză, anulare) cer tokenul din EMAG_DASHBOARD_TOKEN. Autentificarea deschide o sesiune de 12 ore; pagina nu păstrează tokenul.',
+      'auth.label': 'Token', 'auth.placeholder': 'Lipiți tokenul aici', 'auth.save': 'Autentificare', 'auth.forget': 'Ieșire',
+      'auth.set': 'Sesiune deschisă: comenzile sunt permise.', 'auth.none': 'Nicio sesiune: comenzile cer autentificare.',
+      'auth.loopback': 'Server local fără token: comenzile sunt permise de pe acest calculator.',
+      'auth.wrong': 'Tokenul nu este cel al panoului.', 'auth.unavailable': 'Serverul nu are token configurat (EMAG_DASHBOARD_TOKEN).',
+      'auth.needed': 'Comanda cere autentificare cu tokenul de acces.',
       loading: 'Se încarcă…', close: 'Închide',
       'state.idle': 'În așteptare', 'state.running': 'Rulează', 'state.paused': 'În pauză', 'state.needs_attention': 'Necesită atenție',
       'kind.offers': 'Oferte', 'kind.orders': 'Comenzi', 'kind.reference': 'Date de referință', 'kind.returns': 'Retururi',
@@ -32,6 +34,10 @@
       'history.unavailable': 'Istoricul nu este disponibil pe acest server.',
       'filter.all_accounts': 'Toate conturile', 'filter.all_kinds': 'Toate tipurile', 'filter.all_outcomes': 'Toate rezultatele',
       'col.account': 'Cont', 'col.kind': 'Tip', 'col.outcome': 'Rezultat', 'col.started': 'Pornită', 'col.duration': 'Durată', 'col.items': 'Articole',
+      'charts.title': 'Grafice', 'charts.runs': 'Rulări reușite / eșuate', 'charts.duration': 'Durată (mediană, max)',
+      'charts.items': 'Articole citite', 'charts.freshness': 'Timp cu date proaspete', 'charts.empty': 'Nicio rulare în interval.',
+      'charts.unavailable': 'Graficele nu sunt disponibile pe acest server.', 'charts.target': 'țintă {v}',
+      'range.24h': '24 h', 'range.7d': '7 zile', 'range.30d': '30 zile',
       'kpi.title': 'Indicatori', 'kpi.7d': '7 zile', 'kpi.30d': '30 zile', 'kpi.success': 'Rată de succes', 'kpi.fresh': 'Date proaspete',
       'kpi.recovery': 'Recuperare (max)', 'kpi.uptime': 'Disponibilitate', 'kpi.target': 'țintă {t}', 'kpi.unavailable': 'Indicatorii nu sunt disponibili.',
       'kpi.none': '—',
@@ -56,10 +62,12 @@
       subtitle: 'eMAG Marketplace sync',
       'live.connecting': 'Connecting…', 'live.live': 'Live', 'live.down': 'Disconnected, retrying…',
       'auth.button': 'Access', 'auth.title': 'Access to controls',
-      'auth.help': 'Controls (sync, pause, cancel) need the token of EMAG_DASHBOARD_TOKEN. It is kept in this tab only.',
-      'auth.label': 'Token', 'auth.placeholder': 'Paste the token here', 'auth.save': 'Save', 'auth.forget': 'Forget',
-      'auth.set': 'Token saved for this tab.', 'auth.none': 'No token: controls work only on a local server without a token.',
-      'auth.needed': 'This control needs the access token.',
+      'auth.help': 'Controls (sync, pause, cancel) need the token of EMAG_DASHBOARD_TOKEN. Logging in opens a 12-hour session; the page does not keep the token.',
+      'auth.label': 'Token', 'auth.placeholder': 'Paste the token here', 'auth.save': 'Log in', 'auth.forget': 'Log out',
+      'auth.set': 'Session open: controls are allowed.', 'auth.none': 'No session: controls need a login.',
+      'auth.loopback': 'Local server without a token: controls are allowed from this machine.',
+      'auth.wrong': 'That is not the dashboard\'s token.', 'auth.unavailable': 'The server has no token configured (EMAG_DASHBOARD_TOKEN).',
+      'auth.needed': 'This control needs a login with the access token.',
       loading: 'Loading…', close: 'Close',
       'state.idle': 'Idle', 'state.running': 'Running', 'state.paused': 'Paused', 'state.needs_attention': 'Needs attention',
       'kind.offers': 'Offers', 'kind.orders': 'Orders', 'kind.reference': 'Reference data', 'kind.returns': 'Returns',
@@ -79,6 +87,10 @@
       'history.unavailable': 'The run history is not available on this server.',
       'filter.all_accounts': 'All accounts', 'filter.all_kinds': 'All kinds', 'filter.all_outcomes': 'All outcomes',
       'col.account': 'Account', 'col.kind': 'Kind', 'col.outcome': 'Outcome', 'col.started': 'Started', 'col.duration': 'Duration', 'col.items': 'Items',
+      'charts.title': 'Charts', 'charts.runs': 'Runs succeeded / failed', 'charts.duration': 'Duration (median, max)',
+      'charts.items': 'Items read', 'charts.freshness': 'Time with fresh data', 'charts.empty': 'No runs in this range.',
+      'charts.unavailable': 'Charts are not available on this server.', 'charts.target': 'target {v}',
+      'range.24h': '24 h', 'range.7d': '7 days', 'range.30d': '30 days',
       'kpi.title': 'KPIs', 'kpi.7d': '7 days', 'kpi.30d': '30 days', 'kpi.success': 'Success rate', 'kpi.fresh': 'Fresh data',
       'kpi.recovery': 'Recovery (max)', 'kpi.uptime': 'Uptime', 'kpi.target': 'target {t}', 'kpi.unavailable': 'KPIs are not available.',
       'kpi.none': '—',
@@ -107,19 +119,20 @@
     get(k) { try { return window.localStorage.getItem(k); } catch (_) { return null; } },
     set(k, v) { try { window.localStorage.setItem(k, v); } catch (_) { /* private mode */ } },
   };
-  const tabStore = {
-    get(k) { try { return window.sessionStorage.getItem(k); } catch (_) { return null; } },
-    set(k, v) { try { if (v) window.sessionStorage.setItem(k, v); else window.sessionStorage.removeItem(k); } catch (_) { /* private mode */ } },
-  };
 
   const state = {
     lang: store.get('emag-sync.lang') === 'en' ? 'en' : 'ro',
-    token: tabStore.get('emag-sync.token') || '',
+    // What this client may do (GET /api/session): {may_change, via, token_configured}.
+    session: null,
     status: null,
     // Live progress by run id, from run_progress events: {items_per_s, page, items_read, total}.
     live: new Map(),
     runs: { items: [], next: null, available: true },
     kpiDays: 7,
+    // Charts: GET /api/series.
+    range: '24h',
+    series: null,
+    seriesAvailable: true,
     kpiAvailable: true,
     // Controls answered 404 by this server: hidden.
     missing: new Set(),
@@ -202,11 +215,10 @@
     if (!r.ok) { const e = new Error(path + ': ' + r.status); e.status = r.status; throw e; }
     return r.json();
   }
-  // A mutation: the token as a bearer if one is set, else the session cookie (same-origin).
+  // A mutation, authorised by the session cookie (HttpOnly: the page never holds the token).
   async function post(path, body, control) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (state.token) headers.Authorization = 'Bearer ' + state.token;
     let r;
     try {
       r = await fetch(path, { method: 'POST', headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
@@ -461,6 +473,8 @@
     fill('#f-account', accounts().map(([n]) => [n, n]), 'filter.all_accounts');
     fill('#f-kind', KINDS.map((k) => [k, kindName(k)]), 'filter.all_kinds');
     fill('#f-outcome', OUTCOMES.map((o) => [o, t('outcome.' + o)]), 'filter.all_outcomes');
+    fill('#c-account', accounts().map(([n]) => [n, n]), 'filter.all_accounts');
+    fill('#c-kind', KINDS.map((k) => [k, kindName(k)]), 'filter.all_kinds');
   }
 
   function renderRuns() {
@@ -493,7 +507,7 @@
   function renderKpis() {
     const el = $('#kpi-body');
     el.replaceChildren();
-    document.querySelectorAll('.seg-btn').forEach((b) => b.classList.toggle('active', Number(b.dataset.days) === state.kpiDays));
+    document.querySelectorAll('.seg-btn[data-days]').forEach((b) => b.classList.toggle('active', Number(b.dataset.days) === state.kpiDays));
     if (!state.kpiAvailable) { el.append(h('p', { class: 'muted', text: t('kpi.unavailable') })); return; }
     const k = state.kpis;
     if (!k) { el.append(h('p', { class: 'muted', text: t('loading') })); return; }
@@ -529,7 +543,8 @@
     document.querySelectorAll('[data-i18n-placeholder]').forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
     $('#lang').textContent = state.lang === 'ro' ? 'EN' : 'RO';
     $('#lang').setAttribute('aria-label', state.lang === 'ro' ? 'English' : 'Română');
-    $('#auth-state').textContent = t(state.token ? 'auth.set' : 'auth.none');
+    const via = state.session && state.session.via;
+    $('#auth-state').textContent = t(via === 'loopback' ? 'auth.loopback' : via ? 'auth.set' : 'auth.none');
     setLive($('#live').dataset.state);
   }
 
@@ -543,6 +558,7 @@
     renderFilters();
     renderRuns();
     renderKpis();
+    renderCharts();
   }
 
   // ---- run drill-down ------------------------------------------------------------------
@@ -644,6 +660,103 @@
     renderKpis();
   }
 
+  // ---- charts ---------------------------------------------------------------------------
+  async function loadSeries() {
+    const q = new URLSearchParams({ range: state.range });
+    if ($('#c-account').value) q.set('account', $('#c-account').value);
+    if ($('#c-kind').value) q.set('kind', $('#c-kind').value);
+    try {
+      state.series = await getJson('/api/series?' + q);
+      state.seriesAvailable = true;
+    } catch (e) {
+      state.series = null;
+      if (e.status === 404 && !$('#c-account').value) state.seriesAvailable = false;
+    }
+    renderCharts();
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function sv(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === 'text') el.textContent = v; else el.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) if (c) el.append(c);
+    return el;
+  }
+
+  // One bar chart: `parts(b)` gives the stacked [value, class] of a bucket, `tick(b)` an
+  // optional mark above it (the max duration), `target` a dashed line.
+  function barChart(key, buckets, o) {
+    const W = 300, H = 96, n = buckets.length || 1, slot = W / n, gap = Math.min(2, slot * 0.2);
+    let max = o.max || 0;
+    if (!o.max) for (const b of buckets) max = Math.max(max, o.parts(b).reduce((x, [v]) => x + (v || 0), 0), o.tick ? o.tick(b) || 0 : 0);
+    const y = (v) => H - (max > 0 ? (v / max) * (H - 4) : 0);
+    const when = (b) => new Date(b.start).toLocaleString(locale(), state.range === '24h' ? { hour: '2-digit', minute: '2-digit' } : { day: '2-digit', month: 'short', hour: state.range === '7d' ? '2-digit' : undefined });
+    const bars = buckets.map((b, i) => {
+      let base = H;
+      const g = sv('g', null, sv('title', { text: when(b) + ': ' + o.label(b) }));
+      for (const [v, cls] of o.parts(b)) {
+        if (!v) continue;
+        const top = y(v) - (H - base);
+        g.append(sv('rect', { x: (i * slot + gap / 2).toFixed(1), y: top.toFixed(1), width: Math.max(slot - gap, 0.5).toFixed(1), height: (base - top).toFixed(1), class: cls }));
+        base = top;
+      }
+      const tk = o.tick && o.tick(b);
+      if (tk) g.append(sv('line', { x1: (i * slot + gap / 2).toFixed(1), x2: ((i + 1) * slot - gap / 2).toFixed(1), y1: y(tk).toFixed(1), y2: y(tk).toFixed(1), class: 'tick' }));
+      return g;
+    });
+    const svg = sv('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': t(key) },
+      sv('line', { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: 'baseline' }),
+      o.target !== undefined ? sv('line', { x1: 0, x2: W, y1: y(o.target).toFixed(1), y2: y(o.target).toFixed(1), class: 'target-line' }) : null,
+      bars);
+    const first = buckets[0], last = buckets[buckets.length - 1];
+    return h('figure', { class: 'chart', 'data-chart': key.split('.')[1] },
+      h('figcaption', null, h('span', { text: t(key) }), h('span', { class: 'muted', text: o.summary })),
+      svg,
+      h('div', { class: 'axis' }, h('span', { text: first ? when(first) : '' }), h('span', { text: last ? when(last) : '' })));
+  }
+
+  function renderCharts() {
+    const el = $('#charts-body');
+    document.querySelectorAll('.seg-btn[data-range]').forEach((b) => b.classList.toggle('active', b.dataset.range === state.range));
+    el.replaceChildren();
+    if (!state.seriesAvailable) { el.append(h('p', { class: 'muted', text: t('charts.unavailable') })); return; }
+    const s = state.series;
+    if (!s) { el.append(h('p', { class: 'muted', text: t('loading') })); return; }
+    const bs = s.buckets || [];
+    const ok = bs.reduce((n, b) => n + b.succeeded, 0), bad = bs.reduce((n, b) => n + b.failed, 0);
+    const tg = s.targets || {};
+    const judged = bs.filter((b) => b.freshness_share !== null);
+    const fresh = judged.length ? judged.reduce((n, b) => n + b.freshness_share, 0) / judged.length : null;
+    const durMax = bs.reduce((m, b) => Math.max(m, b.duration_max_ms || 0), 0);
+    el.append(
+      barChart('charts.runs', bs, {
+        parts: (b) => [[b.succeeded, 'bar-ok'], [b.failed, 'bar-bad']],
+        label: (b) => `${fmtNum(b.succeeded)} / ${fmtNum(b.failed)}`,
+        summary: ok + bad ? `${pct(ok / (ok + bad))} · ${t('charts.target', { v: pct(tg.success_rate) })}` : t('charts.empty'),
+      }),
+      barChart('charts.duration', bs, {
+        parts: (b) => [[b.duration_p50_ms, 'bar']],
+        tick: (b) => b.duration_max_ms,
+        label: (b) => `${fmtDuration(b.duration_p50_ms)} · max ${fmtDuration(b.duration_max_ms)}`,
+        summary: durMax ? 'max ' + fmtDuration(durMax) : '—',
+      }),
+      barChart('charts.items', bs, {
+        parts: (b) => [[b.items_read, 'bar']],
+        label: (b) => fmtNum(b.items_read),
+        summary: fmtNum(bs.reduce((n, b) => n + b.items_read, 0)),
+      }),
+      barChart('charts.freshness', bs, {
+        max: 1,
+        target: tg.freshness_share,
+        parts: (b) => [[b.freshness_share, b.freshness_share !== null && b.freshness_share < tg.freshness_share ? 'bar-warn' : 'bar-ok']],
+        label: (b) => pct(b.freshness_share),
+        summary: fresh === null ? '—' : `${pct(fresh)} · ${t('charts.target', { v: pct(tg.freshness_share) })}`,
+      }));
+  }
+
   // ---- live updates --------------------------------------------------------------------
   function setLive(s) {
     const el = $('#live');
@@ -675,6 +788,33 @@
     });
   }
 
+  // ---- session ---------------------------------------------------------------------------
+  async function loadSession() {
+    try { state.session = await getJson('/api/session'); } catch (_) { state.session = null; }
+    applyStatic();
+  }
+  // POST /login answers 303 with the session cookie; the redirect is not followed.
+  async function login(token) {
+    let r;
+    try {
+      r = await fetch('/login', { method: 'POST', credentials: 'same-origin', redirect: 'manual', body: new URLSearchParams({ token }) });
+    } catch (e) {
+      toast(t('toast.failed', { m: e.message }));
+      return;
+    }
+    $('#token').value = '';
+    if (r.type === 'opaqueredirect' || r.ok) {
+      await loadSession();
+      showAuth(false);
+    } else {
+      toast(t(r.status === 403 ? 'auth.unavailable' : 'auth.wrong'));
+    }
+  }
+  async function logout() {
+    try { await fetch('/logout', { method: 'POST', credentials: 'same-origin', redirect: 'manual' }); } catch (_) { /* offline */ }
+    await loadSession();
+  }
+
   function showAuth(show) {
     $('#auth').classList.toggle('hidden', !show);
     if (show) $('#token').focus();
@@ -689,31 +829,28 @@
     $('#auth-open').addEventListener('click', () => showAuth($('#auth').classList.contains('hidden')));
     $('#auth-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      state.token = $('#token').value.trim();
-      tabStore.set('emag-sync.token', state.token);
-      $('#token').value = '';
-      applyStatic();
-      showAuth(false);
+      login($('#token').value.trim());
     });
-    $('#auth-forget').addEventListener('click', () => {
-      state.token = '';
-      tabStore.set('emag-sync.token', '');
-      applyStatic();
-    });
+    $('#auth-forget').addEventListener('click', logout);
     $('#filters').addEventListener('change', () => loadRuns(false));
     $('#runs-more').addEventListener('click', () => loadRuns(true));
-    document.querySelectorAll('.seg-btn').forEach((b) => b.addEventListener('click', () => { state.kpiDays = Number(b.dataset.days); loadKpis(); }));
+    document.querySelectorAll('.seg-btn[data-days]').forEach((b) => b.addEventListener('click', () => { state.kpiDays = Number(b.dataset.days); loadKpis(); }));
+    document.querySelectorAll('.seg-btn[data-range]').forEach((b) => b.addEventListener('click', () => { state.range = b.dataset.range; loadSeries(); }));
+    $('#c-filters').addEventListener('change', loadSeries);
     $('#drawer-close').addEventListener('click', () => $('#drawer').classList.add('hidden'));
     $('#drawer').addEventListener('click', (e) => { if (e.target === e.currentTarget) $('#drawer').classList.add('hidden'); });
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('#drawer').classList.add('hidden'); });
     applyStatic();
+    loadSession();
     loadStatus();
     loadRuns(false);
     loadKpis();
+    loadSeries();
     connect();
     // Relative times and next syncs move on without events.
     setInterval(loadStatus, 30000);
     setInterval(loadKpis, 300000);
+    setInterval(loadSeries, 60000);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init); else init();
