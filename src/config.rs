@@ -235,6 +235,35 @@ pub struct Config {
     /// default twice the warning threshold of each kind.
     pub freshness_critical: Option<Duration>,
     pub dashboard: DashboardSettings,
+    pub alerts: AlertSettings,
+}
+
+/// The language of alert messages (`EMAG_ALERT_LANGUAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Ro,
+    En,
+}
+
+/// Alert rules and channels (`EMAG_ALERT_*`).
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Failed runs in a row of one (account, kind) that open an incident
+    /// (`EMAG_ALERT_CONSECUTIVE_FAILURES`, default 2).
+    pub consecutive_failures: u32,
+    /// Failed runs in the last hour, all accounts, above which an incident opens
+    /// (`EMAG_ALERT_ERRORS_PER_HOUR`, default 5: the original system's rule).
+    pub errors_per_hour: i64,
+    /// How often the scheduler evaluates the rules (`EMAG_ALERT_EVALUATE_EVERY`, seconds,
+    /// default 30).
+    pub evaluate_every: Duration,
+    /// A Slack-compatible incoming webhook (`EMAG_ALERT_WEBHOOK_URL`). Its path is a secret
+    /// (Slack's holds the token): never printed, logged or stored.
+    pub webhook_url: Option<SecretString>,
+    /// Messages in Romanian (default) or English (`EMAG_ALERT_LANGUAGE=ro|en`).
+    pub language: Language,
+    /// The dashboard's public address, for links in messages (`EMAG_DASHBOARD_URL`).
+    pub dashboard_url: Option<String>,
 }
 
 /// The HTTP server: dashboard, JSON API, health and metrics (`EMAG_DASHBOARD_*`).
@@ -612,9 +641,11 @@ impl Parser<'_> {
             )
         });
         let dashboard = self.dashboard();
+        let alerts = self.alerts();
         let accounts = self.accounts();
         Config {
             dashboard,
+            alerts,
             freshness_critical,
             freshness_target,
             instance_name,
@@ -631,6 +662,62 @@ impl Parser<'_> {
             sync,
             log_level,
             log_retention_days,
+        }
+    }
+
+    fn alerts(&mut self) -> AlertSettings {
+        let consecutive_failures = self
+            .number::<u32>(
+                "EMAG_ALERT_CONSECUTIVE_FAILURES",
+                2,
+                "write how many failed runs in a row open an alert, e.g. 2",
+            )
+            .max(1);
+        let errors_per_hour = self.number::<i64>(
+            "EMAG_ALERT_ERRORS_PER_HOUR",
+            5,
+            "write how many failed runs in an hour are too many, e.g. 5",
+        );
+        let evaluate_every = self
+            .seconds("EMAG_ALERT_EVALUATE_EVERY", Duration::from_secs(30))
+            .max(Duration::from_millis(10));
+        let webhook_url = match self.get("EMAG_ALERT_WEBHOOK_URL").map(str::to_owned) {
+            None => None,
+            Some(text) => match url::Url::parse(&text) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(SecretString::from(text)),
+                // The value is a secret: never repeated.
+                _ => {
+                    self.problem(
+                        "EMAG_ALERT_WEBHOOK_URL",
+                        "not an http(s) URL",
+                        "paste the incoming-webhook URL of Slack, Mattermost or a relay",
+                    );
+                    None
+                }
+            },
+        };
+        let language = match self.get("EMAG_ALERT_LANGUAGE").map(str::to_ascii_lowercase) {
+            None => Language::Ro,
+            Some(l) if l == "ro" => Language::Ro,
+            Some(l) if l == "en" => Language::En,
+            Some(other) => {
+                self.problem(
+                    "EMAG_ALERT_LANGUAGE",
+                    format!("{other:?} is not a language of the alerts"),
+                    "write ro or en",
+                );
+                Language::Ro
+            }
+        };
+        AlertSettings {
+            consecutive_failures,
+            errors_per_hour,
+            evaluate_every,
+            webhook_url,
+            language,
+            dashboard_url: self
+                .get("EMAG_DASHBOARD_URL")
+                .map(|u| u.trim_end_matches('/').to_owned()),
         }
     }
 

@@ -5,6 +5,7 @@
 //! ([`accounts`]). The binary adds the command line on top.
 
 pub mod accounts;
+pub mod alerts;
 pub mod analytics;
 pub mod backup;
 pub mod config;

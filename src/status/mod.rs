@@ -172,6 +172,9 @@ pub struct KindStatus {
     pub next: Next,
     /// The run in progress, if any.
     pub progress: Option<Progress>,
+    /// Failed runs since the latest success (0 when the latest run did not fail).
+    #[serde(default)]
+    pub failures_in_row: u32,
 }
 
 /// The facts of one run that the views show.
@@ -477,6 +480,7 @@ impl Snapshot {
                         },
                     },
                     last_run: last.map(RunSummary::from),
+                    failures_in_row: h.map_or(0, |h| h.failures_in_row),
                     last_success_at,
                     freshness,
                     next,

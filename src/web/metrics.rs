@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use domain::{RunState, SyncKind};
+use domain::{AlertChannel, RunState, SyncKind};
 use emag_client::RequestCount;
-use storage::{ActiveRunCounts, RunTotals};
+use storage::{ActiveRunCounts, OutboxCounts, RunTotals};
 
 use super::problem::Problem;
 use super::AppState;
@@ -36,8 +36,14 @@ pub async fn get(State(state): State<AppState>) -> Response {
             .into_response()
     };
     let store = state.store();
-    let read = async { tokio::try_join!(store.run_totals_version(), store.active_run_counts()) };
-    let (version, active) = match state.bounded(read).await {
+    let read = async {
+        tokio::try_join!(
+            store.run_totals_version(),
+            store.active_run_counts(),
+            store.outbox_counts()
+        )
+    };
+    let (version, active, alerts) = match state.bounded(read).await {
         Ok(read) => read,
         Err(e) => return unavailable(e),
     };
@@ -49,7 +55,7 @@ pub async fn get(State(state): State<AppState>) -> Response {
             Err(e) => return unavailable(e),
         },
     };
-    let body = render(&stored, &active, &state.api_request_counts());
+    let body = render(&stored, &active, &state.api_request_counts(), &alerts);
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
@@ -108,7 +114,12 @@ impl TotalsCache {
 }
 
 /// The whole exposition: the build, the stored totals, and the live gauges and counters.
-pub fn render(stored: &StoredTotals, active: &ActiveRunCounts, api: &ApiRequests) -> String {
+pub fn render(
+    stored: &StoredTotals,
+    active: &ActiveRunCounts,
+    api: &ApiRequests,
+    alerts: &[(AlertChannel, OutboxCounts)],
+) -> String {
     let mut w = Exposition {
         out: String::with_capacity(stored.text.len() + 4096),
     };
@@ -165,6 +176,36 @@ pub fn render(stored: &StoredTotals, active: &ActiveRunCounts, api: &ApiRequests
                 ("code", code),
             ],
             *n,
+        );
+    }
+
+    w.family(
+        "emag_alerts_sent_total",
+        "counter",
+        "Alert notices by channel: delivered, and failed attempts of notices still pending          (from the database's outbox: every instance, across restarts).",
+    );
+    for (channel, c) in alerts {
+        w.sample(
+            "emag_alerts_sent_total",
+            &[("channel", channel.as_str()), ("outcome", "delivered")],
+            u64::try_from(c.delivered).unwrap_or(0),
+        );
+        w.sample(
+            "emag_alerts_sent_total",
+            &[("channel", channel.as_str()), ("outcome", "failed")],
+            u64::try_from(c.failed_attempts).unwrap_or(0),
+        );
+    }
+    w.family(
+        "emag_alerts_pending",
+        "gauge",
+        "Alert notices waiting in the outbox (new, or retried after a failure), by channel.",
+    );
+    for (channel, c) in alerts {
+        w.sample(
+            "emag_alerts_pending",
+            &[("channel", channel.as_str())],
+            u64::try_from(c.pending).unwrap_or(0),
         );
     }
     w.out
@@ -380,7 +421,7 @@ mod tests {
         };
         let mut api = ApiRequests::new();
         api.insert(("main".into(), "orders", "429".into()), 2);
-        let text = render(&StoredTotals::of(&rows), &active, &api);
+        let text = render(&StoredTotals::of(&rows), &active, &api, &[]);
         let has = |line: &str| text.lines().any(|l| l == line);
         assert!(
             has(

@@ -16,6 +16,7 @@ use sqlx::{Connection, Row};
 use test_support::{DbKind, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::alerts::Receiver;
 use crate::support::{binary, bounded, on_both_backends, sim_vars};
 
 const TOKEN: &str = "canary-test-dashboard-token-0123456789";
@@ -71,7 +72,11 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     let sim = Simulator::spawn(sim_config.clone()).await.expect("sim");
     let db = TestDb::new(kind).await;
     let dir = tempfile::tempdir().expect("dir");
+    // The alert webhook's path is a channel secret (Slack's holds its token).
+    let hook_secret = format!("hook{canary}");
+    let hook = Receiver::start_at(&format!("/services/{hook_secret}"), 0).await;
     let mut vars = sim_vars(&sim, &db.url);
+    vars.insert("EMAG_ALERT_WEBHOOK_URL".into(), hook.url.clone());
     vars.insert("EMAG_SHOP_API_PASSWORD".into(), password("shop-wrong"));
     vars.insert("EMAG_DASHBOARD_TOKEN".into(), TOKEN.into());
     vars.insert("EMAG_DASHBOARD_BIND".into(), "127.0.0.1:0".into());
@@ -99,6 +104,7 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     }
     creds(&shop.username, &password("shop-wrong"));
     needles.push(TOKEN.to_owned());
+    needles.push(hook_secret.clone());
 
     let mut seen = Seen::default();
     let commands: &[&[&str]] = &[
@@ -114,6 +120,10 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
         &["report", "--days", "7", "--format", "json"],
         &["export", "offers"],
         &["export", "orders", "--format", "csv"],
+        &["alerts", "check"],
+        &["alerts", "test"],
+        &["alerts", "list"],
+        &["alerts", "list", "--json"],
     ];
     for args in commands {
         let out = bounded("a command", binary(&vars, dir.path()).args(*args).output())
@@ -236,6 +246,17 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
         .expect("wait");
     seen.add("start's stdout", rest);
     seen.add("start's stderr", out.stderr);
+
+    // Every message sent to the alert channel.
+    let sent = hook.texts();
+    assert!(sent.len() >= 2, "the alerts were sent: {sent:?}");
+    assert!(
+        sent.iter().any(|t| t.contains("shop")),
+        "the refused account was told of: {sent:#?}"
+    );
+    for (i, text) in sent.iter().enumerate() {
+        seen.add(format!("alert message {i}"), text.clone());
+    }
 
     seen.files_under(dir.path());
     dump_database(&db, &mut seen).await;

@@ -99,6 +99,42 @@ text_enum!(
 );
 
 text_enum!(
+    /// What an alert watches for (issue 10). Each rule is decided in one place
+    /// (`emag_sync::alerts`) from the status snapshot.
+    AlertRule, "alert rule" {
+        ConsecutiveFailures => "consecutive_failures", StaleData => "stale_data",
+        AccessRefused => "access_refused", RateLimited => "rate_limited",
+        SchedulerDown => "scheduler_down", ErrorBurst => "error_burst",
+        Takeover => "takeover", StoppedRun => "stopped_run",
+    }
+);
+
+text_enum!(
+    /// How bad an alert is; ordered, so the worst is the greatest.
+    Severity, "severity" { Info => "info", Warning => "warning", Critical => "critical" }
+);
+
+text_enum!(
+    /// Life of an incident: firing until acknowledged or resolved; resolved is terminal (a
+    /// condition that comes back opens a new incident).
+    IncidentState, "incident state" {
+        Firing => "firing", Acknowledged => "acknowledged", Resolved => "resolved",
+    }
+);
+
+text_enum!(
+    /// What a notice in the alert outbox tells.
+    Notice, "notice" { Opened => "opened", Resolved => "resolved", Test => "test" }
+);
+
+text_enum!(
+    /// Where alerts are delivered.
+    AlertChannel, "alert channel" {
+        Webhook => "webhook", Email => "email", Sms => "sms", Ntfy => "ntfy", Telegram => "telegram",
+    }
+);
+
+text_enum!(
     /// Why a run exists.
     RunTrigger, "run trigger" { Schedule => "schedule", Manual => "manual", Retry => "retry", Callback => "callback" }
 );

@@ -7,6 +7,7 @@
 //! and text: Unix milliseconds for our clocks, eMAG's datetimes and money as the exact text
 //! eMAG sent. The conformance suite in `tests/` runs every behaviour on both backends.
 
+mod alerts;
 mod db;
 mod export;
 mod instances;
@@ -18,6 +19,7 @@ mod runs;
 mod sql;
 mod totals;
 
+pub use alerts::{Delivery, Evaluated, Firing, IncidentRow, OutboxCounts};
 pub use db::{redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};

@@ -72,6 +72,9 @@ enum Command {
     /// Serve the dashboard's HTTP endpoints: /api/status, /health, /livez, /readyz, /metrics
     /// (default 127.0.0.1:8001; another address needs EMAG_DASHBOARD_TOKEN).
     Dashboard(commands::dashboard::Args),
+    /// Alerts: `list` the incidents, `ack ID`, `resolve ID`, `check` the rules now, `test`
+    /// the channels (EMAG_ALERT_WEBHOOK_URL).
+    Alerts(commands::alerts::Args),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
             Command::Report(args) => commands::monitor::report(env_file, &args).await,
             Command::Completions(args) => commands::monitor::completions::<Cli>(&args),
             Command::Dashboard(args) => commands::dashboard::run(env_file, args).await,
+            Command::Alerts(args) => commands::alerts::run(env_file, args).await,
         }
     });
     ExitCode::from(code)

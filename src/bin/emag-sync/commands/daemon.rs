@@ -144,6 +144,13 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         let accounts = accounts.iter().chain(ctx.reference_failover.iter());
         super::dashboard::serve_beside(&config, &store, accounts, ctx.cancel.child_token()).await
     };
+    // The alert rules are evaluated beside the scheduler: a slow or failing channel never
+    // holds up a sync.
+    tokio::spawn(emag_sync::alerts::run(
+        config.clone(),
+        store.clone(),
+        ctx.cancel.child_token(),
+    ));
     let plan = schedules(&config);
     let policy = Policy::from(&config);
     let maintenance = Maintenance {

@@ -1,5 +1,6 @@
 //! The subcommands. Each parses its flags, loads what it needs and returns an exit code.
 
+pub mod alerts;
 pub mod daemon;
 pub mod dashboard;
 pub mod demo;

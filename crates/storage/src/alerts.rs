@@ -1,0 +1,396 @@
+//! Incidents and the outbox of their notices (migration 0013).
+//!
+//! An incident is opened for a key (rule, account, kind) that fires and has no open incident;
+//! the partial unique index `incidents_open_key` makes that idempotent, so two processes that
+//! evaluate the same condition open one incident between them, and the outbox rows of its
+//! notice — one per channel — are written in the transaction that opened it. Resolving is a
+//! guarded update (only the process that moves the incident out of its open state writes the
+//! recovery notices). So every notice exists exactly once per channel, whoever evaluates, and
+//! survives a crash until it is delivered.
+//!
+//! Deliveries are claimed with a lease (`claimed_until`) like runs: a process that dies
+//! mid-send leaves its claim to expire and another sends it; a failure is retried later with
+//! the backoff the caller chooses.
+
+use domain::{AlertChannel, AlertRule, IncidentState, Notice, Severity, SyncKind};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Result, StorageError, Store};
+
+/// A condition as an evaluation saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    /// Identifies the condition: at most one open incident per key.
+    pub key: String,
+    pub rule: AlertRule,
+    pub account: Option<String>,
+    pub kind: Option<SyncKind>,
+    pub severity: Severity,
+    pub message: String,
+    pub action: String,
+}
+
+/// One incident, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub key: String,
+    pub rule: AlertRule,
+    pub account: Option<String>,
+    pub kind: Option<SyncKind>,
+    pub severity: Severity,
+    pub state: IncidentState,
+    pub message: String,
+    pub action: String,
+    pub opened_at: i64,
+    pub last_seen_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    /// `auto` (the condition cleared) or who resolved it by hand.
+    pub resolved_by: Option<String>,
+}
+
+/// What one evaluation changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluated {
+    /// Incidents this evaluation opened.
+    pub opened: Vec<i64>,
+    /// Incidents this evaluation resolved (their condition no longer fires).
+    pub resolved: Vec<i64>,
+}
+
+/// A notice claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub channel: AlertChannel,
+    pub notice: Notice,
+    /// Attempts before this one.
+    pub attempts: i64,
+    pub incident: IncidentRow,
+}
+
+/// How the outbox of one channel stands, for `/metrics` and `alerts list`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub delivered: i64,
+    pub pending: i64,
+    /// Pending notices that failed at least once.
+    pub failing: i64,
+    /// Failed attempts of all time (a counter: attempts only grow, rows are kept).
+    pub failed_attempts: i64,
+}
+
+const INCIDENT_COLUMNS: &str = "SELECT id, key, rule, account, kind, severity, state, message, \
+     action, opened_at, last_seen_at, acknowledged_at, resolved_at, resolved_by FROM incidents";
+
+fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        table,
+        detail: e.to_string(),
+    }
+}
+
+fn incident_from_row(row: &AnyRow) -> Result<IncidentRow> {
+    let text = |name: &str| -> Result<String> { Ok(row.try_get::<String, _>(name)?) };
+    let kind: Option<String> = row.try_get("kind")?;
+    Ok(IncidentRow {
+        id: row.try_get("id")?,
+        key: text("key")?,
+        rule: text("rule")?.parse().map_err(|e| corrupt("incidents", e))?,
+        account: row.try_get("account")?,
+        kind: kind
+            .map(|k| k.parse().map_err(|e| corrupt("incidents", e)))
+            .transpose()?,
+        severity: text("severity")?
+            .parse()
+            .map_err(|e| corrupt("incidents", e))?,
+        state: text("state")?
+            .parse()
+            .map_err(|e| corrupt("incidents", e))?,
+        message: text("message")?,
+        action: text("action")?,
+        opened_at: row.try_get("opened_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+    })
+}
+
+impl Store {
+    /// Records one evaluation made at `now` from a view of the store read at `read_at`:
+    /// opens an incident (and its notices on `channels`) for each firing key without an open
+    /// one, refreshes the open ones, and resolves (with recovery notices) the open incidents
+    /// of `rules` whose key no longer fires — unless another evaluation saw them firing after
+    /// `read_at`, which is newer news than this one.
+    pub async fn record_evaluation(
+        &self,
+        firing: &[Firing],
+        rules: &[AlertRule],
+        channels: &[AlertChannel],
+        read_at: i64,
+        now: i64,
+    ) -> Result<Evaluated> {
+        let mut out = Evaluated::default();
+        let mut tx = self.pool.begin().await?;
+        for f in firing {
+            let opened: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO incidents (key, rule, account, kind, severity, state, message, \
+                 action, opened_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, 'firing', $6, $7, \
+                 $8, $8) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(&f.key)
+            .bind(f.rule.as_str())
+            .bind(f.account.as_deref())
+            .bind(f.kind.map(SyncKind::as_str))
+            .bind(f.severity.as_str())
+            .bind(&f.message)
+            .bind(&f.action)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match opened {
+                Some(id) => {
+                    for c in channels {
+                        enqueue(&mut tx, id, *c, Notice::Opened, now).await?;
+                    }
+                    out.opened.push(id);
+                }
+                None => {
+                    // Open already: it is still firing; its text follows the condition's.
+                    sqlx::query(
+                        "UPDATE incidents SET last_seen_at = $2, message = $3, action = $4, \
+                         severity = $5 WHERE key = $1 AND state <> 'resolved'",
+                    )
+                    .bind(&f.key)
+                    .bind(now)
+                    .bind(&f.message)
+                    .bind(&f.action)
+                    .bind(f.severity.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        let open: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT id, key, rule, last_seen_at FROM incidents WHERE state <> 'resolved'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, key, rule, last_seen) in open {
+            let rule: AlertRule = rule.parse().map_err(|e| corrupt("incidents", e))?;
+            let still = firing.iter().any(|f| f.key == key);
+            if still || !rules.contains(&rule) || last_seen > read_at {
+                continue;
+            }
+            let done = sqlx::query(
+                "UPDATE incidents SET state = 'resolved', resolved_at = $2, resolved_by = 'auto' \
+                 WHERE id = $1 AND state <> 'resolved'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                for c in channels {
+                    enqueue(&mut tx, id, *c, Notice::Resolved, now).await?;
+                }
+                out.resolved.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Acknowledges an open incident: no more reminders; it still resolves by itself.
+    /// False if there is no such open incident.
+    pub async fn acknowledge_incident(&self, id: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE incidents SET state = 'acknowledged', acknowledged_at = $2 \
+             WHERE id = $1 AND state = 'firing'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Resolves an open incident by hand, with a recovery notice on `channels`. A condition
+    /// that still fires opens a new incident at the next evaluation. False if there is no
+    /// such open incident.
+    pub async fn resolve_incident(
+        &self,
+        id: i64,
+        by: &str,
+        channels: &[AlertChannel],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE incidents SET state = 'resolved', resolved_at = $2, resolved_by = $3 \
+             WHERE id = $1 AND state <> 'resolved'",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
+        let resolved = done.rows_affected() == 1;
+        if resolved {
+            for c in channels {
+                enqueue(&mut tx, id, *c, Notice::Resolved, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(resolved)
+    }
+
+    /// The open incidents, worst first, then the latest resolved ones (at most `limit` in
+    /// all), newest first within each.
+    pub async fn incidents(&self, limit: i64) -> Result<Vec<IncidentRow>> {
+        let rows = sqlx::query(&format!(
+            "{INCIDENT_COLUMNS} ORDER BY CASE WHEN state = 'resolved' THEN 1 ELSE 0 END, \
+             CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, id DESC \
+             LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Option<IncidentRow>> {
+        let row = sqlx::query(&format!("{INCIDENT_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(incident_from_row).transpose()
+    }
+
+    /// Claims up to `limit` notices due at `now` for `lease_ms`: not delivered, not claimed
+    /// by a live claim. Oldest first.
+    pub async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, channel, notice, attempts, incident_id FROM alert_outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for (id, channel, notice, attempts, incident_id) in due {
+            // The guard makes a claim raced by another process a no-op here.
+            let done = sqlx::query(
+                "UPDATE alert_outbox SET claimed_until = $2 WHERE id = $1 \
+                 AND delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $3)",
+            )
+            .bind(id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                continue;
+            }
+            let row = sqlx::query(&format!("{INCIDENT_COLUMNS} WHERE id = $1"))
+                .bind(incident_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push(Delivery {
+                id,
+                channel: channel.parse().map_err(|e| corrupt("alert_outbox", e))?,
+                notice: notice.parse().map_err(|e| corrupt("alert_outbox", e))?,
+                attempts,
+                incident: incident_from_row(&row)?,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Marks a claimed notice sent.
+    pub async fn delivered(&self, id: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE alert_outbox SET delivered_at = $2, attempts = attempts + 1, \
+             claimed_until = NULL, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; the notice is due again at `retry_at`. `error` must hold no
+    /// secret (the caller's classified description).
+    pub async fn delivery_failed(&self, id: i64, error: &str, retry_at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE alert_outbox SET attempts = attempts + 1, claimed_until = NULL, \
+             last_error = $2, next_attempt_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(retry_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delivered and pending notices per channel.
+    pub async fn outbox_counts(&self) -> Result<Vec<(AlertChannel, OutboxCounts)>> {
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT channel, \
+             SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN delivered_at IS NULL AND attempts > 0 THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN delivered_at IS NOT NULL THEN attempts - 1 ELSE attempts END) \
+             FROM alert_outbox GROUP BY channel ORDER BY channel",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(channel, delivered, pending, failing, failed_attempts)| {
+                Ok((
+                    channel.parse().map_err(|e| corrupt("alert_outbox", e))?,
+                    OutboxCounts {
+                        delivered,
+                        pending,
+                        failing,
+                        failed_attempts,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    incident: i64,
+    channel: AlertChannel,
+    notice: Notice,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alert_outbox (incident_id, channel, notice, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(incident)
+    .bind(channel.as_str())
+    .bind(notice.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

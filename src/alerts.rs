@@ -1,0 +1,395 @@
+//! Alerts: rules decided from the status snapshot, incidents stored so each is told once (and
+//! its recovery once) whoever evaluates, and an outbox delivered with retries.
+//!
+//! - [`evaluate`] is pure: the snapshot in, the conditions that fire out ([`Firing`], keyed by
+//!   rule, account and kind). It builds on [`Snapshot::conditions`] (scheduler down, access
+//!   refused, stale data, stopped runs) and adds failures in a row and the hourly error burst.
+//! - [`evaluate_once`] reads a snapshot and records the evaluation in the store, which opens
+//!   and resolves incidents and writes their notices to the outbox in the same transaction.
+//! - [`deliver_due`] claims due notices and sends them; a failure is retried with backoff, a
+//!   channel that hangs is cut by its timeout, and nothing here touches the sync.
+//! - [`run`] does both on a timer inside `start`; `emag-sync alerts` lists, acknowledges and
+//!   resolves.
+//!
+//! Channels in this version: a Slack-compatible webhook. The rate-limit rule and the run
+//! takeover notice are not evaluated yet (they need the 429 counts per hour in the store).
+
+use std::time::Duration;
+
+use domain::{AlertChannel, AlertRule, Notice, Severity};
+use secrecy::ExposeSecret;
+use storage::{Delivery, Evaluated, Firing, IncidentRow, StorageError, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Language};
+use crate::status::{ConditionKind, Level, Snapshot};
+
+/// The rules [`evaluate`] decides: an open incident of one of them whose condition no longer
+/// fires is resolved.
+pub const EVALUATED_RULES: [AlertRule; 6] = [
+    AlertRule::SchedulerDown,
+    AlertRule::AccessRefused,
+    AlertRule::StaleData,
+    AlertRule::StoppedRun,
+    AlertRule::ConsecutiveFailures,
+    AlertRule::ErrorBurst,
+];
+
+/// How long a claimed notice is ours before another process may send it.
+const CLAIM_MS: i64 = 60_000;
+/// One send may take this long; a channel that hangs longer is a failed attempt.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn severity(level: Level) -> Severity {
+    match level {
+        Level::Critical => Severity::Critical,
+        Level::Warning => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+fn key(rule: AlertRule, account: Option<&str>, kind: Option<domain::SyncKind>) -> String {
+    format!(
+        "{}:{}:{}",
+        rule.as_str(),
+        account.unwrap_or("-"),
+        kind.map_or("-", domain::SyncKind::as_str)
+    )
+}
+
+/// The conditions of `snapshot` that fire under `config`'s rules. Pure.
+pub fn evaluate(config: &Config, snapshot: &Snapshot) -> Vec<Firing> {
+    let settings = &config.alerts;
+    let mut out: Vec<Firing> = snapshot
+        .conditions()
+        .into_iter()
+        .map(|c| {
+            let rule = match c.kind {
+                ConditionKind::SchedulerDown => AlertRule::SchedulerDown,
+                ConditionKind::NeedsAttention => AlertRule::AccessRefused,
+                ConditionKind::StaleData => AlertRule::StaleData,
+                ConditionKind::StoppedRun => AlertRule::StoppedRun,
+            };
+            Firing {
+                key: key(rule, c.account.as_deref(), c.sync_kind),
+                rule,
+                account: c.account,
+                kind: c.sync_kind,
+                severity: severity(c.severity),
+                message: c.message,
+                action: c.action,
+            }
+        })
+        .collect();
+    for a in snapshot.accounts.iter().filter(|a| !a.paused) {
+        for k in &a.kinds {
+            if k.failures_in_row < settings.consecutive_failures {
+                continue;
+            }
+            let last = k.last_run.as_ref();
+            out.push(Firing {
+                key: key(AlertRule::ConsecutiveFailures, Some(&a.name), Some(k.kind)),
+                rule: AlertRule::ConsecutiveFailures,
+                account: Some(a.name.clone()),
+                kind: Some(k.kind),
+                severity: Severity::Warning,
+                message: format!(
+                    "{} {}: {} failed runs in a row; the last: {}",
+                    a.name,
+                    k.kind,
+                    k.failures_in_row,
+                    last.and_then(|r| r.error_message.as_deref())
+                        .unwrap_or("no message")
+                ),
+                action: format!(
+                    "see `emag-sync runs --account {}` for the error; the scheduler retries by itself",
+                    a.name
+                ),
+            });
+        }
+    }
+    let errors = snapshot.last_hour.errors;
+    if errors > settings.errors_per_hour {
+        out.push(Firing {
+            key: key(AlertRule::ErrorBurst, None, None),
+            rule: AlertRule::ErrorBurst,
+            account: None,
+            kind: None,
+            severity: Severity::Warning,
+            message: format!(
+                "{errors} runs failed in the last hour (more than {})",
+                settings.errors_per_hour
+            ),
+            action: "see the recent errors in `emag-sync monitor report` or the dashboard".into(),
+        });
+    }
+    out
+}
+
+/// The channels configured, in a fixed order.
+pub fn channels(config: &Config) -> Vec<AlertChannel> {
+    let mut out = Vec::new();
+    if config.alerts.webhook_url.is_some() {
+        out.push(AlertChannel::Webhook);
+    }
+    out
+}
+
+/// Reads the snapshot, evaluates the rules and records the result (incidents opened and
+/// resolved, their notices queued).
+pub async fn evaluate_once(config: &Config, store: &Store) -> Result<Evaluated, StorageError> {
+    let read_at = storage::now_ms();
+    let snapshot = Snapshot::read(config, store).await?;
+    let firing = evaluate(config, &snapshot);
+    store
+        .record_evaluation(
+            &firing,
+            &EVALUATED_RULES,
+            &channels(config),
+            read_at,
+            storage::now_ms(),
+        )
+        .await
+}
+
+/// A message as every channel renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub title: String,
+    pub body: String,
+}
+
+/// The message of a notice about `incident`, in `language`, with a link to the dashboard
+/// when its address is known. Names the account, what happened, since when and what to do.
+pub fn render(
+    incident: &IncidentRow,
+    notice: Notice,
+    language: Language,
+    dashboard_url: Option<&str>,
+) -> Message {
+    let when = chrono::DateTime::from_timestamp_millis(incident.opened_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let whom = incident.account.as_deref().unwrap_or("emag-sync");
+    let (sev, title, since, todo, back) = match language {
+        Language::Ro => (
+            match incident.severity {
+                Severity::Critical => "CRITIC",
+                Severity::Warning => "AVERTISMENT",
+                Severity::Info => "INFO",
+            },
+            match notice {
+                Notice::Opened => "Problemă",
+                Notice::Resolved => "Rezolvat",
+                Notice::Test => "Test",
+            },
+            "din",
+            "Ce faceți",
+            "Problema nu mai apare.",
+        ),
+        Language::En => (
+            match incident.severity {
+                Severity::Critical => "CRITICAL",
+                Severity::Warning => "WARNING",
+                Severity::Info => "INFO",
+            },
+            match notice {
+                Notice::Opened => "Problem",
+                Notice::Resolved => "Resolved",
+                Notice::Test => "Test",
+            },
+            "since",
+            "What to do",
+            "The problem is gone.",
+        ),
+    };
+    let mut body = match notice {
+        Notice::Resolved => format!("{}\n{back} ({since} {when})", incident.message),
+        _ => format!(
+            "{}\n{since} {when}\n{todo}: {}",
+            incident.message, incident.action
+        ),
+    };
+    if let Some(url) = dashboard_url {
+        body.push_str(&format!("\n{url}/"));
+    }
+    Message {
+        title: format!("[{sev}] {title}: {whom} — {}", incident.rule),
+        body,
+    }
+}
+
+/// Why a send failed, without any secret (no URL, no token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError(pub String);
+
+/// Sends one message through `channel`.
+pub async fn send(
+    config: &Config,
+    http: &reqwest::Client,
+    channel: AlertChannel,
+    message: &Message,
+) -> Result<(), SendError> {
+    match channel {
+        AlertChannel::Webhook => {
+            let Some(url) = config.alerts.webhook_url.as_ref() else {
+                return Err(SendError("no EMAG_ALERT_WEBHOOK_URL configured".into()));
+            };
+            // Slack's incoming-webhook payload: `text` is shown everywhere (Mattermost and
+            // Teams relays take it too).
+            let payload = serde_json::json!({
+                "text": format!("*{}*\n{}", message.title, message.body),
+            });
+            let sent = http
+                .post(url.expose_secret())
+                .timeout(SEND_TIMEOUT)
+                .json(&payload)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(SendError(format!("the webhook answered {}", r.status()))),
+                Err(e) if e.is_timeout() => Err(SendError(format!(
+                    "the webhook did not answer within {} s",
+                    SEND_TIMEOUT.as_secs()
+                ))),
+                Err(e) if e.is_connect() => {
+                    Err(SendError("cannot connect to the webhook's server".into()))
+                }
+                Err(_) => Err(SendError("the webhook request failed".into())),
+            }
+        }
+        other => Err(SendError(format!(
+            "the {other} channel is not available yet"
+        ))),
+    }
+}
+
+/// When a notice that failed `attempts` times (this one included) is tried again: 30 s,
+/// doubling, at most an hour.
+pub fn retry_after(attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(30u64.saturating_mul(1 << doublings.min(7))).min(Duration::from_secs(3600))
+}
+
+/// Sends the notices due at `now`; returns (sent, failed).
+pub async fn deliver_due(
+    config: &Config,
+    store: &Store,
+    http: &reqwest::Client,
+    now: i64,
+) -> Result<(usize, usize), StorageError> {
+    let due: Vec<Delivery> = store.claim_deliveries(now, CLAIM_MS, 50).await?;
+    let (mut sent, mut failed) = (0, 0);
+    for d in due {
+        let message = render(
+            &d.incident,
+            d.notice,
+            config.alerts.language,
+            config.alerts.dashboard_url.as_deref(),
+        );
+        match send(config, http, d.channel, &message).await {
+            Ok(()) => {
+                store.delivered(d.id, storage::now_ms()).await?;
+                tracing::info!(incident = d.incident.id, channel = %d.channel, notice = %d.notice, "alert sent");
+                sent += 1;
+            }
+            Err(SendError(why)) => {
+                let wait = retry_after(d.attempts + 1);
+                let retry_at =
+                    storage::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                store.delivery_failed(d.id, &why, retry_at).await?;
+                tracing::warn!(incident = d.incident.id, channel = %d.channel, attempt = d.attempts + 1, "alert not sent: {why}; retrying in {} s", wait.as_secs());
+                failed += 1;
+            }
+        }
+    }
+    Ok((sent, failed))
+}
+
+/// Evaluates and delivers every `EMAG_ALERT_EVALUATE_EVERY` until `cancel`; what fails is
+/// logged and tried again at the next tick. Runs beside the scheduler, never inside a sync.
+pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
+    let http = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("alerts are off: cannot build the HTTP client: {e}");
+            return;
+        }
+    };
+    let mut ticks = tokio::time::interval(config.alerts.evaluate_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match evaluate_once(&config, &store).await {
+            Ok(e) => {
+                for id in &e.opened {
+                    tracing::warn!(incident = id, "alert opened");
+                }
+                for id in &e.resolved {
+                    tracing::info!(incident = id, "alert resolved");
+                }
+            }
+            Err(e) => tracing::warn!("evaluating the alert rules failed: {e}"),
+        }
+        let deliver = deliver_due(&config, &store, &http, storage::now_ms());
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = deliver => if let Err(e) = r {
+                tracing::warn!("delivering alerts failed: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_30_seconds_to_an_hour() {
+        assert_eq!(retry_after(1), Duration::from_secs(30));
+        assert_eq!(retry_after(2), Duration::from_secs(60));
+        assert_eq!(retry_after(4), Duration::from_secs(240));
+        assert_eq!(retry_after(50), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn messages_name_the_account_the_problem_since_when_and_the_fix_in_both_languages() {
+        let incident = IncidentRow {
+            id: 7,
+            key: "access_refused:fbe:-".into(),
+            rule: AlertRule::AccessRefused,
+            account: Some("fbe".into()),
+            kind: None,
+            severity: Severity::Critical,
+            state: domain::IncidentState::Firing,
+            message: "account fbe: eMAG refuses its access".into(),
+            action: "check EMAG_FBE_API_PASSWORD".into(),
+            opened_at: 1_764_460_800_000,
+            last_seen_at: 1_764_460_800_000,
+            acknowledged_at: None,
+            resolved_at: None,
+            resolved_by: None,
+        };
+        let ro = render(
+            &incident,
+            Notice::Opened,
+            Language::Ro,
+            Some("https://x.example"),
+        );
+        assert_eq!(ro.title, "[CRITIC] Problemă: fbe — access_refused");
+        assert!(ro.body.contains("din 2025-11-30 00:00 UTC"), "{}", ro.body);
+        assert!(ro.body.contains("Ce faceți: check EMAG_FBE_API_PASSWORD"));
+        assert!(ro.body.ends_with("https://x.example/"));
+        let en = render(&incident, Notice::Resolved, Language::En, None);
+        assert_eq!(en.title, "[CRITICAL] Resolved: fbe — access_refused");
+        assert!(en.body.contains("The problem is gone."));
+    }
+}

@@ -1,0 +1,261 @@
+//! Alerts end to end: a refusal by the simulator opens an incident, told once through a real
+//! webhook receiver however many evaluations (by two processes' stores) see it, and its
+//! recovery told once; a channel that fails is retried until the notice arrives, once.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use domain::{AlertChannel, IncidentState, SyncKind};
+use emag_sim::SimConfig;
+use emag_sync::alerts::{deliver_due, evaluate_once};
+use serde_json::Value;
+use storage::Store;
+use test_support::DbKind;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{on_both_backends, TestApp};
+
+/// An HTTP receiver of webhook posts on a port of its own; answers 500 to the first
+/// `fail_first` posts.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+    fail_first: Arc<AtomicU32>,
+    cancel: CancellationToken,
+}
+
+#[derive(Clone)]
+struct Hook {
+    got: Arc<Mutex<Vec<Value>>>,
+    fail_first: Arc<AtomicU32>,
+}
+
+async fn take(State(hook): State<Hook>, Json(body): Json<Value>) -> StatusCode {
+    let failing = hook
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    hook.got.lock().expect("got").push(body);
+    StatusCode::OK
+}
+
+impl Receiver {
+    async fn start(fail_first: u32) -> Receiver {
+        Receiver::start_at("/services/T000/B000/secret-path", fail_first).await
+    }
+
+    /// A receiver of posts to `path` (whose secret part a test may look for).
+    pub(crate) async fn start_at(path: &str, fail_first: u32) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+        let hook = Hook {
+            got: Arc::default(),
+            fail_first: Arc::new(AtomicU32::new(fail_first)),
+        };
+        let app = Router::new()
+            .route(path, post(take))
+            .with_state(hook.clone());
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        Receiver {
+            url,
+            got: hook.got,
+            fail_first: hook.fail_first,
+            cancel,
+        }
+    }
+
+    pub(crate) fn texts(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .expect("got")
+            .iter()
+            .map(|v| v["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Sends everything due until nothing is (`ahead_ms` moves the clock of the claim forward,
+/// past the retry backoff).
+async fn deliver_all(app: &TestApp, ahead_ms: i64) -> (usize, usize) {
+    let http = reqwest::Client::new();
+    let (mut sent, mut failed) = (0, 0);
+    loop {
+        let (s, f) = deliver_due(&app.config, &app.store, &http, storage::now_ms() + ahead_ms)
+            .await
+            .expect("deliver");
+        sent += s;
+        failed += f;
+        if s + f == 0 {
+            return (sent, failed);
+        }
+        if f > 0 {
+            // Failed ones are due again after their backoff only.
+            return (sent, failed);
+        }
+    }
+}
+
+/// 50 evaluations, two at a time: one through the app's store, one through a second store on
+/// the same database (another process).
+async fn evaluate_50_times(app: &TestApp, other: &Store) {
+    for _ in 0..25 {
+        let (a, b) = tokio::join!(
+            evaluate_once(&app.config, &app.store),
+            evaluate_once(&app.config, other)
+        );
+        a.expect("evaluate");
+        b.expect("evaluate on the other store");
+    }
+}
+
+fn about_fbe_access(texts: &[String]) -> Vec<&String> {
+    texts
+        .iter()
+        .filter(|t| t.contains("fbe") && t.contains("access_refused"))
+        .collect()
+}
+
+async fn a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates(kind: DbKind) {
+    let hook = Receiver::start(0).await;
+    let app = TestApp::with_vars(
+        kind,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_ALERT_WEBHOOK_URL", &hook.url),
+        ],
+    )
+    .await;
+    let report = app.sync("fbe", SyncKind::Reference).await;
+    assert!(
+        report.error.is_some(),
+        "the sync with a wrong password failed"
+    );
+    let attention = app.store.accounts_needing_attention().await.expect("read");
+    assert!(
+        attention.iter().any(|(a, _, _)| a == "fbe"),
+        "{attention:?}"
+    );
+
+    let other = Store::open(&app._db.url).await.expect("a second store");
+    evaluate_50_times(&app, &other).await;
+    let (sent, failed) = deliver_all(&app, 0).await;
+    assert_eq!(failed, 0);
+    let texts = hook.texts();
+    assert_eq!(sent, texts.len());
+    assert_eq!(about_fbe_access(&texts).len(), 1, "{texts:#?}");
+    assert!(
+        about_fbe_access(&texts)[0].contains("[CRITIC] Problemă"),
+        "{texts:#?}"
+    );
+    // Every incident opened was told exactly once.
+    let incidents = app.store.incidents(1000).await.expect("incidents");
+    assert_eq!(incidents.len(), texts.len(), "{incidents:#?}");
+
+    // The cause is removed (the password fixed: the next sync clears the attention).
+    app.store.set_attention("fbe", None).await.expect("clear");
+    evaluate_50_times(&app, &other).await;
+    deliver_all(&app, 0).await;
+    let texts = hook.texts();
+    let fbe = about_fbe_access(&texts);
+    assert_eq!(fbe.len(), 2, "{texts:#?}");
+    assert!(fbe[1].contains("Rezolvat"), "{}", fbe[1]);
+    let incidents = app.store.incidents(1000).await.expect("incidents");
+    let access = incidents
+        .iter()
+        .find(|i| i.key == "access_refused:fbe:-")
+        .expect("the incident");
+    assert_eq!(access.state, IncidentState::Resolved);
+    assert_eq!(access.resolved_by.as_deref(), Some("auto"));
+    other.close().await;
+}
+
+async fn a_failing_channel_is_retried_until_the_notice_arrives_once(kind: DbKind) {
+    let hook = Receiver::start(3).await;
+    let app = TestApp::with_vars(
+        kind,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_ALERT_WEBHOOK_URL", &hook.url),
+        ],
+    )
+    .await;
+    app.sync("fbe", SyncKind::Reference).await;
+    let opened = evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate")
+        .opened
+        .len();
+    assert!(opened >= 1);
+    // The receiver fails the first three posts; each failed notice waits for its backoff.
+    let (_, failed) = deliver_all(&app, 0).await;
+    assert!(failed >= 1);
+    let (again, _) = deliver_all(&app, 0).await;
+    assert_eq!(again, 0, "a failed notice waits for its backoff");
+    let mut ahead = 0;
+    while hook.texts().len() < opened {
+        ahead += 3_600_000;
+        assert!(
+            ahead < 10 * 3_600_000,
+            "never delivered: {:?}",
+            hook.texts()
+        );
+        deliver_all(&app, ahead).await;
+    }
+    assert_eq!(hook.fail_first.load(Ordering::SeqCst), 0);
+    assert_eq!(hook.texts().len(), opened, "each notice arrives once");
+    let counts = app.store.outbox_counts().await.expect("counts");
+    assert_eq!(
+        counts,
+        vec![(
+            AlertChannel::Webhook,
+            storage::OutboxCounts {
+                delivered: i64::try_from(opened).expect("n"),
+                pending: 0,
+                failing: 0,
+                failed_attempts: 3,
+            }
+        )]
+    );
+    // As /metrics shows them.
+    let text = emag_sync::web::metrics::render(
+        &emag_sync::web::metrics::StoredTotals::of(&[]),
+        &storage::ActiveRunCounts::default(),
+        &emag_sync::web::metrics::ApiRequests::new(),
+        &counts,
+    );
+    assert!(
+        text.contains(&format!(
+            "emag_alerts_sent_total{{channel=\"webhook\",outcome=\"delivered\"}} {opened}\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("emag_alerts_sent_total{channel=\"webhook\",outcome=\"failed\"} 3\n"));
+}
+
+on_both_backends!(
+    a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates,
+    a_failing_channel_is_retried_until_the_notice_arrives_once,
+);
