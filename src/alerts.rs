@@ -126,11 +126,21 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot) -> Vec<Firing> {
     out
 }
 
-/// The channels configured, in a fixed order.
-pub fn channels(config: &Config) -> Vec<AlertChannel> {
+/// The channels configured, in a fixed order, each with the least severity it tells.
+pub fn channels(config: &Config) -> Vec<(AlertChannel, Severity)> {
+    let a = &config.alerts;
     let mut out = Vec::new();
-    if config.alerts.webhook_url.is_some() {
-        out.push(AlertChannel::Webhook);
+    if a.webhook_url.is_some() {
+        out.push((AlertChannel::Webhook, Severity::Info));
+    }
+    if a.ntfy.is_some() {
+        out.push((AlertChannel::Ntfy, Severity::Info));
+    }
+    if a.telegram.is_some() {
+        out.push((AlertChannel::Telegram, Severity::Info));
+    }
+    if let Some(sms) = &a.sms {
+        out.push((AlertChannel::Sms, sms.min_severity));
     }
     out
 }
@@ -223,46 +233,144 @@ pub fn render(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendError(pub String);
 
-/// Sends one message through `channel`.
+fn not_configured(variable: &str) -> SendError {
+    SendError(format!("not configured ({variable})"))
+}
+
+/// Sends one message through `channel`. Every request carries its secret only where the
+/// service expects it; errors name the channel and the HTTP status, never the URL.
 pub async fn send(
     config: &Config,
     http: &reqwest::Client,
     channel: AlertChannel,
     message: &Message,
+    severity: Severity,
 ) -> Result<(), SendError> {
-    match channel {
+    let a = &config.alerts;
+    let request = match channel {
         AlertChannel::Webhook => {
-            let Some(url) = config.alerts.webhook_url.as_ref() else {
-                return Err(SendError("no EMAG_ALERT_WEBHOOK_URL configured".into()));
-            };
+            let url = a
+                .webhook_url
+                .as_ref()
+                .ok_or_else(|| not_configured("EMAG_ALERT_WEBHOOK_URL"))?;
             // Slack's incoming-webhook payload: `text` is shown everywhere (Mattermost and
             // Teams relays take it too).
-            let payload = serde_json::json!({
+            http.post(url.expose_secret()).json(&serde_json::json!({
                 "text": format!("*{}*\n{}", message.title, message.body),
-            });
-            let sent = http
-                .post(url.expose_secret())
-                .timeout(SEND_TIMEOUT)
-                .json(&payload)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(SendError(format!("the webhook answered {}", r.status()))),
-                Err(e) if e.is_timeout() => Err(SendError(format!(
-                    "the webhook did not answer within {} s",
-                    SEND_TIMEOUT.as_secs()
-                ))),
-                Err(e) if e.is_connect() => {
-                    Err(SendError("cannot connect to the webhook's server".into()))
-                }
-                Err(_) => Err(SendError("the webhook request failed".into())),
-            }
+            }))
         }
-        other => Err(SendError(format!(
-            "the {other} channel is not available yet"
+        AlertChannel::Ntfy => {
+            let n = a
+                .ntfy
+                .as_ref()
+                .ok_or_else(|| not_configured("EMAG_NTFY_URL"))?;
+            let priority = match severity {
+                Severity::Critical => "5",
+                Severity::Warning => "4",
+                Severity::Info => "3",
+            };
+            let tags = if severity == Severity::Critical {
+                "rotating_light"
+            } else {
+                "warning"
+            };
+            let mut r = http
+                .post(format!("{}/{}", n.url, n.topic))
+                .header("Title", encode_header(&message.title))
+                .header("Priority", priority)
+                .header("Tags", tags)
+                .body(message.body.clone());
+            if let Some(token) = &n.token {
+                r = r.bearer_auth(token.expose_secret());
+            }
+            r
+        }
+        AlertChannel::Telegram => {
+            let t = a
+                .telegram
+                .as_ref()
+                .ok_or_else(|| not_configured("EMAG_TELEGRAM_BOT_TOKEN"))?;
+            http.post(format!(
+                "{}/bot{}/sendMessage",
+                t.api_url,
+                t.bot_token.expose_secret()
+            ))
+            .json(&serde_json::json!({
+                "chat_id": t.chat_id,
+                "text": format!("{}\n{}", message.title, message.body),
+                "disable_web_page_preview": true,
+            }))
+        }
+        AlertChannel::Sms => {
+            let s = a
+                .sms
+                .as_ref()
+                .ok_or_else(|| not_configured("EMAG_SMS_ACCOUNT_SID"))?;
+            // One message per number; the first that fails fails the notice, and all are
+            // sent again: a duplicate SMS beats a lost one.
+            let text = sms_text(message);
+            for to in &s.to {
+                let r = http
+                    .post(format!(
+                        "{}/2010-04-01/Accounts/{}/Messages.json",
+                        s.api_url, s.account_sid
+                    ))
+                    .basic_auth(&s.account_sid, Some(s.auth_token.expose_secret()))
+                    .form(&[
+                        ("To", to.as_str()),
+                        ("From", s.from.as_str()),
+                        ("Body", text.as_str()),
+                    ]);
+                answer(channel, r.timeout(SEND_TIMEOUT).send().await)?;
+            }
+            return Ok(());
+        }
+        AlertChannel::Email => {
+            return Err(SendError("the email channel is not available yet".into()))
+        }
+    };
+    answer(channel, request.timeout(SEND_TIMEOUT).send().await)
+}
+
+/// An HTTP channel's answer as a result, in words without secrets (a reqwest error's text
+/// holds the URL, which holds the Telegram token: it is never used).
+fn answer(
+    channel: AlertChannel,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(), SendError> {
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(SendError(format!("{channel} answered {}", r.status()))),
+        Err(e) if e.is_timeout() => Err(SendError(format!(
+            "{channel} did not answer within {} s",
+            SEND_TIMEOUT.as_secs()
         ))),
+        Err(e) if e.is_connect() => Err(SendError(format!("cannot connect to {channel}"))),
+        Err(_) => Err(SendError(format!("the {channel} request failed"))),
     }
+}
+
+/// A header value ntfy shows as the title: non-ASCII (Romanian diacritics) is sent as
+/// RFC 2047 UTF-8 base64, which ntfy decodes.
+fn encode_header(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_owned()
+    } else {
+        use base64::Engine as _;
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
+    }
+}
+
+/// An SMS: the title and the first line of the body, at most 300 characters.
+fn sms_text(message: &Message) -> String {
+    let first = message.body.lines().next().unwrap_or_default();
+    format!("{} {}", message.title, first)
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// When a notice that failed `attempts` times (this one included) is tried again: 30 s,
@@ -288,7 +396,7 @@ pub async fn deliver_due(
             config.alerts.language,
             config.alerts.dashboard_url.as_deref(),
         );
-        match send(config, http, d.channel, &message).await {
+        match send(config, http, d.channel, &message, d.incident.severity).await {
             Ok(()) => {
                 store.delivered(d.id, storage::now_ms()).await?;
                 tracing::info!(incident = d.incident.id, channel = %d.channel, notice = %d.notice, "alert sent");

@@ -264,6 +264,40 @@ pub struct AlertSettings {
     pub language: Language,
     /// The dashboard's public address, for links in messages (`EMAG_DASHBOARD_URL`).
     pub dashboard_url: Option<String>,
+    /// Push through ntfy (`EMAG_NTFY_URL`, `EMAG_NTFY_TOPIC`, optional `EMAG_NTFY_TOKEN`).
+    pub ntfy: Option<NtfySettings>,
+    /// A Telegram bot (`EMAG_TELEGRAM_BOT_TOKEN`, `EMAG_TELEGRAM_CHAT_ID`;
+    /// `EMAG_TELEGRAM_API_URL` for a relay or a test server).
+    pub telegram: Option<TelegramSettings>,
+    /// SMS through a Twilio-compatible API (`EMAG_SMS_ACCOUNT_SID`, `EMAG_SMS_AUTH_TOKEN`,
+    /// `EMAG_SMS_FROM`, `EMAG_SMS_TO`, `EMAG_SMS_API_URL`); critical alerts only unless
+    /// `EMAG_SMS_MIN_SEVERITY` says otherwise (SMS costs money).
+    pub sms: Option<SmsSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NtfySettings {
+    /// The server, e.g. https://ntfy.sh.
+    pub url: String,
+    pub topic: String,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramSettings {
+    pub api_url: String,
+    pub bot_token: SecretString,
+    pub chat_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    pub api_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub from: String,
+    pub to: Vec<String>,
+    pub min_severity: domain::Severity,
 }
 
 /// The HTTP server: dashboard, JSON API, health and metrics (`EMAG_DASHBOARD_*`).
@@ -709,11 +743,107 @@ impl Parser<'_> {
                 Language::Ro
             }
         };
+        let ntfy = self
+            .get("EMAG_NTFY_URL")
+            .map(str::to_owned)
+            .and_then(|url| {
+                let Some(topic) = self.get("EMAG_NTFY_TOPIC").map(str::to_owned) else {
+                    self.problem(
+                        "EMAG_NTFY_TOPIC",
+                        "missing while EMAG_NTFY_URL is set",
+                        "write the topic the phones subscribe to, e.g. emag-shop-alerts-7f3c",
+                    );
+                    return None;
+                };
+                Some(NtfySettings {
+                    url: url.trim_end_matches('/').to_owned(),
+                    topic,
+                    token: self
+                        .get("EMAG_NTFY_TOKEN")
+                        .map(|t| SecretString::from(t.to_owned())),
+                })
+            });
+        let telegram = match (
+            self.get("EMAG_TELEGRAM_BOT_TOKEN").map(str::to_owned),
+            self.get("EMAG_TELEGRAM_CHAT_ID").map(str::to_owned),
+        ) {
+            (None, None) => None,
+            (Some(token), Some(chat_id)) => Some(TelegramSettings {
+                api_url: self
+                    .get("EMAG_TELEGRAM_API_URL")
+                    .unwrap_or("https://api.telegram.org")
+                    .trim_end_matches('/')
+                    .to_owned(),
+                bot_token: SecretString::from(token),
+                chat_id,
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                self.problem(
+                    "EMAG_TELEGRAM_BOT_TOKEN",
+                    "set without EMAG_TELEGRAM_CHAT_ID, or the other way round",
+                    "set both: the bot's token from @BotFather and the chat's id",
+                );
+                None
+            }
+        };
+        let sms = match self.get("EMAG_SMS_ACCOUNT_SID").map(str::to_owned) {
+            None => None,
+            Some(account_sid) => {
+                let token = self.get("EMAG_SMS_AUTH_TOKEN").map(str::to_owned);
+                let from = self.get("EMAG_SMS_FROM").map(str::to_owned);
+                let to: Vec<String> = self
+                    .get("EMAG_SMS_TO")
+                    .map(|t| {
+                        t.split(',')
+                            .map(|n| n.trim().to_owned())
+                            .filter(|n| !n.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let min_severity = match self.get("EMAG_SMS_MIN_SEVERITY").map(str::parse) {
+                    None => domain::Severity::Critical,
+                    Some(Ok(s)) => s,
+                    Some(Err(_)) => {
+                        self.problem(
+                            "EMAG_SMS_MIN_SEVERITY",
+                            "not a severity",
+                            "write critical, warning or info",
+                        );
+                        domain::Severity::Critical
+                    }
+                };
+                match (token, from) {
+                    (Some(token), Some(from)) if !to.is_empty() => Some(SmsSettings {
+                        api_url: self
+                            .get("EMAG_SMS_API_URL")
+                            .unwrap_or("https://api.twilio.com")
+                            .trim_end_matches('/')
+                            .to_owned(),
+                        account_sid,
+                        auth_token: SecretString::from(token),
+                        from,
+                        to,
+                        min_severity,
+                    }),
+                    _ => {
+                        self.problem(
+                            "EMAG_SMS_ACCOUNT_SID",
+                            "set without EMAG_SMS_AUTH_TOKEN, EMAG_SMS_FROM and EMAG_SMS_TO",
+                            "set all four (EMAG_SMS_TO: numbers separated by commas, +40…)",
+                        );
+                        None
+                    }
+                }
+            }
+        };
         AlertSettings {
             consecutive_failures,
             errors_per_hour,
             evaluate_every,
             webhook_url,
+            ntfy,
+            telegram,
+            sms,
             language,
             dashboard_url: self
                 .get("EMAG_DASHBOARD_URL")

@@ -259,3 +259,105 @@ on_both_backends!(
     a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates,
     a_failing_channel_is_retried_until_the_notice_arrives_once,
 );
+
+/// Every request a fake ntfy / Telegram / Twilio server got: (path, headers, body).
+type Captured = Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>;
+
+async fn capture(
+    State(got): State<Captured>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    got.lock()
+        .expect("got")
+        .push((uri.path().to_owned(), headers, body));
+    (StatusCode::OK, Json(serde_json::json!({"ok": true})))
+}
+
+/// ntfy, Telegram and SMS against one local server standing in for all three: each channel
+/// gets one message per incident, SMS only the critical ones, each request carrying its
+/// secret where the service expects it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntfy_telegram_and_sms_each_tell_an_incident_once_and_sms_only_critical_ones() {
+    let got: Captured = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = Router::new().fallback(capture).with_state(Arc::clone(&got));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_NTFY_URL", &base),
+            ("EMAG_NTFY_TOPIC", "shop-alerts"),
+            ("EMAG_NTFY_TOKEN", "tk_ntfy_secret"),
+            ("EMAG_TELEGRAM_API_URL", &base),
+            ("EMAG_TELEGRAM_BOT_TOKEN", "123:tg-secret"),
+            ("EMAG_TELEGRAM_CHAT_ID", "-100200"),
+            ("EMAG_SMS_API_URL", &base),
+            ("EMAG_SMS_ACCOUNT_SID", "AC123"),
+            ("EMAG_SMS_AUTH_TOKEN", "sms-secret"),
+            ("EMAG_SMS_FROM", "+40700000000"),
+            ("EMAG_SMS_TO", "+40711111111, +40722222222"),
+            ("EMAG_ALERT_LANGUAGE", "en"),
+        ],
+    )
+    .await;
+    app.sync("fbe", SyncKind::Reference).await;
+    let evaluated = evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate");
+    let incidents = app.store.incidents(100).await.expect("incidents");
+    let critical = incidents
+        .iter()
+        .filter(|i| i.severity == domain::Severity::Critical)
+        .count();
+    assert!(critical >= 1, "{incidents:#?}");
+    let (_, failed) = deliver_all(&app, 0).await;
+    assert_eq!(failed, 0);
+    let got = got.lock().expect("got").clone();
+    let on = |prefix: &str| {
+        got.iter()
+            .filter(|(p, _, _)| p.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+
+    let ntfy = on("/shop-alerts");
+    assert_eq!(ntfy.len(), evaluated.opened.len());
+    for (_, headers, _) in &ntfy {
+        assert_eq!(headers["authorization"], "Bearer tk_ntfy_secret");
+    }
+    assert!(ntfy
+        .iter()
+        .any(|(_, h, body)| h["priority"] == "5" && body.contains("eMAG refuses")));
+
+    let telegram = on("/bot123:tg-secret/sendMessage");
+    assert_eq!(telegram.len(), evaluated.opened.len());
+    let sent: Value = serde_json::from_str(&telegram[0].2).expect("telegram JSON");
+    assert_eq!(sent["chat_id"], "-100200");
+
+    // Two numbers × the critical incidents only.
+    let sms = on("/2010-04-01/Accounts/AC123/Messages.json");
+    assert_eq!(sms.len(), 2 * critical, "{sms:#?}");
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("AC123:sms-secret")
+    );
+    for (_, headers, body) in &sms {
+        assert_eq!(headers["authorization"], basic.as_str());
+        assert!(body.contains("From=%2B40700000000"), "{body}");
+        assert!(body.contains("CRITICAL"), "{body}");
+    }
+    cancel.cancel();
+}

@@ -77,6 +77,34 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     let hook = Receiver::start_at(&format!("/services/{hook_secret}"), 0).await;
     let mut vars = sim_vars(&sim, &db.url);
     vars.insert("EMAG_ALERT_WEBHOOK_URL".into(), hook.url.clone());
+    // The other channels point at the same receiver, which refuses them (404): their
+    // failures are logged and stored, and must name no token either.
+    let hook_base = hook
+        .url
+        .split("/services/")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let channel_secrets = [
+        ("EMAG_NTFY_TOKEN", format!("ntfy{canary}")),
+        ("EMAG_TELEGRAM_BOT_TOKEN", format!("42:tg{canary}")),
+        ("EMAG_SMS_AUTH_TOKEN", format!("sms{canary}")),
+    ];
+    for (name, secret) in &channel_secrets {
+        vars.insert((*name).into(), secret.clone());
+    }
+    for (name, value) in [
+        ("EMAG_NTFY_URL", hook_base.as_str()),
+        ("EMAG_NTFY_TOPIC", "alerts"),
+        ("EMAG_TELEGRAM_API_URL", hook_base.as_str()),
+        ("EMAG_TELEGRAM_CHAT_ID", "1"),
+        ("EMAG_SMS_API_URL", hook_base.as_str()),
+        ("EMAG_SMS_ACCOUNT_SID", "AC1"),
+        ("EMAG_SMS_FROM", "+40700000000"),
+        ("EMAG_SMS_TO", "+40711111111"),
+    ] {
+        vars.insert(name.into(), value.into());
+    }
     vars.insert("EMAG_SHOP_API_PASSWORD".into(), password("shop-wrong"));
     vars.insert("EMAG_DASHBOARD_TOKEN".into(), TOKEN.into());
     vars.insert("EMAG_DASHBOARD_BIND".into(), "127.0.0.1:0".into());
@@ -105,6 +133,10 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     creds(&shop.username, &password("shop-wrong"));
     needles.push(TOKEN.to_owned());
     needles.push(hook_secret.clone());
+    for (_, secret) in &channel_secrets {
+        needles.push(secret.clone());
+    }
+    needles.push(base64::engine::general_purpose::STANDARD.encode(format!("AC1:sms{canary}")));
 
     let mut seen = Seen::default();
     let commands: &[&[&str]] = &[

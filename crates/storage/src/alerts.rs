@@ -129,7 +129,7 @@ impl Store {
         &self,
         firing: &[Firing],
         rules: &[AlertRule],
-        channels: &[AlertChannel],
+        channels: &[(AlertChannel, Severity)],
         read_at: i64,
         now: i64,
     ) -> Result<Evaluated> {
@@ -153,8 +153,8 @@ impl Store {
             .await?;
             match opened {
                 Some(id) => {
-                    for c in channels {
-                        enqueue(&mut tx, id, *c, Notice::Opened, now).await?;
+                    for c in told(channels, f.severity) {
+                        enqueue(&mut tx, id, c, Notice::Opened, now).await?;
                     }
                     out.opened.push(id);
                 }
@@ -174,13 +174,14 @@ impl Store {
                 }
             }
         }
-        let open: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT id, key, rule, last_seen_at FROM incidents WHERE state <> 'resolved'",
+        let open: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, key, rule, severity, last_seen_at FROM incidents WHERE state <> 'resolved'",
         )
         .fetch_all(&mut *tx)
         .await?;
-        for (id, key, rule, last_seen) in open {
+        for (id, key, rule, severity, last_seen) in open {
             let rule: AlertRule = rule.parse().map_err(|e| corrupt("incidents", e))?;
+            let severity: Severity = severity.parse().map_err(|e| corrupt("incidents", e))?;
             let still = firing.iter().any(|f| f.key == key);
             if still || !rules.contains(&rule) || last_seen > read_at {
                 continue;
@@ -194,8 +195,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
-                for c in channels {
-                    enqueue(&mut tx, id, *c, Notice::Resolved, now).await?;
+                for c in told(channels, severity) {
+                    enqueue(&mut tx, id, c, Notice::Resolved, now).await?;
                 }
                 out.resolved.push(id);
             }
@@ -225,10 +226,19 @@ impl Store {
         &self,
         id: i64,
         by: &str,
-        channels: &[AlertChannel],
+        channels: &[(AlertChannel, Severity)],
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        let severity: Option<String> =
+            sqlx::query_scalar("SELECT severity FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(severity) = severity else {
+            return Ok(false);
+        };
+        let severity: Severity = severity.parse().map_err(|e| corrupt("incidents", e))?;
         let done = sqlx::query(
             "UPDATE incidents SET state = 'resolved', resolved_at = $2, resolved_by = $3 \
              WHERE id = $1 AND state <> 'resolved'",
@@ -240,8 +250,8 @@ impl Store {
         .await?;
         let resolved = done.rows_affected() == 1;
         if resolved {
-            for c in channels {
-                enqueue(&mut tx, id, *c, Notice::Resolved, now).await?;
+            for c in told(channels, severity) {
+                enqueue(&mut tx, id, c, Notice::Resolved, now).await?;
             }
         }
         tx.commit().await?;
@@ -375,6 +385,17 @@ impl Store {
     }
 }
 
+/// The channels that tell an incident of `severity`: those whose minimum it reaches.
+fn told(
+    channels: &[(AlertChannel, Severity)],
+    severity: Severity,
+) -> impl Iterator<Item = AlertChannel> + '_ {
+    channels
+        .iter()
+        .filter(move |(_, min)| severity >= *min)
+        .map(|(c, _)| *c)
+}
+
 async fn enqueue(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     incident: i64,
@@ -393,4 +414,25 @@ async fn enqueue(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_tells_only_incidents_at_least_as_severe_as_its_minimum() {
+        let channels = [
+            (AlertChannel::Webhook, Severity::Info),
+            (AlertChannel::Sms, Severity::Critical),
+        ];
+        assert_eq!(
+            told(&channels, Severity::Warning).collect::<Vec<_>>(),
+            vec![AlertChannel::Webhook]
+        );
+        assert_eq!(
+            told(&channels, Severity::Critical).collect::<Vec<_>>(),
+            vec![AlertChannel::Webhook, AlertChannel::Sms]
+        );
+    }
 }

@@ -141,7 +141,8 @@ async fn test(config: &emag_sync::config::Config) -> u8 {
     let channels = alerts::channels(config);
     if channels.is_empty() {
         eprintln!(
-            "error: no alert channel is configured: set EMAG_ALERT_WEBHOOK_URL (see .env.example)"
+            "error: no alert channel is configured: set EMAG_ALERT_WEBHOOK_URL, EMAG_NTFY_URL, \
+             EMAG_TELEGRAM_BOT_TOKEN or EMAG_SMS_ACCOUNT_SID (see .env.example)"
         );
         return 2;
     }
@@ -170,8 +171,8 @@ async fn test(config: &emag_sync::config::Config) -> u8 {
     );
     let http = reqwest::Client::new();
     let mut failed = 0;
-    for c in channels {
-        match alerts::send(config, &http, c, &message).await {
+    for (c, _) in channels {
+        match alerts::send(config, &http, c, &message, Severity::Info).await {
             Ok(()) => println!("{c}: sent"),
             Err(alerts::SendError(why)) => {
                 println!("{c}: FAILED: {why}");
