@@ -14,7 +14,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::api::{accounts, runs, schedules};
+use super::api::{accounts, alerts, runs, schedules};
 use super::{auth, AppState};
 
 /// An RFC 9457 problem (`application/problem+json`), as every error of the API is sent.
@@ -74,7 +74,7 @@ impl Modify for Security {
     ),
     paths(
         accounts::list, accounts::one, accounts::sync_now, accounts::pause, accounts::resume,
-        schedules::list, runs::list, runs::one, runs::cancel, auth::session, auth::login, auth::logout,
+        schedules::list, runs::list, runs::one, runs::cancel, alerts::list, alerts::ack, alerts::resolve, auth::session, auth::login, auth::logout,
     ),
     components(schemas(ProblemDoc, InvalidParamDoc)),
     modifiers(&Security),
@@ -82,6 +82,7 @@ impl Modify for Security {
         (name = "accounts", description = "Accounts and their controls"),
         (name = "schedules", description = "When each (account, kind) runs"),
         (name = "runs", description = "Run history, one run, cancel"),
+        (name = "alerts", description = "Incidents: list, acknowledge, resolve"),
         (name = "auth", description = "Dashboard sessions"),
     )
 )]

@@ -361,3 +361,79 @@ async fn ntfy_telegram_and_sms_each_tell_an_incident_once_and_sms_only_critical_
     }
     cancel.cancel();
 }
+
+/// The dashboard's alerts API: the incidents, and acknowledge / resolve with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_acknowledges_and_resolves_incidents_with_the_token() {
+    const TOKEN: &str = "alerts-api-test-token-0123456789";
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_DASHBOARD_TOKEN", TOKEN),
+        ],
+    )
+    .await;
+    app.sync("fbe", SyncKind::Reference).await;
+    evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate");
+    let listener = emag_sync::web::bind("127.0.0.1:0".parse().expect("addr"), None)
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let cancel = CancellationToken::new();
+    tokio::spawn(emag_sync::web::serve(
+        listener,
+        emag_sync::web::AppState::new(app.config.clone(), app.store.clone()),
+        cancel.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{base}/api/alerts"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    let access = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|i| i["rule"] == "access_refused")
+        .unwrap_or_else(|| panic!("no access_refused incident in {list}"));
+    assert_eq!(access["state"], "firing");
+    assert_eq!(access["severity"], "critical");
+    let id = access["id"].as_i64().expect("id");
+
+    let post = |verb: &str, token: Option<&str>| {
+        let mut r = http.post(format!("{base}/api/alerts/{id}/{verb}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(post("ack", None).await.expect("ack").status(), 401);
+    let acked = post("ack", Some(TOKEN)).await.expect("ack");
+    assert_eq!(acked.status(), 200);
+    assert_eq!(
+        acked.json::<Value>().await.expect("JSON")["state"],
+        "acknowledged"
+    );
+    assert_eq!(post("ack", Some(TOKEN)).await.expect("ack").status(), 409);
+    let resolved = post("resolve", Some(TOKEN)).await.expect("resolve");
+    assert_eq!(resolved.status(), 200);
+    let resolved: Value = resolved.json().await.expect("JSON");
+    assert_eq!(resolved["state"], "resolved");
+    assert_eq!(resolved["resolved_by"], "operator (bearer token)");
+    let unknown = http
+        .post(format!("{base}/api/alerts/999999/resolve"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("unknown");
+    assert_eq!(unknown.status(), 404);
+    cancel.cancel();
+}

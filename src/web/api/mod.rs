@@ -15,6 +15,7 @@ use super::problem::Problem;
 use super::AppState;
 
 pub(crate) mod accounts;
+pub(crate) mod alerts;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 mod status;
@@ -27,6 +28,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/accounts/{name}/pause", post(accounts::pause))
         .route("/accounts/{name}/resume", post(accounts::resume))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/alerts/{id}/ack", post(alerts::ack))
+        .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route_layer(from_fn_with_state(state.clone(), invalidate_snapshot))
         .route_layer(from_fn(auth::require_operator));
     Router::new()
@@ -36,6 +39,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/schedules", get(schedules::list))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::one))
+        .route("/alerts", get(alerts::list))
         .merge(mutations)
 }
 

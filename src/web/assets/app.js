@@ -54,6 +54,10 @@
       'foot.updated': 'Actualizat {t}', 'foot.instances': '{n} instanțe active', 'foot.reclaimed': '{n} preluări (24 h)',
       'ago.now': 'acum',
       'alerts.stale': '{n} tipuri de date nu sunt proaspete (detalii)',
+      'incidents.title': 'Incidente', 'incidents.none': 'Niciun incident deschis.', 'incidents.ack': 'Am văzut',
+      'incidents.resolve': 'Rezolvat', 'incidents.history': 'Rezolvate recent ({n})', 'incidents.since': 'din {t}',
+      'incidents.state.firing': 'activ', 'incidents.state.acknowledged': 'văzut', 'incidents.state.resolved': 'rezolvat',
+      'incidents.by': 'rezolvat {t} de {by}', 'toast.incident': 'Incidentul {id}: {s}.',
       'count.pages': 'pagini', 'count.items_read': 'articole citite', 'count.created': 'create', 'count.updated': 'actualizate',
       'count.unchanged': 'neschimbate', 'count.removed': 'eliminate', 'count.requests': 'cereri eMAG',
       'count.rate_limit_waits': 'așteptări pentru limita de rată', 'count.retries': 'reîncercări',
@@ -107,6 +111,10 @@
       'foot.updated': 'Updated {t}', 'foot.instances': '{n} live instances', 'foot.reclaimed': '{n} takeovers (24 h)',
       'ago.now': 'now',
       'alerts.stale': '{n} kinds of data are not fresh (details)',
+      'incidents.title': 'Incidents', 'incidents.none': 'No open incident.', 'incidents.ack': 'Acknowledge',
+      'incidents.resolve': 'Resolve', 'incidents.history': 'Recently resolved ({n})', 'incidents.since': 'since {t}',
+      'incidents.state.firing': 'firing', 'incidents.state.acknowledged': 'acknowledged', 'incidents.state.resolved': 'resolved',
+      'incidents.by': 'resolved {t} by {by}', 'toast.incident': 'Incident {id}: {s}.',
       'count.pages': 'pages', 'count.items_read': 'items read', 'count.created': 'created', 'count.updated': 'updated',
       'count.unchanged': 'unchanged', 'count.removed': 'removed', 'count.requests': 'eMAG requests',
       'count.rate_limit_waits': 'rate-limit waits', 'count.retries': 'retries',
@@ -129,6 +137,8 @@
     live: new Map(),
     runs: { items: [], next: null, available: true },
     kpiDays: 7,
+    // GET /api/alerts: the incidents, open first.
+    incidents: null,
     // Charts: GET /api/series.
     range: '24h',
     series: null,
@@ -277,6 +287,45 @@
     if (!res) return;
     toast(t('toast.cancelled', { id }));
     refreshSoon();
+  }
+
+  async function incidentAction(id, verb, button) {
+    button.disabled = true;
+    const res = await post('/api/alerts/' + id + '/' + verb, undefined, 'incident');
+    button.disabled = false;
+    if (!res) return;
+    toast(t('toast.incident', { id, s: t('incidents.state.' + res.state) }));
+    loadIncidents();
+  }
+
+  async function loadIncidents() {
+    try { state.incidents = await getJson('/api/alerts'); } catch (_) { state.incidents = null; }
+    renderIncidents();
+  }
+
+  function renderIncidents() {
+    const el = $('#incidents-body');
+    el.replaceChildren();
+    const all = state.incidents || [];
+    const open = all.filter((i) => i.state !== 'resolved');
+    const done = all.filter((i) => i.state === 'resolved').slice(0, 10);
+    const controls = !state.missing.has('incident');
+    const view = (i) => h('div', { class: 'incident ' + i.severity + ' ' + i.state, 'data-incident': i.id },
+      h('strong', { text: i.message }),
+      h('span', { class: 'fix', text: i.action }),
+      h('span', { class: 'meta', text: `#${i.id} · ${t('incidents.state.' + i.state)} · ${t('incidents.since', { t: fmtAgo(i.opened_at) })}` }),
+      controls ? h('div', { class: 'row' },
+        i.state === 'firing' ? h('button', { type: 'button', class: 'btn small', 'data-action': 'ack', text: t('incidents.ack'), onclick: (e) => incidentAction(i.id, 'ack', e.currentTarget) }) : null,
+        h('button', { type: 'button', class: 'btn small', 'data-action': 'resolve', text: t('incidents.resolve'), onclick: (e) => incidentAction(i.id, 'resolve', e.currentTarget) })) : null);
+    if (!open.length) el.append(h('p', { class: 'muted', text: t('incidents.none') }));
+    for (const i of open) el.append(view(i));
+    if (done.length) {
+      el.append(h('details', null,
+        h('summary', { class: 'muted', text: t('incidents.history', { n: done.length }) }),
+        done.map((i) => h('div', { class: 'incident info resolved', 'data-incident': i.id },
+          h('span', { text: i.message }),
+          h('span', { class: 'meta', text: t('incidents.by', { t: fmtAgo(i.resolved_at), by: i.resolved_by || '?' }) })))));
+    }
   }
 
   // ---- rendering -----------------------------------------------------------------------
@@ -559,6 +608,7 @@
     renderRuns();
     renderKpis();
     renderCharts();
+    renderIncidents();
   }
 
   // ---- run drill-down ------------------------------------------------------------------
@@ -631,7 +681,7 @@
   let statusTimer = null;
   function refreshSoon() {
     clearTimeout(statusTimer);
-    statusTimer = setTimeout(() => { loadStatus(); loadRuns(false); }, 150);
+    statusTimer = setTimeout(() => { loadStatus(); loadRuns(false); loadIncidents(); }, 150);
   }
 
   async function loadRuns(more) {
@@ -846,9 +896,11 @@
     loadRuns(false);
     loadKpis();
     loadSeries();
+    loadIncidents();
     connect();
     // Relative times and next syncs move on without events.
     setInterval(loadStatus, 30000);
+    setInterval(loadIncidents, 30000);
     setInterval(loadKpis, 300000);
     setInterval(loadSeries, 60000);
   }
