@@ -11,8 +11,9 @@
 //! - [`run`] does both on a timer inside `start`; `emag-sync alerts` lists, acknowledges and
 //!   resolves.
 //!
-//! Channels in this version: a Slack-compatible webhook. The rate-limit rule and the run
-//! takeover notice are not evaluated yet (they need the 429 counts per hour in the store).
+//! Channels: a Slack-compatible webhook, email (SMTP), ntfy, a Telegram bot and SMS (Twilio).
+//! The rate-limit rule and the run takeover notice are not evaluated yet (they need the 429
+//! counts per hour in the store).
 
 use std::time::Duration;
 
@@ -132,6 +133,9 @@ pub fn channels(config: &Config) -> Vec<(AlertChannel, Severity)> {
     let mut out = Vec::new();
     if a.webhook_url.is_some() {
         out.push((AlertChannel::Webhook, Severity::Info));
+    }
+    if a.email.is_some() {
+        out.push((AlertChannel::Email, Severity::Info));
     }
     if a.ntfy.is_some() {
         out.push((AlertChannel::Ntfy, Severity::Info));
@@ -326,10 +330,91 @@ pub async fn send(
             return Ok(());
         }
         AlertChannel::Email => {
-            return Err(SendError("the email channel is not available yet".into()))
+            let e = a
+                .email
+                .as_ref()
+                .ok_or_else(|| not_configured("EMAG_SMTP_HOST"))?;
+            return send_email(e, message).await;
         }
     };
     answer(channel, request.timeout(SEND_TIMEOUT).send().await)
+}
+
+/// One email to every recipient of `EMAG_ALERT_EMAIL_TO`: plain text and HTML.
+async fn send_email(e: &crate::config::EmailSettings, message: &Message) -> Result<(), SendError> {
+    use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+    let bad_address = |what: &str| SendError(format!("email: {what} is not an address"));
+    let from: Mailbox = e.from.parse().map_err(|_| bad_address("EMAG_SMTP_FROM"))?;
+    let mut builder = lettre::Message::builder()
+        .from(from)
+        .subject(message.title.clone());
+    for to in &e.to {
+        builder = builder.to(to.parse().map_err(|_| bad_address("EMAG_ALERT_EMAIL_TO"))?);
+    }
+    let html = format!(
+        "<!doctype html><html><body><h3>{}</h3><p>{}</p></body></html>",
+        escape_html(&message.title),
+        escape_html(&message.body).replace('\n', "<br>")
+    );
+    let email = builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(message.body.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|_| SendError("email: the message could not be built".into()))?;
+    let relay = match e.tls {
+        crate::config::SmtpTls::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)
+        }
+        crate::config::SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
+        crate::config::SmtpTls::None => Ok(
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
+        ),
+    };
+    let mut transport = relay
+        .map_err(|_| SendError("email: cannot set up TLS for the SMTP host".into()))?
+        .port(e.port)
+        .timeout(Some(SEND_TIMEOUT));
+    if let (Some(user), Some(password)) = (&e.username, &e.password) {
+        transport = transport.credentials(Credentials::new(
+            user.clone(),
+            password.expose_secret().to_owned(),
+        ));
+    }
+    match transport.build().send(email).await {
+        Ok(_) => Ok(()),
+        // lettre's errors quote the server's reply, never our credentials; we still say it
+        // in our own words.
+        Err(err) if err.is_permanent() => Err(SendError(
+            "email: the SMTP server refused the message (check EMAG_SMTP_USERNAME / \
+             EMAG_SMTP_PASSWORD and the addresses)"
+                .into(),
+        )),
+        Err(err) if err.is_timeout() => Err(SendError(format!(
+            "email: the SMTP server did not answer within {} s",
+            SEND_TIMEOUT.as_secs()
+        ))),
+        Err(_) => Err(SendError("email: cannot talk to the SMTP server".into())),
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// An HTTP channel's answer as a result, in words without secrets (a reqwest error's text

@@ -273,6 +273,31 @@ pub struct AlertSettings {
     /// `EMAG_SMS_FROM`, `EMAG_SMS_TO`, `EMAG_SMS_API_URL`); critical alerts only unless
     /// `EMAG_SMS_MIN_SEVERITY` says otherwise (SMS costs money).
     pub sms: Option<SmsSettings>,
+    /// Email through SMTP (`EMAG_SMTP_HOST`, `EMAG_SMTP_PORT`, `EMAG_SMTP_USERNAME`,
+    /// `EMAG_SMTP_PASSWORD`, `EMAG_SMTP_FROM`, `EMAG_SMTP_TLS`, `EMAG_ALERT_EMAIL_TO`).
+    pub email: Option<EmailSettings>,
+}
+
+/// How the SMTP connection is protected (`EMAG_SMTP_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587; the default).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS at all: only for a relay on this machine (refused for any other host).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -836,11 +861,13 @@ impl Parser<'_> {
                 }
             }
         };
+        let email = self.email();
         AlertSettings {
             consecutive_failures,
             errors_per_hour,
             evaluate_every,
             webhook_url,
+            email,
             ntfy,
             telegram,
             sms,
@@ -849,6 +876,75 @@ impl Parser<'_> {
                 .get("EMAG_DASHBOARD_URL")
                 .map(|u| u.trim_end_matches('/').to_owned()),
         }
+    }
+
+    fn email(&mut self) -> Option<EmailSettings> {
+        let host = self.get("EMAG_SMTP_HOST")?.to_owned();
+        let tls = match self
+            .get("EMAG_SMTP_TLS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("starttls") => SmtpTls::StartTls,
+            Some("tls" | "implicit" | "ssl") => SmtpTls::Implicit,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                self.problem(
+                    "EMAG_SMTP_TLS",
+                    format!("{other:?} is not a TLS mode"),
+                    "write starttls (port 587), tls (port 465) or none (a relay on this machine)",
+                );
+                SmtpTls::StartTls
+            }
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if tls == SmtpTls::None && !loopback {
+            self.problem(
+                "EMAG_SMTP_TLS",
+                "none is allowed only for a relay on this machine: the password and the \
+                 messages would cross the network in clear",
+                "write starttls or tls",
+            );
+        }
+        let default_port = match tls {
+            SmtpTls::Implicit => 465,
+            SmtpTls::StartTls => 587,
+            SmtpTls::None => 25,
+        };
+        let port = self.number("EMAG_SMTP_PORT", default_port, "write a port, e.g. 587");
+        let from = self.get("EMAG_SMTP_FROM").map(str::to_owned);
+        let to: Vec<String> = self
+            .get("EMAG_ALERT_EMAIL_TO")
+            .map(|t| {
+                t.split(',')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (Some(from), false) = (from, to.is_empty()) else {
+            self.problem(
+                "EMAG_SMTP_HOST",
+                "set without EMAG_SMTP_FROM or EMAG_ALERT_EMAIL_TO",
+                "set the sender (EMAG_SMTP_FROM) and the recipients (EMAG_ALERT_EMAIL_TO, \
+                 separated by commas)",
+            );
+            return None;
+        };
+        Some(EmailSettings {
+            host,
+            port,
+            tls,
+            username: self.get("EMAG_SMTP_USERNAME").map(str::to_owned),
+            password: self
+                .get("EMAG_SMTP_PASSWORD")
+                .map(|p| SecretString::from(p.to_owned())),
+            from,
+            to,
+        })
     }
 
     fn dashboard(&mut self) -> DashboardSettings {

@@ -437,3 +437,109 @@ async fn the_dashboard_lists_acknowledges_and_resolves_incidents_with_the_token(
     assert_eq!(unknown.status(), 404);
     cancel.cancel();
 }
+
+/// A minimal SMTP receiver on a port of its own: it takes every message (no TLS, no AUTH:
+/// a relay on this machine) and keeps its DATA.
+async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>, CancellationToken) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let cancel = CancellationToken::new();
+    let (keep, stop) = (Arc::clone(&got), cancel.clone());
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = tokio::select! {
+                _ = stop.cancelled() => return,
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+            };
+            let keep = Arc::clone(&keep);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 test ESMTP\r\n").await;
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            keep.lock().expect("got").push(std::mem::take(body));
+                            data = None;
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, got, cancel)
+}
+
+/// Email through a real SMTP conversation: one message per incident to every recipient,
+/// plain text and HTML, in Romanian by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_tells_an_incident_once_in_plain_text_and_html() {
+    let (port, got, stop) = smtp_receiver().await;
+    let port = port.to_string();
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_SMTP_HOST", "127.0.0.1"),
+            ("EMAG_SMTP_PORT", &port),
+            ("EMAG_SMTP_TLS", "none"),
+            ("EMAG_SMTP_FROM", "emag-sync <alerts@shop.example>"),
+            (
+                "EMAG_ALERT_EMAIL_TO",
+                "owner@shop.example, ops@shop.example",
+            ),
+        ],
+    )
+    .await;
+    app.sync("fbe", SyncKind::Reference).await;
+    let opened = evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate")
+        .opened
+        .len();
+    let (sent, failed) = deliver_all(&app, 0).await;
+    assert_eq!((sent, failed), (opened, 0));
+    let mails = got.lock().expect("got").clone();
+    assert_eq!(mails.len(), opened);
+    let access = mails
+        .iter()
+        .find(|m| m.contains("access_refused"))
+        .expect("the refusal's email");
+    assert!(
+        access.contains("To: owner@shop.example, ops@shop.example"),
+        "{access}"
+    );
+    assert!(access.contains("multipart/alternative"), "{access}");
+    assert!(access.contains("text/html"), "{access}");
+    assert!(access.contains("Problem"), "{access}");
+    stop.cancel();
+}

@@ -89,6 +89,7 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
         ("EMAG_NTFY_TOKEN", format!("ntfy{canary}")),
         ("EMAG_TELEGRAM_BOT_TOKEN", format!("42:tg{canary}")),
         ("EMAG_SMS_AUTH_TOKEN", format!("sms{canary}")),
+        ("EMAG_SMTP_PASSWORD", format!("smtp{canary}")),
     ];
     for (name, secret) in &channel_secrets {
         vars.insert((*name).into(), secret.clone());
@@ -102,6 +103,13 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
         ("EMAG_SMS_ACCOUNT_SID", "AC1"),
         ("EMAG_SMS_FROM", "+40700000000"),
         ("EMAG_SMS_TO", "+40711111111"),
+        // Nobody listens there: the sends fail and are logged.
+        ("EMAG_SMTP_HOST", "127.0.0.1"),
+        ("EMAG_SMTP_PORT", "9"),
+        ("EMAG_SMTP_TLS", "none"),
+        ("EMAG_SMTP_USERNAME", "alerts"),
+        ("EMAG_SMTP_FROM", "alerts@shop.example"),
+        ("EMAG_ALERT_EMAIL_TO", "owner@shop.example"),
     ] {
         vars.insert(name.into(), value.into());
     }

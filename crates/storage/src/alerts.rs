@@ -1,4 +1,4 @@
-//! Incidents and the outbox of their notices (migration 0013).
+//! Incidents and the outbox of their notices (migration 0012).
 //!
 //! An incident is opened for a key (rule, account, kind) that fires and has no open incident;
 //! the partial unique index `incidents_open_key` makes that idempotent, so two processes that
