@@ -110,7 +110,7 @@ fn eans(v: Option<&Value>) -> Vec<String> {
 fn to_row(raw: &str) -> Result<(u32, OfferRow), Odd> {
     let f: OfferFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "offer", &e))?;
     let id = u32::try_from(f.id)
-        .map_err(|_| Odd::new(f.id, format!("offer id {} is out of range", f.id)))?;
+        .map_err(|_| Odd::new(&f.id, format!("offer id {} is out of range", f.id)))?;
     let row = OfferRow {
         id: i64::from(id),
         part_number: f.part_number,

@@ -84,7 +84,7 @@ struct LineFields {
 fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
     let f: OrderFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "order", &e))?;
     let id = i64::try_from(f.id)
-        .map_err(|_| Odd::new(f.id, format!("order id {} is out of range", f.id)))?;
+        .map_err(|_| Odd::new(&f.id, format!("order id {} is out of range", f.id)))?;
     let mut line_ids = HashSet::new();
     let lines = f
         .products
@@ -92,10 +92,10 @@ fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
         .into_iter()
         .map(|l| {
             let line_id = int(Some(&l.id))
-                .ok_or_else(|| Odd::new(f.id, "an order line has no readable id"))?;
+                .ok_or_else(|| Odd::new(&f.id, "an order line has no readable id"))?;
             if !line_ids.insert(line_id) {
                 return Err(Odd::new(
-                    f.id,
+                    &f.id,
                     format!("order line id {line_id} appears twice in the order"),
                 ));
             }

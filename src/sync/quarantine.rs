@@ -26,7 +26,7 @@ impl Odd {
         }
     }
 
-    pub(crate) fn new(item_id: impl ToString, reason: impl Into<String>) -> Odd {
+    pub(crate) fn new(item_id: &impl ToString, reason: impl Into<String>) -> Odd {
         Odd {
             item_id: Some(item_id.to_string()),
             reason: reason.into(),

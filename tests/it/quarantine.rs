@@ -7,7 +7,7 @@ use emag_sync::status::Snapshot;
 use emag_sync::sync::RunStatus;
 use test_support::DbKind;
 
-use crate::support::{on_both_backends, TestApp};
+use crate::support::{binary, on_both_backends, sim_vars, TestApp};
 
 on_both_backends!(
     odd_orders_are_quarantined_and_the_rest_is_stored,
@@ -117,4 +117,57 @@ async fn odd_offers_are_quarantined_and_nothing_is_removed_for_them(kind: DbKind
             .any(|q| q.account == "main" && q.kind == QuarantineKind::Offer && q.items == 2),
         "{summary:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_command_shows_quarantined_items_in_text_and_json_without_their_content() {
+    // Arrange: an odd order quarantined by a sync.
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let odd = app
+        .sim
+        .sim
+        .orders("fbe")
+        .into_iter()
+        .find(|o| !o.products.is_empty())
+        .expect("an order with lines");
+    app.sim
+        .sim
+        .add_oddity("fbe", Oddity::OrderLineWithoutId { id: odd.id });
+    let report = app.sync("fbe", SyncKind::Orders).await;
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    let dir = tempfile::tempdir().expect("dir");
+    let vars = sim_vars(&app.sim, &app._db.url);
+
+    // Act
+    let text = binary(&vars, dir.path())
+        .arg("status")
+        .output()
+        .await
+        .expect("status");
+    let json = binary(&vars, dir.path())
+        .args(["status", "--json"])
+        .output()
+        .await
+        .expect("status --json");
+
+    // Assert
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("account fbe: 1 order item(s)") && text.contains("quarantined"),
+        "{text}"
+    );
+    assert!(!text.contains(&odd.customer.name), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let fbe = json["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|a| a["name"] == "fbe")
+        .expect("fbe")
+        .clone();
+    assert_eq!(fbe["quarantined"][0]["kind"], "order");
+    assert_eq!(fbe["quarantined"][0]["items"], 1);
+    assert!(fbe["quarantined"][0]["last_reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("no readable id")));
 }
