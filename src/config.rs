@@ -175,6 +175,15 @@ pub struct ApiSettings {
 pub struct SyncSettings {
     pub orders_backfill_days: u32,
     pub orders_overlap: Duration,
+    /// The longest `modifiedAfter`..`modifiedBefore` window of one order read
+    /// (`EMAG_ORDERS_WINDOW_DAYS`): eMAG says "one month" without saying which.
+    pub orders_window_days: u32,
+    /// At most this many offers missing from a complete scan are confirmed one by one with a
+    /// read by id (`EMAG_REMOVAL_CONFIRM_MAX`); more wait for a second scan to miss them.
+    pub removal_confirm_max: u64,
+    /// The largest share (percent) of an account's live offers one run may mark removed
+    /// without a full sync confirming it (`EMAG_MAX_REMOVED_SHARE`).
+    pub max_removed_share_percent: u64,
     /// A run whose holder has been silent this long may be taken over (`EMAG_LEASE_TTL`).
     pub stale_after: Duration,
 }
@@ -184,10 +193,18 @@ impl Default for SyncSettings {
         SyncSettings {
             orders_backfill_days: 90,
             orders_overlap: Duration::from_secs(24 * 3600),
+            orders_window_days: DEFAULT_ORDERS_WINDOW_DAYS,
+            removal_confirm_max: 300,
+            max_removed_share_percent: 20,
             stale_after: DEFAULT_LEASE_TTL,
         }
     }
 }
+
+/// Order reads span at most this many days (`EMAG_ORDERS_WINDOW_DAYS`).
+pub const DEFAULT_ORDERS_WINDOW_DAYS: u32 = 7;
+/// eMAG's limit is "one month"; the shortest month bounds the setting.
+pub const MAX_ORDERS_WINDOW_DAYS: u32 = 28;
 
 /// How long a silent run holder keeps its run (`EMAG_LEASE_TTL`, seconds).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
@@ -525,6 +542,24 @@ impl Parser<'_> {
         }
     }
 
+    /// A share in percent: `20`, `20%` or `20 %`, from 0 to 100.
+    fn percent(&mut self, name: &str, default: u64) -> u64 {
+        let Some(text) = self.get(name) else {
+            return default;
+        };
+        match text.trim().trim_end_matches('%').trim().parse::<u64>() {
+            Ok(v) if v <= 100 => v,
+            _ => {
+                self.problem(
+                    name,
+                    format!("{text:?} is not a percentage from 0 to 100"),
+                    "write a whole percentage, e.g. 20",
+                );
+                default
+            }
+        }
+    }
+
     fn flag(&mut self, name: &str, default: bool) -> bool {
         match self.get(name).map(str::to_ascii_lowercase).as_deref() {
             None => default,
@@ -596,8 +631,29 @@ impl Parser<'_> {
             orders_overlap: Duration::from_secs(
                 3600 * self.number::<u64>("EMAG_ORDERS_OVERLAP_HOURS", 24, "write hours, e.g. 24"),
             ),
+            orders_window_days: self.number(
+                "EMAG_ORDERS_WINDOW_DAYS",
+                DEFAULT_ORDERS_WINDOW_DAYS,
+                "write a number of days from 1 to 28, e.g. 7",
+            ),
+            removal_confirm_max: self.number(
+                "EMAG_REMOVAL_CONFIRM_MAX",
+                300,
+                "write a whole number of offers, e.g. 300",
+            ),
+            max_removed_share_percent: self.percent("EMAG_MAX_REMOVED_SHARE", 20),
             stale_after: self.seconds("EMAG_LEASE_TTL", DEFAULT_LEASE_TTL),
         };
+        if !(1..=MAX_ORDERS_WINDOW_DAYS).contains(&sync.orders_window_days) {
+            self.problem(
+                "EMAG_ORDERS_WINDOW_DAYS",
+                format!(
+                    "{} days is outside 1..={MAX_ORDERS_WINDOW_DAYS}: eMAG refuses windows longer than a month",
+                    sync.orders_window_days
+                ),
+                "write a number of days from 1 to 28, e.g. 7 (the default)",
+            );
+        }
         if sync.stale_after < MIN_LEASE_TTL {
             self.problem(
                 "EMAG_LEASE_TTL",
@@ -1342,6 +1398,48 @@ mod tests {
         for bad in ["a:b", "two words", "x/y:1"] {
             let err = with(bad).expect_err(bad);
             assert_eq!(err.0[0].variable, "EMAG_INSTANCE_NAME", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn order_windows_and_removal_guards_are_configurable_and_validated() {
+        let base = [("EMAG_API_USERNAME", "m"), ("EMAG_API_PASSWORD", "p")];
+        let c = Config::from_vars(&vars(&base)).expect("valid");
+        assert_eq!(c.sync.orders_window_days, 7);
+        assert_eq!(c.sync.removal_confirm_max, 300);
+        assert_eq!(c.sync.max_removed_share_percent, 20);
+
+        let with = |extra: &[(&str, &str)]| {
+            let mut v = vars(&base);
+            for (k, val) in extra {
+                v.insert((*k).into(), (*val).into());
+            }
+            Config::from_vars(&v)
+        };
+        let c = with(&[
+            ("EMAG_ORDERS_WINDOW_DAYS", "3"),
+            ("EMAG_REMOVAL_CONFIRM_MAX", "50"),
+            ("EMAG_MAX_REMOVED_SHARE", "35%"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (
+                c.sync.orders_window_days,
+                c.sync.removal_confirm_max,
+                c.sync.max_removed_share_percent
+            ),
+            (3, 50, 35)
+        );
+        for (var, bad) in [
+            ("EMAG_ORDERS_WINDOW_DAYS", "0"),
+            ("EMAG_ORDERS_WINDOW_DAYS", "31"),
+            ("EMAG_REMOVAL_CONFIRM_MAX", "many"),
+            ("EMAG_MAX_REMOVED_SHARE", "120"),
+            ("EMAG_MAX_REMOVED_SHARE", "a fifth"),
+        ] {
+            let err = with(&[(var, bad)]).expect_err(bad);
+            assert_eq!(err.0.len(), 1, "{var}={bad}: {err}");
+            assert_eq!(err.0[0].variable, var, "{bad}");
         }
     }
 

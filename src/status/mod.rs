@@ -9,7 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use domain::{AccountKind, ErrorClass, Marketplace, RunState, RunTrigger, SyncKind};
+use domain::{
+    AccountKind, ErrorClass, Marketplace, QuarantineKind, RunState, RunTrigger, SyncKind,
+};
 use serde::{Deserialize, Serialize};
 use storage::{InstanceRow, KindHistory, RunRow, StorageError, Store};
 
@@ -134,6 +136,22 @@ pub struct AccountStatus {
     pub attention: Option<Attention>,
     /// One entry per kind that runs by time or has run.
     pub kinds: Vec<KindStatus>,
+    /// Items eMAG sent that could not be read, kept aside (raw, in the `quarantine` table)
+    /// and skipped: one entry per kind of item that has any.
+    #[serde(default)]
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// What is quarantined of one kind of item of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    pub kind: QuarantineKind,
+    /// Distinct items.
+    pub items: i64,
+    /// Unix ms when eMAG last sent one of them.
+    pub last_seen_at: i64,
+    /// Why the last one could not be read.
+    pub last_reason: String,
 }
 
 /// Why an account needs a person, since when, and what to do.
@@ -339,6 +357,8 @@ pub struct StoreState {
     pub failures: Vec<RunRow>,
     /// Run outcomes of the last hour (the `logs` section of `/api/status`).
     pub last_hour: storage::RunLogSummary,
+    /// What is quarantined, per account and kind.
+    pub quarantine: Vec<storage::QuarantineSummary>,
 }
 
 impl StoreState {
@@ -357,6 +377,7 @@ impl StoreState {
                 .recent_failures(now_ms - ms(RECENT_ERRORS_WINDOW), RECENT_ERRORS_MAX)
                 .await?,
             last_hour: store.run_log_summary(now_ms - 3_600_000).await?,
+            quarantine: store.quarantine_summary().await?,
         })
     }
 }
@@ -487,6 +508,17 @@ impl Snapshot {
                     progress,
                 });
             }
+            let quarantined = state
+                .quarantine
+                .iter()
+                .filter(|q| q.account == name)
+                .map(|q| Quarantined {
+                    kind: q.kind,
+                    items: q.items,
+                    last_seen_at: q.last_seen_at,
+                    last_reason: q.last_reason.clone(),
+                })
+                .collect();
             let attention = attention.get(name).cloned();
             let state = if attention.is_some() {
                 AccountState::NeedsAttention
@@ -505,6 +537,7 @@ impl Snapshot {
                 paused: is_paused,
                 attention,
                 kinds,
+                quarantined,
             });
         }
 
@@ -819,8 +852,25 @@ mod tests {
                 warnings: 0,
                 last_finished_at: Some(now - 4 * MIN),
             },
+            quarantine: vec![storage::QuarantineSummary {
+                account: "fbe".into(),
+                kind: QuarantineKind::Order,
+                items: 2,
+                last_seen_at: now - MIN,
+                last_reason: "order line id 7 appears twice in the order".into(),
+            }],
         };
         let snap = Snapshot::build(&config, &state, now);
+        assert_eq!(
+            snap.account("fbe").expect("fbe").quarantined,
+            vec![Quarantined {
+                kind: QuarantineKind::Order,
+                items: 2,
+                last_seen_at: now - MIN,
+                last_reason: "order line id 7 appears twice in the order".into(),
+            }]
+        );
+        assert!(snap.account("main").expect("main").quarantined.is_empty());
 
         let main = snap.account("main").expect("main");
         assert_eq!(main.state, AccountState::Running);

@@ -7,13 +7,14 @@
 
 mod offers;
 mod orders;
+mod quarantine;
 mod reference;
 mod returns;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{ErrorClass, RunCounts, RunOutcome, RunTrigger, SyncKind};
+use domain::{AttentionCause, ErrorClass, RunCounts, RunOutcome, RunTrigger, SyncKind};
 use emag_client::{EmagClient, EmagError};
 use storage::{ActiveRun, BeginRun, RunRequest, StorageError, Store};
 use tokio_util::sync::CancellationToken;
@@ -114,6 +115,13 @@ pub struct RunReport {
     /// scheduled slot had its run already): the run to wait for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<i64>,
+    /// Items eMAG sent that could not be read: stored in quarantine and skipped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantined: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a kind's module stopped early.
@@ -123,6 +131,8 @@ pub(crate) enum SyncError {
     Storage(StorageError),
     /// A result item that does not have the shape eMAG documents.
     Item(String),
+    /// The pages of a read did not add up to eMAG's own count, even when read again.
+    Incomplete(String),
     Cancelled,
 }
 
@@ -144,6 +154,14 @@ pub(crate) struct KindResult {
     pub extra: RunCounts,
     pub note: Option<String>,
     pub total: Option<u64>,
+    /// Items that could not be decoded and were quarantined (the run succeeds with a warning).
+    pub quarantined: u64,
+    /// The run succeeded but the account needs a person for this cause (e.g. a refused large
+    /// removal); `None` clears a mark of the kind's own cause (see [`KindResult::clears`]).
+    pub attention: Option<(AttentionCause, String)>,
+    /// The mark this successful run clears when it raises none: an offer run that removed
+    /// without refusing clears a refused-removal mark.
+    pub clears: Option<AttentionCause>,
 }
 
 /// Runs one sync of `kind` for `account` now and records it.
@@ -182,6 +200,7 @@ pub async fn run_sync_for_slot(
         emag_messages: Vec::new(),
         note: None,
         blocked_by: None,
+        quarantined: 0,
     };
     let Some(run) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await else {
         return report;
@@ -226,11 +245,21 @@ pub async fn run_sync_for_slot(
         extra
     };
 
+    let mut raised = None;
     let recorded = match result {
         Ok(done) => {
             report.status = RunStatus::Succeeded;
             report.note = done.note.clone();
             report.total_items = done.total;
+            report.quarantined = done.quarantined;
+            if done.quarantined > 0 {
+                tracing::warn!(
+                    account.name = account.name(), sync.kind = %kind, run.id = run.id,
+                    items.quarantined = done.quarantined,
+                    "the run succeeded but skipped items it could not read (quarantined)"
+                );
+            }
+            raised = Some((done.attention.clone(), done.clears));
             ctx.store
                 .finish_run(
                     &run,
@@ -282,6 +311,9 @@ pub async fn run_sync_for_slot(
         }
     };
     record_attention(ctx, account, kind, &report).await;
+    if let Some((attention, clears)) = raised {
+        record_kind_attention(ctx, account, attention, clears).await;
+    }
     if let Err(e) = recorded {
         report.status = RunStatus::Failed;
         report.error_class = Some(ErrorClass::Storage);
@@ -429,6 +461,28 @@ async fn record_attention(
     }
 }
 
+/// A mark a successful run raises or clears for a cause of its own (e.g. a refused large
+/// removal), beside the access mark of [`record_attention`].
+async fn record_kind_attention(
+    ctx: &SyncContext,
+    account: &Account,
+    attention: Option<(AttentionCause, String)>,
+    clears: Option<AttentionCause>,
+) {
+    let done = match (attention, clears) {
+        (Some((cause, reason)), _) => {
+            ctx.store
+                .raise_attention(account.name(), cause, &reason)
+                .await
+        }
+        (None, Some(cause)) => ctx.store.clear_attention(account.name(), cause).await,
+        (None, None) => return,
+    };
+    if let Err(e) = done {
+        tracing::warn!(account.name = account.name(), error = %e, "cannot record the account's attention mark");
+    }
+}
+
 /// Claims the (account, kind) run for this process, resuming an abandoned one — unless a
 /// full sync was asked for, which closes the unfinished scan and starts afresh. `None` (with
 /// the reason in `report`) when another process holds it or the store failed.
@@ -539,6 +593,11 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
         SyncError::Item(why) => (
             ErrorClass::Malformed,
             format!("account {name}: eMAG sent an item we cannot read: {why}"),
+            Vec::new(),
+        ),
+        SyncError::Incomplete(what) => (
+            ErrorClass::Malformed,
+            format!("account {name}: eMAG's pages did not add up: {what}"),
             Vec::new(),
         ),
         SyncError::Cancelled => (ErrorClass::Transport, "cancelled".into(), Vec::new()),

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use domain::{RunCounts, SyncKind};
+use domain::{AttentionCause, QuarantineKind, RunCounts, SyncKind};
 use emag_client::{EmagError, Money, Page};
 use roaring::RoaringBitmap;
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use storage::{ActiveRun, OfferRow};
 use tokio::sync::mpsc;
 
+use super::quarantine::{join_notes, Odd, Quarantine};
 use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
@@ -33,17 +34,14 @@ const REPEAT_PASS_KEY: i64 = 1_000_000_000;
 /// Offers a read by id put back are stored under this key, apart from every pass's pages.
 const CONFIRMED_KEY: i64 = 2_000_000_000;
 const REMOVAL_BATCH: i64 = 10_000;
-/// At most this many missing offers are confirmed one by one with a read by id (eMAG's id
-/// filter takes one id; 300 reads are 100 s of the 3-per-second budget). With more, an offer
-/// must be missed by [`MISSES_TO_REMOVE`] complete scans in a row instead. Issue 9 names a
-/// setting (`EMAG_REMOVAL_CONFIRM_MAX`); a constant until the configuration grows one.
-const CONFIRM_BY_ID_MAX: u64 = 300;
+// At most `SyncSettings::removal_confirm_max` (`EMAG_REMOVAL_CONFIRM_MAX`, 300) missing
+// offers are confirmed one by one with a read by id (eMAG's id filter takes one id; 300 reads
+// are 100 s of the 3-per-second budget). With more, an offer must be missed by
+// [`MISSES_TO_REMOVE`] complete scans in a row instead. One run marks at most
+// `SyncSettings::max_removed_share_percent` (`EMAG_MAX_REMOVED_SHARE`, 20 %) of the account's
+// live offers removed unless a full sync confirms it; a refusal raises attention.
 /// Consecutive complete scans that must miss an offer when there are too many to read by id.
 const MISSES_TO_REMOVE: i64 = 2;
-/// The largest share (percent) of an account's live offers one run marks removed unless a
-/// full sync confirms it. Issue 9 names a setting (`EMAG_MAX_REMOVED_SHARE`, default 20 %); a
-/// constant until the configuration grows one.
-const MAX_REMOVED_SHARE_PERCENT: u64 = 20;
 
 /// The fields we keep in columns; the whole item is kept as JSON beside them.
 #[derive(Deserialize)]
@@ -109,11 +107,10 @@ fn eans(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn to_row(raw: &str) -> Result<(u32, OfferRow), SyncError> {
-    let f: OfferFields = serde_json::from_str(raw)
-        .map_err(|e| SyncError::Item(format!("offer: {e}: {}", excerpt(raw))))?;
+fn to_row(raw: &str) -> Result<(u32, OfferRow), Odd> {
+    let f: OfferFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "offer", &e))?;
     let id = u32::try_from(f.id)
-        .map_err(|_| SyncError::Item(format!("offer id {} is out of range", f.id)))?;
+        .map_err(|_| Odd::new(&f.id, format!("offer id {} is out of range", f.id)))?;
     let row = OfferRow {
         id: i64::from(id),
         part_number: f.part_number,
@@ -134,10 +131,6 @@ fn to_row(raw: &str) -> Result<(u32, OfferRow), SyncError> {
     Ok((id, row))
 }
 
-pub(crate) fn excerpt(raw: &str) -> String {
-    raw.chars().take(200).collect()
-}
-
 /// State of one scan across pages and passes.
 struct Scan<'a> {
     ctx: &'a SyncContext,
@@ -145,6 +138,16 @@ struct Scan<'a> {
     run: &'a ActiveRun,
     seen: RoaringBitmap,
     total: Option<u64>,
+    quarantine: Quarantine,
+    /// Distinct odd items (by content) whose id fits no offer id: counted as seen.
+    odd_without_id: std::collections::HashSet<i64>,
+}
+
+impl Scan<'_> {
+    /// Offers the scan has accounted for: listed, or odd ones it quarantined.
+    fn accounted(&self) -> u64 {
+        self.seen.len() + self.odd_without_id.len() as u64
+    }
 }
 
 impl Scan<'_> {
@@ -191,10 +194,25 @@ impl Scan<'_> {
         let mut ids = Vec::with_capacity(page.items.len());
         let mut rows = Vec::with_capacity(page.items.len());
         for item in &page.items {
-            let (id, row) = to_row(item.get())?;
-            ids.push(id);
-            rows.push(row);
+            match to_row(item.get()) {
+                Ok((id, row)) => {
+                    ids.push(id);
+                    rows.push(row);
+                }
+                Err(odd) => {
+                    // An odd offer whose id is a valid one is still listed: it must not
+                    // become a removal candidate.
+                    match odd.item_id.as_deref().and_then(|i| i.parse::<u32>().ok()) {
+                        Some(id) => ids.push(id),
+                        None => {
+                            self.odd_without_id.insert(content_hash(item.get()));
+                        }
+                    }
+                    self.quarantine.add(self.account.name(), item.get(), odd);
+                }
+            }
         }
+        self.quarantine.flush(self.ctx, self.run).await?;
         let keys: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let stored = self
             .ctx
@@ -251,12 +269,14 @@ pub(crate) async fn sync_offers(
         run,
         seen,
         total: Some(total),
+        quarantine: Quarantine::new(QuarantineKind::Offer),
+        odd_without_id: std::collections::HashSet::new(),
     };
     let first = u32::try_from(run.checkpoint_page + 1).unwrap_or(1);
     scan.pass(first, 0).await?;
 
     // Did the scan see the whole catalog? Pages shift when offers come or go meanwhile.
-    let mut complete = scan.seen.len() >= client.count("product_offer", &Map::new()).await?.items;
+    let mut complete = scan.accounted() >= client.count("product_offer", &Map::new()).await?.items;
     let mut note = None;
     if !complete {
         tracing::warn!(
@@ -266,7 +286,7 @@ pub(crate) async fn sync_offers(
         );
         scan.pass(1, REPEAT_PASS_KEY).await?;
         let now_total = client.count("product_offer", &Map::new()).await?.items;
-        complete = scan.seen.len() >= now_total;
+        complete = scan.accounted() >= now_total;
         if !complete {
             note = Some(format!(
                 "catalog moved during the scan ({} seen of {now_total}); removals wait for the next complete scan",
@@ -276,15 +296,27 @@ pub(crate) async fn sync_offers(
     }
 
     let mut extra = RunCounts::default();
+    let mut attention = None;
+    let mut clears = None;
     if complete {
-        let settled = settle_missing(ctx, account, run, &scan.seen).await?;
+        let settled = settle_missing(ctx, account, run, &mut scan.quarantine, &scan.seen).await?;
         extra.removed = settled.removed();
-        note = settled.note(account.name());
+        let share = ctx.settings.max_removed_share_percent;
+        note = settled.note(account.name(), share);
+        if let Settled::Refused { .. } = settled {
+            attention = note.clone().map(|n| (AttentionCause::Removals, n));
+        } else {
+            clears = Some(AttentionCause::Removals);
+        }
     }
+    scan.quarantine.flush(ctx, run).await?;
     Ok(KindResult {
         extra,
-        note,
+        note: join_notes([note, scan.quarantine.note()]),
         total: Some(total),
+        quarantined: scan.quarantine.count(),
+        attention,
+        clears,
     })
 }
 
@@ -323,7 +355,7 @@ impl Settled {
         }
     }
 
-    fn note(self, account: &str) -> Option<String> {
+    fn note(self, account: &str, share: u64) -> Option<String> {
         match self {
             Settled::NoneMissing | Settled::Done { kept: 0, waiting: 0, .. } => None,
             Settled::EmptyScan { live } => Some(format!(
@@ -350,8 +382,9 @@ impl Settled {
                     String::new()
                 };
                 Some(format!(
-                    "{gone} of {live} live offers ({}%) are gone from eMAG{found}, more than {MAX_REMOVED_SHARE_PERCENT}% in one run, \
-                     so none was marked removed; to confirm, run `emag-sync sync {account} --kind offers --full`",
+                    "{gone} of {live} live offers ({}%) are gone from eMAG{found}, more than {share}% in one run \
+                     (EMAG_MAX_REMOVED_SHARE), so none was marked removed; to confirm, run \
+                     `emag-sync sync {account} --kind offers --full`",
                     gone * 100 / live.max(1)
                 ))
             }
@@ -365,13 +398,16 @@ impl Settled {
 
 /// Decides the fate of the live stored offers the complete scan did not list (`seen` holds
 /// every id it listed). Walks the store in id batches, so memory does not grow with the
-/// catalog: at most [`CONFIRM_BY_ID_MAX`] ids are held.
+/// catalog: at most `EMAG_REMOVAL_CONFIRM_MAX` ids are held.
 async fn settle_missing(
     ctx: &SyncContext,
     account: &Account,
     run: &ActiveRun,
+    quarantine: &mut Quarantine,
     seen: &RoaringBitmap,
 ) -> Result<Settled, SyncError> {
+    let confirm_max = ctx.settings.removal_confirm_max;
+    let share = ctx.settings.max_removed_share_percent;
     let (live, _) = ctx.store.count_offers(&run.account).await?;
     let live = u64::try_from(live).unwrap_or(0);
     if seen.is_empty() {
@@ -407,7 +443,7 @@ async fn settle_missing(
         }
         ctx.store.record_offer_misses(run, &unseen).await?;
         missing += unseen.len() as u64;
-        if missing <= CONFIRM_BY_ID_MAX {
+        if missing <= confirm_max {
             few.extend(unseen);
         } else {
             few = Vec::new();
@@ -417,8 +453,8 @@ async fn settle_missing(
         return Ok(Settled::NoneMissing);
     }
 
-    let (gone, kept, waiting) = if missing <= CONFIRM_BY_ID_MAX {
-        match confirm_by_id(ctx, account, run, &few).await? {
+    let (gone, kept, waiting) = if missing <= confirm_max {
+        match confirm_by_id(ctx, account, run, quarantine, &few).await? {
             Confirmed::Checked { gone, kept } => (Removal::Ids(gone), kept, 0),
             Confirmed::FilterIgnored { asked, answered } => {
                 tracing::warn!(
@@ -441,12 +477,12 @@ async fn settle_missing(
     };
 
     let count = gone.count();
-    if count * 100 > live * MAX_REMOVED_SHARE_PERCENT && !run.full_scan {
+    if count * 100 > live * share && !run.full_scan {
         tracing::warn!(
             account.name = account.name(),
             offers.gone = count,
             offers.live = live,
-            "more than {MAX_REMOVED_SHARE_PERCENT}% of the account's offers are gone from eMAG; \
+            "more than {share}% of the account's offers are gone from eMAG; \
              none is marked removed until a full sync confirms it"
         );
         return Ok(Settled::Refused {
@@ -505,10 +541,13 @@ async fn confirm_by_id(
     ctx: &SyncContext,
     account: &Account,
     run: &ActiveRun,
+    quarantine: &mut Quarantine,
     ids: &[i64],
 ) -> Result<Confirmed, SyncError> {
     let mut gone = Vec::new();
     let mut found = Vec::new();
+    // Found by id but unreadable: it exists, so it is kept (and quarantined), not removed.
+    let mut odd_kept = 0_u64;
     for &id in ids {
         if ctx.cancel.is_cancelled() {
             return Err(SyncError::Cancelled);
@@ -522,7 +561,21 @@ async fn confirm_by_id(
         match page.items.as_slice() {
             [] => gone.push(id),
             [item] => {
-                let (got, row) = to_row(item.get())?;
+                let (got, row) = match to_row(item.get()) {
+                    Ok(decoded) => decoded,
+                    Err(odd) if odd.item_id.as_deref() == Some(id.to_string().as_str()) => {
+                        quarantine.add(account.name(), item.get(), odd);
+                        odd_kept += 1;
+                        continue;
+                    }
+                    Err(odd) => {
+                        quarantine.add(account.name(), item.get(), odd);
+                        return Ok(Confirmed::FilterIgnored {
+                            asked: id,
+                            answered: 1,
+                        });
+                    }
+                };
                 if i64::from(got) != id {
                     return Ok(Confirmed::FilterIgnored {
                         asked: id,
@@ -539,7 +592,7 @@ async fn confirm_by_id(
             }
         }
     }
-    let kept = found.len() as u64;
+    let kept = found.len() as u64 + odd_kept;
     if !found.is_empty() {
         tracing::info!(
             account.name = account.name(),

@@ -1,24 +1,36 @@
 //! Order sync: incremental by `modifiedAfter`, for seller-fulfilled (type 3) and FBE
 //! (type 2) orders alike — eMAG returns type 2 only when asked, and one account may hold both.
 //!
-//! The cursor of each type is the latest `modified` stored after a complete run; the next run
-//! reads from cursor − overlap (eMAG changes orders after the fact), in windows of at most one
-//! calendar month as the API demands. The first run backfills a configurable number of days.
+//! The cursor of each type is the latest `modified` read or stored after a complete run; the
+//! next run reads from cursor − overlap (eMAG changes orders after the fact) in windows of at
+//! most `EMAG_ORDERS_WINDOW_DAYS` (eMAG's "one month" is not defined, so we stay well inside
+//! it). A window whose first page is full is sized with `order/count` for the same filters,
+//! and its pages must add up to that count — a page that came short mid-window is noticed and
+//! the window read again. The first run backfills a configurable number of days.
+//!
 //! The cursor only moves when every window was read, so a failed or killed run re-reads
-//! rather than skips.
+//! rather than skips; it never moves to a `modified` later than eMAG's clock (such an outlier
+//! would make every later run start in the future); and a read that finds no order with a
+//! `modified` (no order of that type, or answers without the field) still moves it to the
+//! read's start, so an account without FBE orders does not backfill on every run.
 
-use chrono::{Months, NaiveDateTime};
-use domain::{OrderType, SyncKind};
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use domain::{OrderType, QuarantineKind, SyncKind};
 use emag_client::Money;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, OrderLineRow, OrderRow};
 
-use super::offers::{excerpt, int};
+use super::offers::int;
+use super::quarantine::{Odd, Quarantine};
 use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 pub(crate) const EMAG_TIME: &str = "%Y-%m-%d %H:%M:%S";
+/// A window whose pages do not add up to its count is read this many times at most.
+const WINDOW_ATTEMPTS: u32 = 2;
 
 #[derive(Deserialize)]
 struct OrderFields {
@@ -49,6 +61,7 @@ struct CustomerFields {
 
 #[derive(Deserialize)]
 struct LineFields {
+    #[serde(default)]
     id: Value,
     #[serde(default)]
     product_id: Option<Value>,
@@ -68,17 +81,26 @@ struct LineFields {
     status: Option<Value>,
 }
 
-fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, SyncError> {
-    let bad = |e: String| SyncError::Item(format!("order: {e}: {}", excerpt(raw)));
-    let f: OrderFields = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-    let id = i64::try_from(f.id).map_err(|_| bad(format!("id {} out of range", f.id)))?;
+fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
+    let f: OrderFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "order", &e))?;
+    let id = i64::try_from(f.id)
+        .map_err(|_| Odd::new(&f.id, format!("order id {} is out of range", f.id)))?;
+    let mut line_ids = HashSet::new();
     let lines = f
         .products
         .unwrap_or_default()
         .into_iter()
         .map(|l| {
+            let line_id = int(Some(&l.id))
+                .ok_or_else(|| Odd::new(&f.id, "an order line has no readable id"))?;
+            if !line_ids.insert(line_id) {
+                return Err(Odd::new(
+                    &f.id,
+                    format!("order line id {line_id} appears twice in the order"),
+                ));
+            }
             Ok(OrderLineRow {
-                line_id: int(Some(&l.id)).ok_or_else(|| bad("order line without id".into()))?,
+                line_id,
                 product_id: int(l.product_id.as_ref()),
                 part_number: l.part_number,
                 name: l.name,
@@ -93,7 +115,7 @@ fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, SyncError> {
                 status: int(l.status.as_ref()),
             })
         })
-        .collect::<Result<Vec<_>, SyncError>>()?;
+        .collect::<Result<Vec<_>, Odd>>()?;
     Ok(OrderRow {
         id,
         order_type: int(f.order_type.as_ref()).unwrap_or(asked.code()),
@@ -116,25 +138,24 @@ pub(crate) fn emag_now() -> NaiveDateTime {
         .naive_local()
 }
 
-/// `[start, start + 1 month)` windows up to `now`; the last one is open-ended so orders
-/// modified while we read are not cut off by a clock difference.
-pub(crate) fn month_windows(
+/// Consecutive `[from, from + len)` windows from `start` until one reaches past `now`. Every
+/// window is closed (`order/count` needs both bounds); the last one ends after `now`, so
+/// orders modified while we read, or stamped a little ahead by eMAG's clock, are in it.
+pub(crate) fn windows(
     start: NaiveDateTime,
     now: NaiveDateTime,
-) -> Vec<(NaiveDateTime, Option<NaiveDateTime>)> {
+    len: chrono::Duration,
+) -> Vec<(NaiveDateTime, NaiveDateTime)> {
+    let len = len.max(chrono::Duration::hours(1));
     let mut out = Vec::new();
     let mut from = start;
     loop {
-        match from.checked_add_months(Months::new(1)) {
-            Some(to) if to < now => {
-                out.push((from, Some(to)));
-                from = to;
-            }
-            _ => {
-                out.push((from, None));
-                return out;
-            }
+        let to = from + len;
+        out.push((from, to));
+        if to > now {
+            return out;
         }
+        from = to;
     }
 }
 
@@ -147,13 +168,25 @@ pub(crate) async fn read_start(
     full: bool,
     now: NaiveDateTime,
 ) -> Result<(Option<NaiveDateTime>, NaiveDateTime), SyncError> {
-    let cursor = if full {
+    let stored = if full {
         None
     } else {
         ctx.store
             .get_state(account.name(), cursor_key)
             .await?
             .and_then(|c| NaiveDateTime::parse_from_str(&c, EMAG_TIME).ok())
+    };
+    // A cursor in the future (written before cursors were checked against eMAG's clock)
+    // would start every read after the orders still to come: start over instead.
+    let cursor = match stored {
+        Some(c) if c > now => {
+            tracing::warn!(
+                account.name = account.name(), cursor.key = cursor_key, cursor = %c,
+                "the stored cursor is later than eMAG's clock; reading the backfill period again"
+            );
+            None
+        }
+        other => other,
     };
     let overlap = chrono::Duration::from_std(ctx.settings.orders_overlap)
         .unwrap_or_else(|_| chrono::Duration::hours(24));
@@ -176,73 +209,207 @@ pub(crate) async fn sync_orders(
     full: bool,
 ) -> Result<KindResult, SyncError> {
     let now = emag_now();
-    let mut done_items = 0u64;
+    let len = chrono::Duration::days(i64::from(ctx.settings.orders_window_days.max(1)));
+    let mut read = Progress::default();
+    let mut quarantine = Quarantine::new(QuarantineKind::Order);
+    let mut outliers = 0_u64;
     for order_type in OrderType::ALL {
-        let (cursor, start) = read_start(ctx, account, &cursor_key(order_type), full, now).await?;
-        let mut newest: Option<String> = None;
-        for (from, to) in month_windows(start, now) {
-            let mut filters = Map::new();
-            filters.insert("type".into(), order_type.code().into());
-            filters.insert(
-                "modifiedAfter".into(),
-                from.format(EMAG_TIME).to_string().into(),
-            );
-            if let Some(to) = to {
-                filters.insert(
-                    "modifiedBefore".into(),
-                    to.format(EMAG_TIME).to_string().into(),
+        let key = cursor_key(order_type);
+        let (cursor, start) = read_start(ctx, account, &key, full, now).await?;
+        let mut found = Found::default();
+        for (from, to) in windows(start, now, len) {
+            let window = Window {
+                order_type,
+                from,
+                to,
+            };
+            read_window(
+                ctx,
+                account,
+                run,
+                &window,
+                &mut read,
+                &mut found,
+                &mut quarantine,
+            )
+            .await?;
+        }
+        // Every window of this type was read: the cursor may move, never backwards and never
+        // past eMAG's clock (read again now: the reads took time).
+        let limit = emag_now().format(EMAG_TIME).to_string();
+        let newest = found.newest.filter(|m| {
+            let ahead = m.as_str() > limit.as_str();
+            if ahead {
+                outliers += 1;
+                tracing::warn!(
+                    account.name = account.name(),
+                    order.r#type = order_type.code(),
+                    order.modified = m.as_str(),
+                    emag.now = limit.as_str(),
+                    "an order is modified later than eMAG's clock; the order cursor ignores it"
                 );
             }
-            let mut page_no = 1;
-            loop {
-                if ctx.cancel.is_cancelled() {
-                    return Err(SyncError::Cancelled);
-                }
-                let page = account
-                    .client
-                    .read_page("order", &filters, page_no, PER_PAGE)
-                    .await?;
-                let rows = page
-                    .items
-                    .iter()
-                    .map(|i| to_row(i.get(), order_type))
-                    .collect::<Result<Vec<_>, _>>()?;
-                for r in &rows {
-                    if let Some(m) = &r.modified {
-                        if newest.as_deref().is_none_or(|n| m.as_str() > n) {
-                            newest = Some(m.clone());
-                        }
-                    }
-                }
-                write_orders(ctx, run, rows).await?;
-                done_items += page.items.len() as u64;
-                ctx.report_progress(account.name(), SyncKind::Orders, done_items, None);
-                if page.last {
-                    break;
-                }
-                page_no += 1;
-            }
-        }
-        // Every window of this type was read: the cursor may move (never backwards).
+            !ahead
+        });
         let stored = ctx
             .store
-            .latest_order_modified(account.name(), order_type.code())
+            .latest_order_modified(account.name(), order_type.code(), &limit)
             .await?;
+        // Nothing with a `modified` to go by: everything up to the read's start was seen.
+        let start_of_read = (!found.any_modified).then(|| now.format(EMAG_TIME).to_string());
         let best = [
             cursor.map(|c| c.format(EMAG_TIME).to_string()),
             newest,
             stored,
+            start_of_read,
         ]
         .into_iter()
         .flatten()
         .max();
         if let Some(best) = best {
-            ctx.store
-                .set_state(account.name(), &cursor_key(order_type), &best)
-                .await?;
+            ctx.store.set_state(account.name(), &key, &best).await?;
         }
     }
-    Ok(KindResult::default())
+    quarantine.flush(ctx, run).await?;
+    let outlier_note = (outliers > 0).then(|| {
+        format!("{outliers} order(s) are modified later than eMAG's clock; the cursor ignored them")
+    });
+    Ok(KindResult {
+        note: super::quarantine::join_notes([quarantine.note(), outlier_note]),
+        quarantined: quarantine.count(),
+        ..KindResult::default()
+    })
+}
+
+/// One `modifiedAfter`..`modifiedBefore` window of one order type.
+struct Window {
+    order_type: OrderType,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+}
+
+impl Window {
+    fn filters(&self) -> Map<String, Value> {
+        let mut filters = Map::new();
+        filters.insert("type".into(), self.order_type.code().into());
+        filters.insert(
+            "modifiedAfter".into(),
+            self.from.format(EMAG_TIME).to_string().into(),
+        );
+        filters.insert(
+            "modifiedBefore".into(),
+            self.to.format(EMAG_TIME).to_string().into(),
+        );
+        filters
+    }
+}
+
+/// Items read so far in the run, for progress.
+#[derive(Default)]
+struct Progress {
+    items: u64,
+}
+
+/// What the windows of one type held for the cursor.
+#[derive(Default)]
+struct Found {
+    /// The latest `modified` among the orders read.
+    newest: Option<String>,
+    /// Whether any order read had a `modified` at all.
+    any_modified: bool,
+}
+
+/// Reads one window: page 1, and when it is full, the pages `order/count` announces for the
+/// same filters. The distinct orders read (quarantined ones included) must reach the count;
+/// if they do not (a page came short, or orders moved between pages while we read), the
+/// window is read again, [`WINDOW_ATTEMPTS`] times at most, and then the run fails without
+/// moving the cursor.
+async fn read_window(
+    ctx: &SyncContext,
+    account: &Account,
+    run: &ActiveRun,
+    window: &Window,
+    read: &mut Progress,
+    found: &mut Found,
+    quarantine: &mut Quarantine,
+) -> Result<(), SyncError> {
+    let filters = window.filters();
+    let mut shortfall = None;
+    for attempt in 1..=WINDOW_ATTEMPTS {
+        let mut seen = HashSet::new();
+        let mut odd = 0_u64;
+        let mut page_no = 1;
+        let mut pages = 1;
+        let mut expected = None;
+        while page_no <= pages {
+            if ctx.cancel.is_cancelled() {
+                return Err(SyncError::Cancelled);
+            }
+            let page = account
+                .client
+                .read_page("order", &filters, page_no, PER_PAGE)
+                .await?;
+            let mut rows = Vec::with_capacity(page.items.len());
+            for item in &page.items {
+                match to_row(item.get(), window.order_type) {
+                    Ok(row) => rows.push(row),
+                    Err(why) => {
+                        odd += 1;
+                        quarantine.add(account.name(), item.get(), why);
+                    }
+                }
+            }
+            for r in &rows {
+                seen.insert(r.id);
+                if let Some(m) = &r.modified {
+                    found.any_modified = true;
+                    if found.newest.as_deref().is_none_or(|n| m.as_str() > n) {
+                        found.newest = Some(m.clone());
+                    }
+                }
+            }
+            let full = page.items.len() >= PER_PAGE as usize;
+            write_orders(ctx, run, rows).await?;
+            read.items += page.items.len() as u64;
+            ctx.report_progress(account.name(), SyncKind::Orders, read.items, None);
+            if page_no == 1 && full {
+                // More than one page: size the window so a short page cannot end it early.
+                let count = account.client.count("order", &filters).await?;
+                pages = u32::try_from(
+                    count
+                        .pages
+                        .min(count.items.div_ceil(u64::from(PER_PAGE)) + 1),
+                )
+                .unwrap_or(u32::MAX)
+                .max(1);
+                expected = Some((count.items, count.pages));
+            }
+            page_no += 1;
+        }
+        quarantine.flush(ctx, run).await?;
+        let Some((items, announced)) = expected else {
+            return Ok(());
+        };
+        let got = seen.len() as u64 + odd;
+        if got >= items {
+            return Ok(());
+        }
+        tracing::warn!(
+            account.name = account.name(), order.r#type = window.order_type.code(),
+            window.from = %window.from, window.to = %window.to, attempt,
+            orders.counted = items, orders.read = got,
+            "the pages of an order window held fewer orders than order/count said; reading it again"
+        );
+        shortfall = Some((items, announced, got));
+    }
+    let (items, announced, got) = shortfall.unwrap_or_default();
+    Err(SyncError::Incomplete(format!(
+        "orders of type {} modified from {} to {}: order/count said {items} in {announced} page(s), \
+         but the pages held {got}, {WINDOW_ATTEMPTS} times; the order cursor was not moved, the next run reads the window again",
+        window.order_type.code(),
+        window.from.format(EMAG_TIME),
+        window.to.format(EMAG_TIME),
+    )))
 }
 
 async fn write_orders(
@@ -266,22 +433,54 @@ mod tests {
     }
 
     #[test]
-    fn windows_never_exceed_one_calendar_month_and_the_last_is_open() {
-        let w = month_windows(t("2025-01-31 10:00:00"), t("2025-04-15 00:00:00"));
-        assert_eq!(w.len(), 3);
+    fn windows_are_at_most_the_set_length_and_the_last_reaches_past_now() {
+        let week = chrono::Duration::days(7);
+        let w = windows(t("2025-01-01 10:00:00"), t("2025-01-20 00:00:00"), week);
         assert_eq!(
-            w[0],
-            (t("2025-01-31 10:00:00"), Some(t("2025-02-28 10:00:00")))
+            w,
+            vec![
+                (t("2025-01-01 10:00:00"), t("2025-01-08 10:00:00")),
+                (t("2025-01-08 10:00:00"), t("2025-01-15 10:00:00")),
+                (t("2025-01-15 10:00:00"), t("2025-01-22 10:00:00")),
+            ]
         );
-        assert_eq!(
-            w[1],
-            (t("2025-02-28 10:00:00"), Some(t("2025-03-28 10:00:00")))
-        );
-        assert_eq!(w[2], (t("2025-03-28 10:00:00"), None));
-        assert_eq!(
-            month_windows(t("2025-04-14 00:00:00"), t("2025-04-15 00:00:00")).len(),
-            1
-        );
+        // 90 days of backfill: 13 windows, none longer than a week.
+        let start = t("2025-01-01 00:00:00");
+        let w = windows(start, start + chrono::Duration::days(90), week);
+        assert_eq!(w.len(), 13);
+        assert!(w.iter().all(|(a, b)| *b - *a == week));
+        // A start already past now is one window.
+        assert_eq!(windows(t("2025-02-01 00:00:00"), start, week).len(), 1);
+    }
+
+    #[test]
+    fn odd_orders_are_refused_with_a_reason_that_quotes_nothing_of_them() {
+        let order = |products: &str| {
+            format!(
+                r#"{{"id": 3115257165, "customer": {{"name": "Ana Pop"}}, "products": {products}}}"#
+            )
+        };
+        let cases = [
+            (order(r#"[{"product_id": 1}]"#), "no readable id"),
+            (
+                order(r#"[{"id": 7, "sale_price": "1.0"}, {"id": 7, "sale_price": "2.0"}]"#),
+                "appears twice",
+            ),
+            (
+                order(r#"[{"id": 7, "sale_price": "1e40"}]"#),
+                "not a readable order",
+            ),
+            (
+                r#"{"id": 18446744073709551615, "customer": {"name": "Ana Pop"}}"#.to_owned(),
+                "out of range",
+            ),
+        ];
+        for (raw, why) in cases {
+            let odd = to_row(&raw, OrderType::Seller).expect_err(why);
+            assert!(odd.reason.contains(why), "{why}: {}", odd.reason);
+            assert!(!odd.reason.contains("Ana"), "{}", odd.reason);
+            assert!(odd.item_id.is_some(), "{why}");
+        }
     }
 
     #[test]

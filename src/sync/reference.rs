@@ -1,5 +1,11 @@
 //! Reference data: VAT rates, handling times and categories of the account's marketplace.
 //! It is the same for every seller of a platform, so it is stored per marketplace.
+//!
+//! The shapes of `vat/read` and `handling_time/read` are partly guessed in eMAG's own
+//! documentation, and answers seen in the field differ (`{id, name, value}` instead of
+//! `{vat_id, vat_rate}`), so they are read leniently: the id and the name each come from the
+//! first field present of a list, `results` may be a list or an object of items, and an item
+//! with no id at all is skipped with a warning instead of failing the run.
 
 use domain::SyncKind;
 use serde_json::{Map, Value};
@@ -8,12 +14,48 @@ use storage::{ActiveRun, ReferenceRow};
 use super::offers::int;
 use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
-/// (resource, id field, name field, paginated)
-const KINDS: [(&str, &str, &str, bool); 3] = [
-    ("vat", "vat_id", "vat_rate", false),
-    ("handling_time", "id", "id", false),
-    ("category", "id", "name", true),
+/// (resource, id fields, name fields — the first present wins —, paginated)
+type Kind = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+);
+const KINDS: [Kind; 3] = [
+    (
+        "vat",
+        &["vat_id", "id"],
+        &["vat_rate", "value", "name"],
+        false,
+    ),
+    (
+        "handling_time",
+        &["id", "value"],
+        &["value", "name", "id"],
+        false,
+    ),
+    ("category", &["id"], &["name"], true),
 ];
+
+/// The items of an unpaginated answer: a list, or an object whose values are the items.
+fn items_of(resource: &str, results: &str) -> Result<Vec<emag_client::RawItem>, SyncError> {
+    if let Ok(list) = serde_json::from_str::<Vec<emag_client::RawItem>>(results) {
+        return Ok(list);
+    }
+    serde_json::from_str::<std::collections::BTreeMap<String, emag_client::RawItem>>(results)
+        .map(|m| m.into_values().collect())
+        .map_err(|_| {
+            SyncError::Item(format!(
+                "{resource}/read answered with neither a list nor an object of items"
+            ))
+        })
+}
+
+fn first<'a>(v: &'a Value, fields: &[&str]) -> Option<&'a Value> {
+    fields
+        .iter()
+        .find_map(|f| v.get(*f).filter(|x| !x.is_null()))
+}
 
 pub(crate) async fn sync_reference(
     ctx: &SyncContext,
@@ -22,7 +64,7 @@ pub(crate) async fn sync_reference(
 ) -> Result<KindResult, SyncError> {
     let marketplace = account.config.marketplace.as_str();
     let mut done = 0u64;
-    for (resource, id_field, name_field, paginated) in KINDS {
+    for (resource, id_fields, name_fields, paginated) in KINDS {
         let mut items = Vec::new();
         let mut page_no = 1;
         loop {
@@ -39,8 +81,7 @@ pub(crate) async fn sync_reference(
                     .client
                     .call(resource, "read", &Value::Object(Map::new()))
                     .await?;
-                let items: Vec<emag_client::RawItem> = serde_json::from_str(env.results.get())
-                    .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
+                let items = items_of(resource, env.results.get())?;
                 emag_client::Page {
                     number: 1,
                     items,
@@ -54,13 +95,14 @@ pub(crate) async fn sync_reference(
             page_no += 1;
         }
         let mut rows = Vec::with_capacity(items.len());
+        let mut skipped = 0_u64;
         for raw in &items {
-            let v: Value = serde_json::from_str(raw.get())
-                .map_err(|e| SyncError::Item(format!("{resource}: {e}")))?;
-            let id = int(v.get(id_field)).ok_or_else(|| {
-                SyncError::Item(format!("{resource} item without {id_field}: {}", raw.get()))
-            })?;
-            let name = v.get(name_field).map(|n| match n {
+            let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+            let Some(id) = int(first(&v, id_fields)) else {
+                skipped += 1;
+                continue;
+            };
+            let name = first(&v, name_fields).map(|n| match n {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
@@ -70,6 +112,15 @@ pub(crate) async fn sync_reference(
                 data: raw.get().to_owned(),
                 content_hash: content_hash(raw.get()),
             });
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                account.name = account.name(),
+                reference.kind = resource,
+                items.skipped = skipped,
+                "reference items without an id ({}) were skipped",
+                id_fields.join(" or ")
+            );
         }
         let stored = ctx.store.reference_hashes(marketplace, resource).await?;
         let (changed, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
@@ -81,4 +132,50 @@ pub(crate) async fn sync_reference(
         ctx.report_progress(account.name(), SyncKind::Reference, done, None);
     }
     Ok(KindResult::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(kind: &Kind, raw: &str) -> (Option<i64>, Option<String>) {
+        let v: Value = serde_json::from_str(raw).expect("json");
+        (
+            int(first(&v, kind.1)),
+            first(&v, kind.2).map(|n| match n {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        )
+    }
+
+    #[test]
+    fn vat_and_handling_times_are_read_in_the_documented_and_the_alternate_shape() {
+        let [vat, handling, _] = &KINDS;
+        assert_eq!(
+            read(vat, r#"{"vat_id": 9, "vat_rate": 0.21, "is_default": 1}"#),
+            (Some(9), Some("0.21".into()))
+        );
+        assert_eq!(
+            read(vat, r#"{"id": "9", "name": "TVA 21%", "value": "0.21"}"#),
+            (Some(9), Some("0.21".into()))
+        );
+        assert_eq!(read(handling, r#"{"id": 3}"#), (Some(3), Some("3".into())));
+        assert_eq!(
+            read(handling, r#"{"id": 5, "name": "5 days", "value": 5}"#),
+            (Some(5), Some("5".into()))
+        );
+    }
+
+    #[test]
+    fn an_answer_may_be_a_list_or_an_object_of_items() {
+        assert_eq!(items_of("vat", r#"[{"id": 1}]"#).expect("list").len(), 1);
+        assert_eq!(
+            items_of("vat", r#"{"9": {"id": 9}, "4": {"id": 4}}"#)
+                .expect("object")
+                .len(),
+            2
+        );
+        assert!(items_of("vat", r#""nothing""#).is_err());
+    }
 }

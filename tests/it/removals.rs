@@ -20,6 +20,7 @@ on_both_backends!(
     with_more_missing_offers_than_direct_reads_allow_two_complete_scans_must_miss_them,
     removing_more_than_a_fifth_of_the_catalog_waits_for_a_full_sync_to_confirm_it,
     deletions_while_a_scan_is_paging_in_100_random_trials_never_remove_a_live_offer,
+    the_removal_guards_follow_their_settings_and_a_refusal_needs_attention_until_confirmed,
 );
 
 fn small_catalog(offers: u32) -> SimConfig {
@@ -240,6 +241,67 @@ async fn removing_more_than_a_fifth_of_the_catalog_waits_for_a_full_sync_to_conf
 
     succeeded(&confirmed);
     assert_eq!(confirmed.counts.removed, 60, "{confirmed:?}");
+    app.assert_offers_match("main").await;
+}
+
+async fn the_removal_guards_follow_their_settings_and_a_refusal_needs_attention_until_confirmed(
+    kind: DbKind,
+) {
+    // Arrange: at most 5 reads by id, at most 5 % removed per run; 10 of 100 offers go.
+    let app = TestApp::with_vars(
+        kind,
+        small_catalog(100),
+        &[
+            ("EMAG_RATE_LIMIT", "off"),
+            ("EMAG_REMOVAL_CONFIRM_MAX", "5"),
+            ("EMAG_MAX_REMOVED_SHARE", "5%"),
+        ],
+    )
+    .await;
+    succeeded(&app.sync("main", SyncKind::Offers).await);
+    for id in 11..=20 {
+        app.sim
+            .sim
+            .mutate("main", Mutation::RemoveOffer { id })
+            .expect("remove");
+    }
+    let reads_before = reads_by_id(&app, "main");
+    let attention = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            store
+                .accounts_needing_attention()
+                .await
+                .expect("attention")
+                .into_iter()
+                .map(|(a, reason, _)| (a, reason))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Act: the first scan misses them (10 > 5: no reads by id), the second would remove 10 %.
+    succeeded(&app.sync("main", SyncKind::Offers).await);
+    let refused = app.sync("main", SyncKind::Offers).await;
+
+    // Assert
+    succeeded(&refused);
+    assert_eq!(reads_by_id(&app, "main"), reads_before, "no reads by id");
+    assert_eq!(refused.counts.removed, 0, "{refused:?}");
+    let marks = attention(&app).await;
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(marks[0].0, "main");
+    assert!(
+        marks[0].1.contains("10 of 100") && marks[0].1.contains("--full"),
+        "what and the fix: {}",
+        marks[0].1
+    );
+    // A run of another kind does not clear it; the confirming full sync does.
+    succeeded(&app.sync("main", SyncKind::Reference).await);
+    assert_eq!(attention(&app).await.len(), 1);
+    let confirmed = offers_again(&app, true).await;
+    succeeded(&confirmed);
+    assert_eq!(confirmed.counts.removed, 10, "{confirmed:?}");
+    assert!(attention(&app).await.is_empty());
     app.assert_offers_match("main").await;
 }
 

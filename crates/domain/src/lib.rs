@@ -183,6 +183,18 @@ impl ErrorClass {
     }
 }
 
+text_enum!(
+    /// Why an account needs a person. `Access`: eMAG refused its credentials or IP (cleared by
+    /// any run that reads with them); `Removals`: a complete offer scan would remove more
+    /// offers than one run may (cleared by an offer run that removes without refusing).
+    AttentionCause, "attention cause" { Access => "access", Removals => "removals" }
+);
+
+text_enum!(
+    /// What a quarantined item was when eMAG sent it.
+    QuarantineKind, "quarantine kind" { Offer => "offer", Order => "order", Return => "return" }
+);
+
 /// eMAG order `type`: 3 fulfilled by the seller, 2 fulfilled by eMAG (FBE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OrderType {

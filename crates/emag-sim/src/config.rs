@@ -85,6 +85,26 @@ pub struct SimConfig {
     pub epoch: NaiveDateTime,
     /// Faults active from the first request.
     pub faults: FaultPlan,
+    /// The longest `…After`..`…Before` window order filters accept. eMAG documents "one
+    /// month" without saying which, so this is a switch; the default is the strictest
+    /// reading, the shortest month.
+    pub order_window: OrderWindowLimit,
+}
+
+/// How long an order filter window may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderWindowLimit {
+    /// Up to the same time one calendar month later (Jan 31 → Feb 28).
+    CalendarMonth,
+    /// At most this many days.
+    Days(u32),
+}
+
+impl Default for OrderWindowLimit {
+    fn default() -> Self {
+        OrderWindowLimit::Days(28)
+    }
 }
 
 impl Default for SimConfig {
@@ -99,6 +119,7 @@ impl Default for SimConfig {
             clamp_items_per_page: false,
             epoch: bucharest_now_minute(),
             faults: FaultPlan::default(),
+            order_window: OrderWindowLimit::default(),
         }
     }
 }

@@ -28,6 +28,7 @@ mod http;
 mod journal;
 mod model;
 mod mutation;
+mod oddities;
 mod query;
 mod ratelimit;
 mod save;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{AccountKind, AccountSpec, SimConfig};
+pub use config::{AccountKind, AccountSpec, OrderWindowLimit, SimConfig};
 pub use faults::FaultPlan;
 pub use journal::JournalEntry;
 pub use model::{
@@ -50,6 +51,7 @@ pub use model::{
     RmaProduct, StockEntry, ValidationStatus, VatRate, Voucher,
 };
 pub use mutation::{Mutation, MutationOutcome, SimError};
+pub use oddities::Oddity;
 
 use state::SimState;
 
@@ -189,6 +191,19 @@ impl Simulator {
     /// trigger it.
     pub fn mutate_after_offer_page(&self, account: &str, page: u32, m: Mutation) {
         self.state.mutate_after_offer_page(account, page, m);
+    }
+
+    /// Applies `m` to `account` right after the simulator has taken page `page` of an
+    /// `order/read` of the account (any filters) and before it answers it: orders change
+    /// while a client pages through a window. Each queued change is applied once.
+    pub fn mutate_after_order_page(&self, account: &str, page: u32, m: Mutation) {
+        self.state.mutate_after_order_page(account, page, m);
+    }
+
+    /// From now on, serves one item of `account` bent as `oddity` says (the stored data and
+    /// the snapshots of [`Simulator::offers`] / [`Simulator::orders`] stay as they are).
+    pub fn add_oddity(&self, account: &str, oddity: Oddity) {
+        self.state.oddities.add(account, oddity);
     }
 
     /// The simulator clock: epoch plus elapsed (tokio) time plus `AdvanceClock` jumps.

@@ -31,6 +31,8 @@ pub enum Mutation {
     SetOrderStatus { id: u64, status: u8 },
     /// Adds `count` new orders (status 1) of `order_type` (2 or 3), dated at the clock.
     AddOrders { count: u32, order_type: u8 },
+    /// Moves a return request to `status` (1..=7), as eMAG does while it is handled.
+    SetReturnStatus { emag_id: u64, status: u8 },
     /// Moves the simulator clock forward.
     AdvanceClock { minutes: u32 },
 }
@@ -56,6 +58,9 @@ pub enum MutationOutcome {
     OrdersAdded {
         ids: Vec<u64>,
     },
+    ReturnUpdated {
+        emag_id: u64,
+    },
     ClockAdvanced {
         #[serde(with = "wire::datetime")]
         now: NaiveDateTime,
@@ -71,6 +76,8 @@ pub enum SimError {
     UnknownOffer(u32),
     #[error("order {0} does not exist")]
     UnknownOrder(u64),
+    #[error("return {0} does not exist")]
+    UnknownReturn(u64),
     #[error("invalid mutation: {0}")]
     Invalid(String),
 }

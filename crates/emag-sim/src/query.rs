@@ -6,6 +6,7 @@ use chrono::{Months, NaiveDate, NaiveDateTime};
 use serde_json::{Map, Value};
 
 use crate::clock::DATETIME_FORMAT;
+use crate::config::OrderWindowLimit;
 
 /// A filter the simulator refuses, with the message served to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +276,7 @@ fn window(
     map: &Map<String, Value>,
     field: &str,
     action: OrderAction,
+    limit: OrderWindowLimit,
 ) -> Result<Window, FilterError> {
     let after_key = format!("{field}After");
     let before_key = format!("{field}Before");
@@ -297,9 +299,13 @@ fn window(
                     "{before_key} must be later than {after_key}"
                 )));
             }
-            if a.checked_add_months(Months::new(1))
-                .is_some_and(|limit| b > limit)
-            {
+            let longest = match limit {
+                OrderWindowLimit::CalendarMonth => a.checked_add_months(Months::new(1)),
+                OrderWindowLimit::Days(days) => {
+                    a.checked_add_signed(chrono::Duration::days(i64::from(days)))
+                }
+            };
+            if longest.is_some_and(|longest| b > longest) {
                 return Err(FilterError::new(format!(
                     "The maximum interval between {after_key} and {before_key} is one month"
                 )));
@@ -327,6 +333,7 @@ impl OrderFilter {
     pub(crate) fn parse(
         map: &Map<String, Value>,
         action: OrderAction,
+        limit: OrderWindowLimit,
     ) -> Result<Self, FilterError> {
         Ok(Self {
             ids: u64_list(map, "id")?,
@@ -334,8 +341,8 @@ impl OrderFilter {
             status: code_list(map, "status", &[0, 1, 2, 3, 4, 5])?,
             payment_mode_id: code_list(map, "payment_mode_id", &[1, 2, 3])?,
             is_complete: code_list(map, "is_complete", &[0, 1])?.and_then(|l| l.first().copied()),
-            created: window(map, "created", action)?,
-            modified: window(map, "modified", action)?,
+            created: window(map, "created", action, limit)?,
+            modified: window(map, "modified", action, limit)?,
         })
     }
 
@@ -390,7 +397,9 @@ impl RmaFilter {
             emag_ids,
             order_ids: u64_list(map, "order_id")?,
             product_ids: u64_list(map, "product_id")?,
-            types: code_list(map, "type", &[2, 3])?,
+            // Like order/read since the same changelog entry: without `type`, only
+            // seller-fulfilled (3) returns are listed.
+            types: Some(code_list(map, "type", &[2, 3])?.unwrap_or_else(|| vec![3])),
             request_status: code_list(map, "request_status", &[1, 2, 3, 4, 5, 6, 7])?,
             date_start,
             date_end,
@@ -433,8 +442,36 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MONTH: OrderWindowLimit = OrderWindowLimit::CalendarMonth;
+
     fn map(v: &Value) -> Map<String, Value> {
         filters(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_window_limit_in_days_refuses_one_second_more() {
+        let seven = OrderWindowLimit::Days(7);
+        let ok = map(
+            &json!({"modifiedAfter": "2025-01-01 00:00:00", "modifiedBefore": "2025-01-08 00:00:00"}),
+        );
+        assert!(OrderFilter::parse(&ok, OrderAction::Count, seven).is_ok());
+        let long = map(
+            &json!({"modifiedAfter": "2025-01-01 00:00:00", "modifiedBefore": "2025-01-08 00:00:01"}),
+        );
+        assert!(OrderFilter::parse(&long, OrderAction::Read, seven).is_err());
+        assert!(OrderFilter::parse(&long, OrderAction::Read, MONTH).is_ok());
+    }
+
+    #[test]
+    fn returns_without_a_type_are_the_seller_fulfilled_ones() {
+        assert_eq!(
+            RmaFilter::parse(&map(&json!({}))).map(|f| f.types),
+            Ok(Some(vec![3]))
+        );
+        assert_eq!(
+            RmaFilter::parse(&map(&json!({"type": 2}))).map(|f| f.types),
+            Ok(Some(vec![2]))
+        );
     }
 
     #[test]
@@ -475,10 +512,10 @@ mod tests {
     #[test]
     fn a_modified_before_needs_its_after_on_read_and_both_need_each_other_on_count() {
         let before_only = map(&json!({"modifiedBefore": "2025-10-13 00:00:00"}));
-        assert!(OrderFilter::parse(&before_only, OrderAction::Read).is_err());
+        assert!(OrderFilter::parse(&before_only, OrderAction::Read, MONTH).is_err());
         let after_only = map(&json!({"modifiedAfter": "2025-10-13 00:00:00"}));
-        assert!(OrderFilter::parse(&after_only, OrderAction::Read).is_ok());
-        assert!(OrderFilter::parse(&after_only, OrderAction::Count).is_err());
+        assert!(OrderFilter::parse(&after_only, OrderAction::Read, MONTH).is_ok());
+        assert!(OrderFilter::parse(&after_only, OrderAction::Count, MONTH).is_err());
     }
 
     #[test]
@@ -486,12 +523,12 @@ mod tests {
         let ok = map(
             &json!({"createdAfter": "2025-01-31 10:00:00", "createdBefore": "2025-02-28 10:00:00"}),
         );
-        assert!(OrderFilter::parse(&ok, OrderAction::Count).is_ok());
+        assert!(OrderFilter::parse(&ok, OrderAction::Count, MONTH).is_ok());
         let too_long = map(
             &json!({"createdAfter": "2025-01-31 10:00:00", "createdBefore": "2025-02-28 10:00:01"}),
         );
         assert_eq!(
-            OrderFilter::parse(&too_long, OrderAction::Count).err(),
+            OrderFilter::parse(&too_long, OrderAction::Count, MONTH).err(),
             Some(FilterError(
                 "The maximum interval between createdAfter and createdBefore is one month".into()
             ))
@@ -500,11 +537,12 @@ mod tests {
 
     #[test]
     fn order_type_defaults_to_three_and_rejects_unknown_codes() {
-        let default = OrderFilter::parse(&map(&json!({})), OrderAction::Read).map(|f| f.types);
+        let default =
+            OrderFilter::parse(&map(&json!({})), OrderAction::Read, MONTH).map(|f| f.types);
         assert_eq!(default, Ok(vec![3]));
-        assert!(OrderFilter::parse(&map(&json!({"type": 1})), OrderAction::Read).is_err());
-        let fbe =
-            OrderFilter::parse(&map(&json!({"type": "2"})), OrderAction::Read).map(|f| f.types);
+        assert!(OrderFilter::parse(&map(&json!({"type": 1})), OrderAction::Read, MONTH).is_err());
+        let fbe = OrderFilter::parse(&map(&json!({"type": "2"})), OrderAction::Read, MONTH)
+            .map(|f| f.types);
         assert_eq!(fbe, Ok(vec![2]));
     }
 }

@@ -208,6 +208,11 @@ pub(crate) struct SimState {
     /// Changes waiting for a page of an account's offer listing to be served
     /// (`Simulator::mutate_after_offer_page`).
     after_offer_page: Mutex<Vec<PagedMutation>>,
+    /// Changes waiting for a page of an account's order reads to be served
+    /// (`Simulator::mutate_after_order_page`).
+    after_order_page: Mutex<Vec<PagedMutation>>,
+    /// Items served bent (`Simulator::add_oddity`).
+    pub(crate) oddities: crate::oddities::Oddities,
 }
 
 /// A change applied once, right after page `page` of `account`'s unfiltered offer listing
@@ -300,6 +305,8 @@ impl SimState {
             journal: Journal::default(),
             shutdown,
             after_offer_page: Mutex::default(),
+            after_order_page: Mutex::default(),
+            oddities: crate::oddities::Oddities::default(),
             accounts,
             config,
         }
@@ -346,6 +353,41 @@ impl SimState {
                 tracing::warn!(account = account, page, error = %e, "a mutation queued for an offer page failed");
             }
         }
+    }
+
+    /// Queues `mutation` for when page `page` of an order read of `account` has been taken.
+    pub(crate) fn mutate_after_order_page(&self, account: &str, page: u32, mutation: Mutation) {
+        self.pending_order_page_mutations().push(PagedMutation {
+            account: account.to_owned(),
+            page,
+            mutation,
+        });
+    }
+
+    /// Applies (once) the changes queued for this page of an order read.
+    pub(crate) fn order_page_served(&self, account: &str, page: u32) {
+        let due: Vec<Mutation> = {
+            let mut pending = self.pending_order_page_mutations();
+            if pending.is_empty() {
+                return;
+            }
+            let (due, kept): (Vec<_>, Vec<_>) = pending
+                .drain(..)
+                .partition(|p| p.account == account && p.page == page);
+            *pending = kept;
+            due.into_iter().map(|p| p.mutation).collect()
+        };
+        for mutation in due {
+            if let Err(e) = self.mutate(account, mutation) {
+                tracing::warn!(account = account, page, error = %e, "a mutation queued for an order page failed");
+            }
+        }
+    }
+
+    fn pending_order_page_mutations(&self) -> std::sync::MutexGuard<'_, Vec<PagedMutation>> {
+        self.after_order_page
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn pending_page_mutations(&self) -> std::sync::MutexGuard<'_, Vec<PagedMutation>> {
@@ -598,6 +640,20 @@ impl AccountData {
                     self.orders.push(order);
                 }
                 Ok(MutationOutcome::OrdersAdded { ids })
+            }
+            Mutation::SetReturnStatus { emag_id, status } => {
+                if !(1..=7).contains(&status) {
+                    return Err(SimError::Invalid(format!(
+                        "return status {status} is not in 1..=7"
+                    )));
+                }
+                let rma = self
+                    .returns
+                    .iter_mut()
+                    .find(|r| r.emag_id == emag_id)
+                    .ok_or(SimError::UnknownReturn(emag_id))?;
+                rma.request_status = status;
+                Ok(MutationOutcome::ReturnUpdated { emag_id })
             }
             Mutation::AdvanceClock { .. } => Err(SimError::Invalid(
                 "the clock is shared, not per account".into(),

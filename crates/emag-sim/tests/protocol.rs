@@ -385,7 +385,12 @@ async fn requests_with_a_wrong_password_still_spend_the_budget_of_that_username(
 
 #[tokio::test]
 async fn order_read_defaults_to_type_three_and_fbe_orders_come_only_with_type_two() {
-    let h = Harness::start(config()).await;
+    // A 30-day window: accepted when "one month" is read as a calendar month.
+    let h = Harness::start(SimConfig {
+        order_window: emag_sim::OrderWindowLimit::CalendarMonth,
+        ..config()
+    })
+    .await;
     let (from, to) = ("2025-09-13 12:00:00", "2025-10-13 12:00:00");
     let window = |extra: Value| {
         let mut filters = json!({"createdAfter": from, "createdBefore": to});

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use domain::AttentionCause;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -363,16 +364,54 @@ impl Store {
     }
 
     /// Marks an account as needing a person (`Some(reason)`: credentials or IP refused), or
-    /// clears the mark (`None`). The time of the first mark is kept while it stays set.
+    /// clears that mark (`None`). The time of the first mark is kept while it stays set.
     pub async fn set_attention(&self, account: &str, reason: Option<&str>) -> Result<()> {
-        sqlx::query(
-            "UPDATE accounts SET attention = $1, \
-             attention_at = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(attention_at, $2) END \
-             WHERE name = $3",
-        )
+        match reason {
+            Some(reason) => {
+                self.raise_attention(account, AttentionCause::Access, reason)
+                    .await
+            }
+            None => self.clear_attention(account, AttentionCause::Access).await,
+        }
+    }
+
+    /// Marks an account as needing a person for `cause`. Refused access outranks a refused
+    /// removal: a removal mark never hides an access one.
+    pub async fn raise_attention(
+        &self,
+        account: &str,
+        cause: AttentionCause,
+        reason: &str,
+    ) -> Result<()> {
+        let guard = match cause {
+            AttentionCause::Access => "",
+            AttentionCause::Removals => " AND (attention IS NULL OR attention_cause = 'removals')",
+        };
+        sqlx::query(&format!(
+            "UPDATE accounts SET attention = $1, attention_cause = $2, \
+             attention_at = CASE WHEN attention_cause = $2 OR (attention_cause IS NULL AND $2 = 'access') \
+             THEN COALESCE(attention_at, $3) ELSE $3 END \
+             WHERE name = $4{guard}"
+        ))
         .bind(reason)
+        .bind(cause.as_str())
         .bind(crate::now_ms())
         .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Clears an account's mark if it was raised for `cause` (a mark from before causes were
+    /// recorded counts as refused access).
+    pub async fn clear_attention(&self, account: &str, cause: AttentionCause) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET attention = NULL, attention_at = NULL, attention_cause = NULL \
+             WHERE name = $1 AND attention IS NOT NULL \
+             AND COALESCE(attention_cause, 'access') = $2",
+        )
+        .bind(account)
+        .bind(cause.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())

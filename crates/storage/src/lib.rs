@@ -14,6 +14,7 @@ mod instances;
 mod lock;
 mod offers;
 mod orders;
+mod quarantine;
 mod reference;
 mod runs;
 mod sql;
@@ -26,6 +27,7 @@ pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;
 pub use offers::{OfferRow, PageWrite, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
+pub use quarantine::{QuarantineRow, QuarantineSummary, QuarantinedItem};
 pub use reference::ReferenceRow;
 pub use runs::{
     ActiveRun, BeginRun, CancelRun, Enqueued, KindHistory, RunFilter, RunLogSummary,

@@ -44,6 +44,8 @@ pub struct OrderLineRow {
 pub struct ReturnRow {
     pub emag_id: i64,
     pub order_id: Option<i64>,
+    /// 3 seller-fulfilled, 2 FBE: the `type` it is read back with.
+    pub rma_type: Option<i64>,
     pub status: Option<i64>,
     pub date: Option<String>,
     pub data: String,
@@ -178,18 +180,24 @@ impl Store {
         Ok(())
     }
 
-    /// The latest `modified` stored for an account's orders of one type: the order cursor.
+    /// The latest `modified` stored for an account's orders of one type that is not after
+    /// `not_after` (eMAG's datetime text, which sorts as time): the order cursor. An order
+    /// stamped in the future must not carry the cursor past orders still to come.
     pub async fn latest_order_modified(
         &self,
         account: &str,
         order_type: i64,
+        not_after: &str,
     ) -> Result<Option<String>> {
-        let row =
-            sqlx::query("SELECT MAX(modified) FROM orders WHERE account = $1 AND order_type = $2")
-                .bind(account)
-                .bind(order_type)
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT MAX(modified) FROM orders WHERE account = $1 AND order_type = $2 \
+             AND modified <= $3",
+        )
+        .bind(account)
+        .bind(order_type)
+        .bind(not_after)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -199,6 +207,44 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// `emag_id`s above `after` of an account's stored returns of `rma_type` (3 or 2; a
+    /// return stored without type counts as either) whose status is not final (refused 4,
+    /// cancelled 5 and finalized 7 are; an unknown status is not), in id order, at most
+    /// `limit`: a return changes state over weeks, long after its creation window was read.
+    pub async fn open_return_ids(
+        &self,
+        account: &str,
+        rma_type: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT emag_id FROM returns WHERE account = $1 AND emag_id > $2 \
+             AND (status IS NULL OR status NOT IN (4, 5, 7)) \
+             AND COALESCE(rma_type, $3) = $3 ORDER BY emag_id LIMIT $4",
+        )
+        .bind(account)
+        .bind(after)
+        .bind(rma_type)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// (emag_id, type, status) of an account's stored returns, by id.
+    pub async fn return_statuses(
+        &self,
+        account: &str,
+    ) -> Result<Vec<(i64, Option<i64>, Option<i64>)>> {
+        Ok(sqlx::query_as(
+            "SELECT emag_id, rma_type, status FROM returns WHERE account = $1 ORDER BY emag_id",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Writes changed returns and the run's counters in one transaction.
@@ -214,7 +260,7 @@ impl Store {
         for chunk in changed.chunks(CHUNK) {
             let mut q = Sql::new(
                 self.backend(),
-                "INSERT INTO returns (account, emag_id, order_id, status, date, data, \
+                "INSERT INTO returns (account, emag_id, order_id, rma_type, status, date, data, \
                  content_hash, updated_at) VALUES ",
             );
             for (i, r) in chunk.iter().enumerate() {
@@ -223,7 +269,8 @@ impl Store {
                     .push(", ")
                     .bind(r.emag_id)
                     .push(", ");
-                q.bind(r.order_id).push(", ").bind(r.status).push(", ");
+                q.bind(r.order_id).push(", ").bind(r.rma_type).push(", ");
+                q.bind(r.status).push(", ");
                 q.bind(r.date.as_deref())
                     .push(", ")
                     .bind(r.data.as_str())
@@ -231,8 +278,8 @@ impl Store {
                 q.bind(r.content_hash).push(", ").bind(now).push(")");
             }
             q.push(
-                " ON CONFLICT (account, emag_id) DO UPDATE SET order_id = excluded.order_id, \
-                 status = excluded.status, date = excluded.date, data = excluded.data, \
+                 " ON CONFLICT (account, emag_id) DO UPDATE SET order_id = excluded.order_id, \
+                 rma_type = excluded.rma_type, status = excluded.status, date = excluded.date, data = excluded.data, \
                  content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             );
             q.execute(&mut *tx).await?;

@@ -1,9 +1,12 @@
 //! The storage conformance suite: every behaviour runs against SQLite and PostgreSQL.
 
-use domain::{RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
+use domain::{
+    AttentionCause, QuarantineKind, RunCounts, RunOutcome, RunState, RunTrigger, SyncKind,
+};
 use sqlx::Connection;
 use storage::{
-    BeginRun, OfferRow, OrderLineRow, OrderRow, RunFilter, RunRequest, StorageError, Store,
+    BeginRun, OfferRow, OrderLineRow, OrderRow, QuarantineRow, ReturnRow, RunFilter, RunRequest,
+    StorageError, Store,
 };
 use test_support::{DbKind, TestDb};
 
@@ -93,7 +96,161 @@ on_both_backends!(
     run_totals_count_every_ended_run_and_outlive_pruning,
     status_reads_equal_the_whole_history_queries_through_failures_retries_and_pruning,
     latest_runs_is_backfilled_from_the_runs_written_before_it_existed,
+    undecodable_items_are_quarantined_once_per_text_and_summarised,
+    a_removal_mark_neither_hides_nor_is_cleared_by_refused_access,
+    open_returns_are_listed_by_type_in_id_order,
 );
+
+async fn undecodable_items_are_quarantined_once_per_text_and_summarised(kind: DbKind) {
+    // Arrange
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h:1:a", alive).await else {
+        panic!("started");
+    };
+    let odd = |kind, hash, reason: &str| QuarantineRow {
+        kind,
+        item_id: Some("99999999999".into()),
+        reason: reason.into(),
+        data: format!("{{\"id\": 99999999999, \"customer\": {{\"name\": \"Ana {hash}\"}}}}"),
+        content_hash: hash,
+    };
+
+    // Act: one offer twice (two runs see it), two orders.
+    store
+        .quarantine_items(&run, &[odd(QuarantineKind::Offer, 1, "id out of range")])
+        .await
+        .expect("quarantine");
+    store
+        .quarantine_items(
+            &run,
+            &[
+                odd(QuarantineKind::Offer, 1, "id out of range"),
+                odd(QuarantineKind::Order, 2, "order line without id"),
+                odd(QuarantineKind::Order, 3, "duplicate order line id 7"),
+            ],
+        )
+        .await
+        .expect("quarantine again");
+
+    // Assert
+    let summary = store.quarantine_summary().await.expect("summary");
+    assert_eq!(summary.len(), 2, "{summary:?}");
+    assert_eq!(
+        (
+            summary[0].account.as_str(),
+            summary[0].kind,
+            summary[0].items
+        ),
+        ("main", QuarantineKind::Offer, 1)
+    );
+    assert_eq!(summary[0].last_reason, "id out of range");
+    assert_eq!(
+        (summary[1].kind, summary[1].items),
+        (QuarantineKind::Order, 2)
+    );
+    let items = store.quarantined_items("main", 10).await.expect("items");
+    assert_eq!(items.len(), 3);
+    let offer = items
+        .iter()
+        .find(|i| i.kind == QuarantineKind::Offer)
+        .expect("the offer");
+    assert_eq!(offer.times_seen, 2);
+    assert!(offer.data.contains("Ana 1"), "kept raw: {}", offer.data);
+    assert!(store
+        .quarantined_items("fbe", 10)
+        .await
+        .expect("none")
+        .is_empty());
+}
+
+async fn a_removal_mark_neither_hides_nor_is_cleared_by_refused_access(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let marks = |store: Store| async move {
+        store
+            .accounts_needing_attention()
+            .await
+            .expect("marks")
+            .into_iter()
+            .map(|(a, r, _)| (a, r))
+            .collect::<Vec<_>>()
+    };
+    store
+        .raise_attention("main", AttentionCause::Removals, "too many removed")
+        .await
+        .expect("raise");
+    // A run that read with the account's credentials clears refused access only.
+    store
+        .set_attention("main", None)
+        .await
+        .expect("clear access");
+    assert_eq!(
+        marks(store.clone()).await,
+        vec![("main".to_owned(), "too many removed".to_owned())]
+    );
+    // Refused access outranks it; a removal mark does not hide refused access.
+    store
+        .set_attention("main", Some("credentials refused"))
+        .await
+        .expect("access");
+    store
+        .raise_attention("main", AttentionCause::Removals, "again")
+        .await
+        .expect("raise");
+    store
+        .clear_attention("main", AttentionCause::Removals)
+        .await
+        .expect("clear removals");
+    assert_eq!(
+        marks(store.clone()).await,
+        vec![("main".to_owned(), "credentials refused".to_owned())]
+    );
+    store.set_attention("main", None).await.expect("clear");
+    assert!(marks(store.clone()).await.is_empty());
+}
+
+async fn open_returns_are_listed_by_type_in_id_order(kind: DbKind) {
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "fbe", "h:1:a", alive).await else {
+        panic!("started");
+    };
+    let rma = |emag_id, rma_type, status| ReturnRow {
+        emag_id,
+        order_id: Some(1),
+        rma_type,
+        status,
+        date: None,
+        data: "{}".into(),
+        content_hash: emag_id,
+    };
+    store
+        .write_returns(
+            &run,
+            &[
+                rma(5, Some(3), Some(2)),
+                rma(6, Some(3), Some(7)),
+                rma(7, Some(2), Some(3)),
+                rma(8, None, Some(6)),
+                rma(9, Some(3), None),
+                rma(10, Some(3), Some(5)),
+            ],
+            &RunCounts::default(),
+        )
+        .await
+        .expect("write");
+    let open = |t, after, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .open_return_ids("fbe", t, after, limit)
+                .await
+                .expect("open")
+        }
+    };
+    assert_eq!(open(3, 0, 10).await, vec![5, 8, 9]);
+    assert_eq!(open(2, 0, 10).await, vec![7, 8]);
+    assert_eq!(open(3, 5, 1).await, vec![8]);
+    assert!(open(3, 0, 10).await.iter().all(|id| *id != 6 && *id != 10));
+}
 
 /// One finished run of (account, kind) with the given outcome.
 async fn finished(store: &Store, account: &str, kind: SyncKind, ok: bool) {
@@ -415,14 +572,25 @@ async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
     assert_eq!(out[0].products[0].sale_price.as_deref(), Some("26.4463"));
     assert_eq!(
         store
-            .latest_order_modified("fbe", 2)
+            .latest_order_modified("fbe", 2, "2099-01-01 00:00:00")
             .await
             .expect("cursor")
             .as_deref(),
         Some("2025-10-12 18:44:05")
     );
     assert_eq!(
-        store.latest_order_modified("fbe", 3).await.expect("cursor"),
+        store
+            .latest_order_modified("fbe", 3, "2099-01-01 00:00:00")
+            .await
+            .expect("cursor"),
+        None
+    );
+    // An order stamped later than eMAG's "now" does not carry the cursor.
+    assert_eq!(
+        store
+            .latest_order_modified("fbe", 2, "2025-10-12 18:44:04")
+            .await
+            .expect("cursor"),
         None
     );
 }

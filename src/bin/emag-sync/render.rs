@@ -160,6 +160,18 @@ pub fn status_text(snap: &Snapshot, local_pid: Option<u32>) -> String {
                 att.reason
             );
         }
+        for q in &a.quarantined {
+            let _ = writeln!(
+                out,
+                "account {}: {} {} item(s) eMAG sent could not be read and are quarantined \
+                 (skipped; kept raw in the quarantine table); last at {}: {}",
+                a.name,
+                q.items,
+                q.kind,
+                local_time(q.last_seen_at),
+                q.last_reason
+            );
+        }
     }
     if snap.leases_reclaimed_24h > 0 {
         let _ = writeln!(

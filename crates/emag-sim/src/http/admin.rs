@@ -32,9 +32,10 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 
 fn sim_error(e: &SimError) -> Response {
     let status = match e {
-        SimError::UnknownAccount(_) | SimError::UnknownOffer(_) | SimError::UnknownOrder(_) => {
-            StatusCode::NOT_FOUND
-        }
+        SimError::UnknownAccount(_)
+        | SimError::UnknownOffer(_)
+        | SimError::UnknownOrder(_)
+        | SimError::UnknownReturn(_) => StatusCode::NOT_FOUND,
         SimError::Invalid(_) => StatusCode::BAD_REQUEST,
     };
     error(status, e)

@@ -106,7 +106,9 @@ fn offers(
         if filter.is_empty() {
             state.offer_page_served(account.name(), page.current);
         }
-        Reply::ok(&offers)
+        let mut served = serde_json::to_value(&offers).unwrap_or(Value::Null);
+        state.oddities.bend_offers(account.name(), &mut served);
+        Reply::ok(&served)
     };
     Ok(Handled {
         reply,
@@ -122,10 +124,18 @@ fn orders(
 ) -> Result<Handled, FilterError> {
     let filters = query::filters(payload)?;
     let page = page_of(state, &filters)?;
-    let filter = OrderFilter::parse(&filters, action)?;
+    let filter = OrderFilter::parse(&filters, action, state.config.order_window)?;
     let reply = match action {
         OrderAction::Count => Reply::ok(&page.count_result(account.order_count(&filter))),
-        OrderAction::Read => Reply::ok(&account.order_page(&filter, page)),
+        OrderAction::Read => {
+            let orders = account.order_page(&filter, page);
+            state.order_page_served(account.name(), page.current);
+            let mut served = serde_json::to_value(&orders).unwrap_or(Value::Null);
+            state
+                .oddities
+                .bend_orders(account.name(), page.current, &mut served);
+            Reply::ok(&served)
+        }
     };
     Ok(Handled {
         reply,

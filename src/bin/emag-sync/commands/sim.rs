@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use emag_sim::{AccountKind, AccountSpec, FaultPlan, SimConfig, Simulator};
+use emag_sim::{AccountKind, AccountSpec, FaultPlan, OrderWindowLimit, SimConfig, Simulator};
 
 use crate::output::init_logging;
 
@@ -47,6 +47,23 @@ pub struct Args {
     /// PUT /__admin/faults.
     #[arg(long, value_name = "JSON", value_parser = parse_fault_plan)]
     pub faults: Option<FaultPlan>,
+    /// The longest order filter window accepted: `month` (a calendar month) or a number of
+    /// days such as `28d` (eMAG documents "one month" without saying which; 28 days, the
+    /// shortest month, is the strictest reading).
+    #[arg(long, value_name = "month|Nd", default_value = "28d", value_parser = parse_order_window)]
+    pub order_window: OrderWindowLimit,
+}
+
+fn parse_order_window(text: &str) -> Result<OrderWindowLimit, String> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "month" {
+        return Ok(OrderWindowLimit::CalendarMonth);
+    }
+    t.strip_suffix('d')
+        .and_then(|d| d.parse::<u32>().ok())
+        .filter(|d| *d >= 1)
+        .map(OrderWindowLimit::Days)
+        .ok_or_else(|| format!("{text:?} is neither `month` nor a number of days such as `28d`"))
 }
 
 fn parse_fault_plan(text: &str) -> Result<FaultPlan, String> {
@@ -82,6 +99,7 @@ impl Args {
                 ip_blocked: self.ip_blocked,
                 ..FaultPlan::default()
             }),
+            order_window: self.order_window,
             ..SimConfig::default()
         }
     }
