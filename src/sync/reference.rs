@@ -24,16 +24,19 @@ pub(crate) async fn sync_reference(
     let mut done = 0u64;
     for (resource, id_field, name_field, paginated) in KINDS {
         let mut items = Vec::new();
-        let mut page_no = 1;
-        loop {
+        // Bounded and checked: a repeated page or endless full pages end the run.
+        let mut pages = emag_client::PageLoop::new(resource, 1, 100, None);
+        while let Some(page_no) = pages.next_page() {
             if ctx.cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
             let page = if paginated {
-                account
+                let mut page = account
                     .client
                     .read_page(resource, &Map::new(), page_no, 100)
-                    .await?
+                    .await?;
+                pages.accept(&mut page)?;
+                page
             } else {
                 let env = account
                     .client
@@ -51,7 +54,6 @@ pub(crate) async fn sync_reference(
             if page.last {
                 break;
             }
-            page_no += 1;
         }
         let mut rows = Vec::with_capacity(items.len());
         for raw in &items {

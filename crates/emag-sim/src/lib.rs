@@ -40,7 +40,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{AccountKind, AccountSpec, SimConfig};
+pub use config::{AccountKind, AccountSpec, SimConfig, WireEncoding};
 pub use faults::FaultPlan;
 pub use journal::JournalEntry;
 pub use model::{
