@@ -132,6 +132,10 @@ pub struct AccountStatus {
     pub state: AccountState,
     pub paused: bool,
     pub attention: Option<Attention>,
+    /// The request encoding probed and kept for the account (issue 9, point 1); `None` when
+    /// not probed yet, or when `EMAG_API_ENCODING` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_encoding: Option<domain::ApiEncoding>,
     /// One entry per kind that runs by time or has run.
     pub kinds: Vec<KindStatus>,
 }
@@ -336,6 +340,8 @@ pub struct StoreState {
     pub failures: Vec<RunRow>,
     /// Run outcomes of the last hour (the `logs` section of `/api/status`).
     pub last_hour: storage::RunLogSummary,
+    /// The request encoding kept per account.
+    pub encodings: Vec<(String, domain::ApiEncoding)>,
 }
 
 impl StoreState {
@@ -354,6 +360,12 @@ impl StoreState {
                 .recent_failures(now_ms - ms(RECENT_ERRORS_WINDOW), RECENT_ERRORS_MAX)
                 .await?,
             last_hour: store.run_log_summary(now_ms - 3_600_000).await?,
+            encodings: store
+                .api_encodings()
+                .await?
+                .into_iter()
+                .map(|(account, kept)| (account, kept.encoding))
+                .collect(),
         })
     }
 }
@@ -483,6 +495,11 @@ impl Snapshot {
                     progress,
                 });
             }
+            let api_encoding = state
+                .encodings
+                .iter()
+                .find(|(account, _)| account == name)
+                .map(|(_, e)| *e);
             let attention = attention.get(name).cloned();
             let state = if attention.is_some() {
                 AccountState::NeedsAttention
@@ -500,6 +517,7 @@ impl Snapshot {
                 state,
                 paused: is_paused,
                 attention,
+                api_encoding,
                 kinds,
             });
         }
@@ -815,11 +833,13 @@ mod tests {
                 warnings: 0,
                 last_finished_at: Some(now - 4 * MIN),
             },
+            encodings: vec![("main".into(), domain::ApiEncoding::Form)],
         };
         let snap = Snapshot::build(&config, &state, now);
 
         let main = snap.account("main").expect("main");
         assert_eq!(main.state, AccountState::Running);
+        assert_eq!(main.api_encoding, Some(domain::ApiEncoding::Form));
         let kind = |a: &AccountStatus, k: SyncKind| a.kinds.iter().find(|x| x.kind == k).cloned();
         let orders = kind(main, SyncKind::Orders).expect("orders");
         assert_eq!(orders.next, Next::Running);

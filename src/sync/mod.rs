@@ -5,6 +5,7 @@
 //! classified error. The account and its client are passed in explicitly: nothing here reads
 //! globals or the environment.
 
+pub mod encoding;
 mod offers;
 mod orders;
 mod reference;
@@ -123,6 +124,9 @@ pub(crate) enum SyncError {
     Storage(StorageError),
     /// A result item that does not have the shape eMAG documents.
     Item(String),
+    /// eMAG's answers break the protocol in a way no single call shows (no request encoding
+    /// has its filters honoured).
+    Protocol(String),
     Cancelled,
 }
 
@@ -210,11 +214,20 @@ pub async fn run_sync_for_slot(
     let before = account.client.stats();
     let result = {
         let ctx = &run_ctx;
-        match kind {
-            SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
-            SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
-            SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
-            SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+        // Reference data settles the encoding itself: when the account's own credentials
+        // fail, it may still be read through another account.
+        let settled = match kind {
+            SyncKind::Reference => Ok(()),
+            _ => encoding::ensure_encoding(ctx, account).await,
+        };
+        match settled {
+            Err(e) => Err(e),
+            Ok(()) => match kind {
+                SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
+                SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
+                SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
+                SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+            },
         }
     };
     drop(heartbeat);
@@ -259,7 +272,14 @@ pub async fn run_sync_for_slot(
                 .await
         }
         Err(err) => {
-            let (class, message, messages) = describe(account, &err);
+            let (class, mut message, messages) = describe(account, &err);
+            if let SyncError::Api(e) = &err {
+                if encoding::forget_after(ctx, account, e).await {
+                    message.push_str(
+                        "; the request encoding will be probed again before the next run",
+                    );
+                }
+            }
             tracing::error!(
                 account.name = account.name(), sync.kind = %kind, run.id = run.id,
                 error.class = %class, error = %message, "sync run failed"
@@ -375,7 +395,10 @@ async fn reference_with_failover(
     account: &Account,
     run: &ActiveRun,
 ) -> Result<KindResult, SyncError> {
-    let first = reference::sync_reference(ctx, account, run).await;
+    let first = match encoding::ensure_encoding(ctx, account).await {
+        Ok(()) => reference::sync_reference(ctx, account, run).await,
+        Err(e) => Err(e),
+    };
     let Err(SyncError::Api(own_error)) = &first else {
         return first;
     };
@@ -388,7 +411,10 @@ async fn reference_with_failover(
             "reading reference data through another account of the marketplace"
         );
         let before = peer.client.stats();
-        let result = reference::sync_reference(ctx, peer, run).await;
+        let result = match encoding::ensure_encoding(ctx, peer).await {
+            Ok(()) => reference::sync_reference(ctx, peer, run).await,
+            Err(e) => Err(e),
+        };
         let api = peer.client.stats().since(&before);
         if let Ok(mut done) = result {
             done.extra.requests += api.requests;
@@ -539,6 +565,11 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
         SyncError::Item(why) => (
             ErrorClass::Malformed,
             format!("account {name}: eMAG sent an item we cannot read: {why}"),
+            Vec::new(),
+        ),
+        SyncError::Protocol(why) => (
+            ErrorClass::Protocol,
+            format!("account {name}: {why}"),
             Vec::new(),
         ),
         SyncError::Cancelled => (ErrorClass::Transport, "cancelled".into(), Vec::new()),

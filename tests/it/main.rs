@@ -10,6 +10,7 @@ mod offers;
 mod open;
 mod orders;
 mod page;
+mod protocol;
 mod removals;
 mod scheduler;
 mod support;

@@ -8,6 +8,7 @@
 //! eMAG sent. The conformance suite in `tests/` runs every behaviour on both backends.
 
 mod db;
+mod encoding;
 mod export;
 mod instances;
 mod lock;
@@ -19,6 +20,7 @@ mod sql;
 mod totals;
 
 pub use db::{redact_url, Backend, Store};
+pub use encoding::KeptEncoding;
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;

@@ -254,6 +254,9 @@ pub fn report_text(snap: &Snapshot) -> String {
             a.marketplace,
             a.state.as_str().replace('_', " ")
         );
+        if let Some(e) = a.api_encoding {
+            let _ = writeln!(out, "  request encoding: {e} (probed)");
+        }
         let mut t = table(vec![
             "kind",
             "last sync",
