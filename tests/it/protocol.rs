@@ -375,3 +375,61 @@ async fn a_kept_encoding_that_stops_working_is_forgotten_and_probed_again() {
     assert_eq!(kept.encoding, ApiEncoding::Form);
     app.assert_offers_match("main").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_command_probes_each_strict_encoding_and_status_shows_the_one_kept() {
+    for (accept, name) in [
+        (WireEncoding::Form, "form"),
+        (WireEncoding::JsonData, "json-data"),
+        (WireEncoding::Json, "json"),
+    ] {
+        let sim = emag_sim::Simulator::spawn(strict(accept))
+            .await
+            .expect("sim");
+        let dir = tempfile::tempdir().expect("dir");
+        let db = test_support::TestDb::sqlite();
+        let vars = crate::support::sim_vars(&sim, &db.url);
+
+        let out = bounded(
+            "emag-sync test",
+            crate::support::binary(&vars, dir.path())
+                .arg("test")
+                .output(),
+        )
+        .await
+        .expect("run test");
+
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stdout}");
+        assert_eq!(
+            stdout
+                .matches(&format!("request encoding: {name} (probed: "))
+                .count(),
+            2,
+            "{name}: {stdout}"
+        );
+        if accept != WireEncoding::JsonData {
+            assert!(
+                stdout.contains("json-data: itemsPerPage=1 answered with 100 offers"),
+                "{name}: {stdout}"
+            );
+        }
+
+        let status = bounded(
+            "emag-sync status",
+            crate::support::binary(&vars, dir.path())
+                .arg("status")
+                .output(),
+        )
+        .await
+        .expect("run status");
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert_eq!(
+            text.matches(&format!("request encoding: {name} (probed)"))
+                .count(),
+            2,
+            "{name}: {text}"
+        );
+        sim.shutdown().await;
+    }
+}

@@ -198,6 +198,11 @@ pub fn status_text(snap: &Snapshot, local_pid: Option<u32>) -> String {
         }
     }
     let _ = writeln!(out, "{t}");
+    for a in &snap.accounts {
+        if let Some(e) = a.api_encoding {
+            let _ = writeln!(out, "account {} request encoding: {e} (probed)", a.name);
+        }
+    }
     out
 }
 
