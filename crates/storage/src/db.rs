@@ -218,8 +218,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Registers or updates a configured account. A new API URL forgets the request encoding
-    /// probed for the old one.
+    /// Registers or updates a configured account.
     pub async fn upsert_account(
         &self,
         name: &str,
@@ -233,11 +232,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, \
              marketplace = excluded.marketplace, base_url = excluded.base_url, \
-             updated_at = excluded.updated_at, \
-             api_encoding = CASE WHEN accounts.base_url = excluded.base_url \
-               THEN accounts.api_encoding END, \
-             api_encoding_at = CASE WHEN accounts.base_url = excluded.base_url \
-               THEN accounts.api_encoding_at END",
+             updated_at = excluded.updated_at",
         )
         .bind(name)
         .bind(kind)

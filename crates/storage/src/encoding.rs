@@ -13,30 +13,36 @@ pub struct KeptEncoding {
 }
 
 impl Store {
-    /// Keeps `encoding` for `account` (after a probe), or forgets it (`None`: probe again
-    /// before the next run). The account must be registered.
+    /// Keeps `encoding` for `account` (after a probe) against its current API URL, or forgets
+    /// it (`None`: probe again before the next run). The account must be registered.
     pub async fn set_api_encoding(
         &self,
         account: &str,
         encoding: Option<ApiEncoding>,
     ) -> Result<()> {
-        sqlx::query("UPDATE accounts SET api_encoding = $1, api_encoding_at = $2 WHERE name = $3")
-            .bind(encoding.map(ApiEncoding::as_str))
-            .bind(encoding.map(|_| crate::now_ms()))
-            .bind(account)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE accounts SET api_encoding = $1, api_encoding_at = $2, \
+             api_encoding_url = CASE WHEN $1 IS NULL THEN NULL ELSE base_url END WHERE name = $3",
+        )
+        .bind(encoding.map(ApiEncoding::as_str))
+        .bind(encoding.map(|_| crate::now_ms()))
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// The encoding kept for `account`; `None` when it was never probed (or holds a value
-    /// this version does not know, which is probed again rather than trusted).
+    /// The encoding kept for `account`; `None` when it was never probed, was probed against
+    /// another API URL, or holds a value this version does not know (probed again rather than
+    /// trusted).
     pub async fn api_encoding(&self, account: &str) -> Result<Option<KeptEncoding>> {
-        let row: Option<(Option<String>, Option<i64>)> =
-            sqlx::query_as("SELECT api_encoding, api_encoding_at FROM accounts WHERE name = $1")
-                .bind(account)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT api_encoding, api_encoding_at FROM accounts \
+                 WHERE name = $1 AND api_encoding_url = base_url",
+        )
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.and_then(|(text, at)| {
             Some(KeptEncoding {
                 encoding: text?.parse().ok()?,
@@ -49,7 +55,7 @@ impl Store {
     pub async fn api_encodings(&self) -> Result<Vec<(String, KeptEncoding)>> {
         let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
             "SELECT name, api_encoding, api_encoding_at FROM accounts \
-             WHERE api_encoding IS NOT NULL ORDER BY name",
+             WHERE api_encoding IS NOT NULL AND api_encoding_url = base_url ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
