@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use domain::{AccountKind, AccountName, Marketplace, SyncKind};
+use domain::{AccountKind, AccountName, ApiEncoding, Marketplace, SyncKind};
 use emag_client::{ClientConfig, Credentials, RateBudget};
 use secrecy::SecretString;
 
@@ -168,6 +168,37 @@ pub struct ApiSettings {
     pub max_retries: u32,
     pub retry_delay: Duration,
     pub rate_budget: RateBudget,
+    /// The largest answer body accepted, in bytes (`EMAG_API_MAX_BODY`, default 32 MiB).
+    pub max_body: u64,
+    /// How requests are encoded (`EMAG_API_ENCODING`, default auto).
+    pub encoding: EncodingChoice,
+}
+
+/// `EMAG_API_ENCODING`: one encoding for every account, or `auto` — probe each account once
+/// and keep the first encoding whose filters eMAG honours (issue 9, point 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingChoice {
+    Auto,
+    Fixed(ApiEncoding),
+}
+
+/// Reads a size in bytes: a whole number with an optional binary unit (`K`, `KiB`, `M`,
+/// `MiB`, `G`, `GiB`; `KB`/`MB`/`GB` are read as binary too).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// Settings of the sync engine.
@@ -186,6 +217,8 @@ pub struct SyncSettings {
     pub max_removed_share_percent: u64,
     /// A run whose holder has been silent this long may be taken over (`EMAG_LEASE_TTL`).
     pub stale_after: Duration,
+    /// How each account's request encoding is chosen before a run (`EMAG_API_ENCODING`).
+    pub api_encoding: EncodingChoice,
 }
 
 impl Default for SyncSettings {
@@ -197,6 +230,7 @@ impl Default for SyncSettings {
             removal_confirm_max: 300,
             max_removed_share_percent: 20,
             stale_after: DEFAULT_LEASE_TTL,
+            api_encoding: EncodingChoice::Auto,
         }
     }
 }
@@ -405,6 +439,11 @@ impl Config {
         c.retry_delay = self.api.retry_delay;
         c.rate_budget = self.api.rate_budget;
         c.label = account.name.to_string();
+        c.max_body = self.api.max_body;
+        // With auto, the probe (or the encoding kept in the store) sets it before any sync.
+        if let EncodingChoice::Fixed(encoding) = self.api.encoding {
+            c.encoding = encoding;
+        }
         c
     }
 
@@ -525,6 +564,41 @@ impl Parser<'_> {
         }
     }
 
+    fn bytes(&mut self, name: &str, default: u64) -> u64 {
+        match self.get(name) {
+            None => default,
+            Some(text) => match parse_bytes(text) {
+                Some(n) => n,
+                None => {
+                    self.problem(
+                        name,
+                        format!("{text:?} is not a size"),
+                        "write bytes or a size with a unit, e.g. 33554432 or 32MiB",
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn encoding(&mut self) -> EncodingChoice {
+        match self.get("EMAG_API_ENCODING") {
+            None => EncodingChoice::Auto,
+            Some(text) if text.eq_ignore_ascii_case("auto") => EncodingChoice::Auto,
+            Some(text) => match text.parse::<ApiEncoding>() {
+                Ok(e) => EncodingChoice::Fixed(e),
+                Err(_) => {
+                    self.problem(
+                        "EMAG_API_ENCODING",
+                        format!("{text:?} is not a request encoding"),
+                        "write auto (the default), form, json-data or json",
+                    );
+                    EncodingChoice::Auto
+                }
+            },
+        }
+    }
+
     fn seconds(&mut self, name: &str, default: Duration) -> Duration {
         match self.get(name) {
             None => default,
@@ -618,7 +692,16 @@ impl Parser<'_> {
             } else {
                 RateBudget::UNLIMITED
             },
+            max_body: self.bytes("EMAG_API_MAX_BODY", emag_client::DEFAULT_MAX_BODY),
+            encoding: self.encoding(),
         };
+        if api.max_body < 64 * 1024 {
+            self.problem(
+                "EMAG_API_MAX_BODY",
+                format!("{} bytes cannot hold a page of offers", api.max_body),
+                "write at least 64KiB; the default is 32MiB",
+            );
+        }
         if api.timeout.is_zero() {
             self.problem("EMAG_API_TIMEOUT", "must be more than 0", "write e.g. 30");
         }
@@ -643,6 +726,7 @@ impl Parser<'_> {
             ),
             max_removed_share_percent: self.percent("EMAG_MAX_REMOVED_SHARE", 20),
             stale_after: self.seconds("EMAG_LEASE_TTL", DEFAULT_LEASE_TTL),
+            api_encoding: api.encoding,
         };
         if !(1..=MAX_ORDERS_WINDOW_DAYS).contains(&sync.orders_window_days) {
             self.problem(
@@ -1526,6 +1610,29 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn body_cap_and_encoding_are_settings_with_clear_errors() {
+        let c = Config::from_vars(&vars(&[])).expect("defaults");
+        assert_eq!(c.api.max_body, 32 * 1024 * 1024);
+        assert_eq!(c.api.encoding, EncodingChoice::Auto);
+        let c = Config::from_vars(&vars(&[
+            ("EMAG_API_MAX_BODY", "8MiB"),
+            ("EMAG_API_ENCODING", "form"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.api.max_body, 8 * 1024 * 1024);
+        assert_eq!(c.api.encoding, EncodingChoice::Fixed(ApiEncoding::Form));
+        assert_eq!(parse_bytes("33554432"), Some(32 * 1024 * 1024));
+        assert_eq!(parse_bytes("64 KiB"), Some(64 * 1024));
+        let errors = Config::from_vars(&vars(&[
+            ("EMAG_API_MAX_BODY", "lots"),
+            ("EMAG_API_ENCODING", "xml"),
+        ]))
+        .expect_err("invalid");
+        let names: Vec<&str> = errors.0.iter().map(|p| p.variable.as_str()).collect();
+        assert_eq!(names, ["EMAG_API_MAX_BODY", "EMAG_API_ENCODING"]);
     }
 
     #[test]

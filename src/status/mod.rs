@@ -134,6 +134,10 @@ pub struct AccountStatus {
     pub state: AccountState,
     pub paused: bool,
     pub attention: Option<Attention>,
+    /// The request encoding probed and kept for the account (issue 9, point 1); `None` when
+    /// not probed yet, or when `EMAG_API_ENCODING` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_encoding: Option<domain::ApiEncoding>,
     /// One entry per kind that runs by time or has run.
     pub kinds: Vec<KindStatus>,
     /// Items eMAG sent that could not be read, kept aside (raw, in the `quarantine` table)
@@ -359,6 +363,8 @@ pub struct StoreState {
     pub last_hour: storage::RunLogSummary,
     /// What is quarantined, per account and kind.
     pub quarantine: Vec<storage::QuarantineSummary>,
+    /// The request encoding kept per account.
+    pub encodings: Vec<(String, domain::ApiEncoding)>,
 }
 
 impl StoreState {
@@ -378,6 +384,12 @@ impl StoreState {
                 .await?,
             last_hour: store.run_log_summary(now_ms - 3_600_000).await?,
             quarantine: store.quarantine_summary().await?,
+            encodings: store
+                .api_encodings()
+                .await?
+                .into_iter()
+                .map(|(account, kept)| (account, kept.encoding))
+                .collect(),
         })
     }
 }
@@ -519,6 +531,11 @@ impl Snapshot {
                     last_reason: q.last_reason.clone(),
                 })
                 .collect();
+            let api_encoding = state
+                .encodings
+                .iter()
+                .find(|(account, _)| account == name)
+                .map(|(_, e)| *e);
             let attention = attention.get(name).cloned();
             let state = if attention.is_some() {
                 AccountState::NeedsAttention
@@ -536,6 +553,7 @@ impl Snapshot {
                 state,
                 paused: is_paused,
                 attention,
+                api_encoding,
                 kinds,
                 quarantined,
             });
@@ -859,6 +877,7 @@ mod tests {
                 last_seen_at: now - MIN,
                 last_reason: "order line id 7 appears twice in the order".into(),
             }],
+            encodings: vec![("main".into(), domain::ApiEncoding::Form)],
         };
         let snap = Snapshot::build(&config, &state, now);
         assert_eq!(
@@ -874,6 +893,7 @@ mod tests {
 
         let main = snap.account("main").expect("main");
         assert_eq!(main.state, AccountState::Running);
+        assert_eq!(main.api_encoding, Some(domain::ApiEncoding::Form));
         let kind = |a: &AccountStatus, k: SyncKind| a.kinds.iter().find(|x| x.kind == k).cloned();
         let orders = kind(main, SyncKind::Orders).expect("orders");
         assert_eq!(orders.next, Next::Running);

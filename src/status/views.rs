@@ -46,6 +46,9 @@ pub struct ApiAccount {
     pub paused: bool,
     pub attention: Option<super::Attention>,
     pub marketplace: domain::Marketplace,
+    /// The request encoding probed for the account (`form`, `json-data`, `json`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_encoding: Option<String>,
     /// Per kind: schedule, last run, freshness, next run, progress.
     pub kinds: Vec<KindStatus>,
 }
@@ -101,6 +104,7 @@ impl From<&Snapshot> for ApiStatus {
                         paused: a.paused,
                         attention: a.attention.clone(),
                         marketplace: a.marketplace,
+                        api_encoding: a.api_encoding.map(|e| e.as_str().to_owned()),
                         kinds: a.kinds.clone(),
                     },
                 )

@@ -5,6 +5,7 @@
 //! classified error. The account and its client are passed in explicitly: nothing here reads
 //! globals or the environment.
 
+pub mod encoding;
 mod offers;
 mod orders;
 mod quarantine;
@@ -133,6 +134,9 @@ pub(crate) enum SyncError {
     Item(String),
     /// The pages of a read did not add up to eMAG's own count, even when read again.
     Incomplete(String),
+    /// eMAG's answers break the protocol in a way no single call shows (no request encoding
+    /// has its filters honoured).
+    Protocol(String),
     Cancelled,
 }
 
@@ -229,11 +233,20 @@ pub async fn run_sync_for_slot(
     let before = account.client.stats();
     let result = {
         let ctx = &run_ctx;
-        match kind {
-            SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
-            SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
-            SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
-            SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+        // Reference data settles the encoding itself: when the account's own credentials
+        // fail, it may still be read through another account.
+        let settled = match kind {
+            SyncKind::Reference => Ok(()),
+            _ => encoding::ensure_encoding(ctx, account).await,
+        };
+        match settled {
+            Err(e) => Err(e),
+            Ok(()) => match kind {
+                SyncKind::Offers => offers::sync_offers(ctx, account, &run).await,
+                SyncKind::Orders => orders::sync_orders(ctx, account, &run, full).await,
+                SyncKind::Reference => reference_with_failover(ctx, account, &run).await,
+                SyncKind::Returns => returns::sync_returns(ctx, account, &run, full).await,
+            },
         }
     };
     drop(heartbeat);
@@ -288,7 +301,14 @@ pub async fn run_sync_for_slot(
                 .await
         }
         Err(err) => {
-            let (class, message, messages) = describe(account, &err);
+            let (class, mut message, messages) = describe(account, &err);
+            if let SyncError::Api(e) = &err {
+                if encoding::forget_after(ctx, account, e).await {
+                    message.push_str(
+                        "; the request encoding will be probed again before the next run",
+                    );
+                }
+            }
             tracing::error!(
                 account.name = account.name(), sync.kind = %kind, run.id = run.id,
                 error.class = %class, error = %message, "sync run failed"
@@ -407,7 +427,10 @@ async fn reference_with_failover(
     account: &Account,
     run: &ActiveRun,
 ) -> Result<KindResult, SyncError> {
-    let first = reference::sync_reference(ctx, account, run).await;
+    let first = match encoding::ensure_encoding(ctx, account).await {
+        Ok(()) => reference::sync_reference(ctx, account, run).await,
+        Err(e) => Err(e),
+    };
     let Err(SyncError::Api(own_error)) = &first else {
         return first;
     };
@@ -420,7 +443,10 @@ async fn reference_with_failover(
             "reading reference data through another account of the marketplace"
         );
         let before = peer.client.stats();
-        let result = reference::sync_reference(ctx, peer, run).await;
+        let result = match encoding::ensure_encoding(ctx, peer).await {
+            Ok(()) => reference::sync_reference(ctx, peer, run).await,
+            Err(e) => Err(e),
+        };
         let api = peer.client.stats().since(&before);
         if let Ok(mut done) = result {
             done.extra.requests += api.requests;
@@ -598,6 +624,11 @@ fn describe(account: &Account, err: &SyncError) -> (ErrorClass, String, Vec<Stri
         SyncError::Incomplete(what) => (
             ErrorClass::Malformed,
             format!("account {name}: eMAG's pages did not add up: {what}"),
+            Vec::new(),
+        ),
+        SyncError::Protocol(why) => (
+            ErrorClass::Protocol,
+            format!("account {name}: {why}"),
             Vec::new(),
         ),
         SyncError::Cancelled => (ErrorClass::Transport, "cancelled".into(), Vec::new()),

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use domain::{AttentionCause, QuarantineKind, RunCounts, SyncKind};
-use emag_client::{EmagError, Money, Page};
+use emag_client::{Count, EmagError, Money, Page, PageLoop};
 use roaring::RoaringBitmap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -152,24 +152,31 @@ impl Scan<'_> {
 
 impl Scan<'_> {
     /// Reads pages from `first_page` on, writing each; `key_offset` separates a repeat
-    /// pass's pages from the first pass's; only the first pass moves the checkpoint.
-    async fn pass(&mut self, first_page: u32, key_offset: i64) -> Result<(), SyncError> {
+    /// pass's pages from the first pass's; only the first pass moves the checkpoint. The
+    /// pages asked for are bounded by `count` and checked by a [`PageLoop`]: a scan ends with
+    /// a protocol error rather than read the same page forever.
+    async fn pass(
+        &mut self,
+        first_page: u32,
+        key_offset: i64,
+        count: Count,
+    ) -> Result<(), SyncError> {
         let (tx, mut rx) = mpsc::channel::<Result<Page, EmagError>>(2);
         let client = self.account.client.clone();
         let cancel = self.ctx.cancel.clone();
+        let mut pages = PageLoop::new("product_offer", first_page, PER_PAGE, Some(count));
         let fetcher = tokio::spawn(async move {
-            let mut number = first_page;
             let no_filters = Map::new();
-            loop {
+            while let Some(number) = pages.next_page() {
                 let page = tokio::select! {
                     page = client.read_page("product_offer", &no_filters, number, PER_PAGE) => page,
                     () = cancel.cancelled() => return,
                 };
+                let page = page.and_then(|mut p| pages.accept(&mut p).map(|()| p));
                 let last = page.as_ref().map(|p| p.last).unwrap_or(true);
                 if tx.send(page).await.is_err() || last {
                     return;
                 }
-                number += 1;
             }
         });
         let result = async {
@@ -255,7 +262,8 @@ pub(crate) async fn sync_offers(
     run: &ActiveRun,
 ) -> Result<KindResult, SyncError> {
     let client = &account.client;
-    let total = client.count("product_offer", &Map::new()).await?.items;
+    let count = client.count("product_offer", &Map::new()).await?;
+    let total = count.items;
     ctx.store
         .set_run_total(run, i64::try_from(total).unwrap_or(i64::MAX))
         .await?;
@@ -273,10 +281,11 @@ pub(crate) async fn sync_offers(
         odd_without_id: std::collections::HashSet::new(),
     };
     let first = u32::try_from(run.checkpoint_page + 1).unwrap_or(1);
-    scan.pass(first, 0).await?;
+    scan.pass(first, 0, count).await?;
 
     // Did the scan see the whole catalog? Pages shift when offers come or go meanwhile.
-    let mut complete = scan.accounted() >= client.count("product_offer", &Map::new()).await?.items;
+    let recount = client.count("product_offer", &Map::new()).await?;
+    let mut complete = scan.accounted() >= recount.items;
     let mut note = None;
     if !complete {
         tracing::warn!(
@@ -284,7 +293,7 @@ pub(crate) async fn sync_offers(
             seen = scan.seen.len(),
             "the catalog moved during the offer scan; scanning it once more before removals"
         );
-        scan.pass(1, REPEAT_PASS_KEY).await?;
+        scan.pass(1, REPEAT_PASS_KEY, recount).await?;
         let now_total = client.count("product_offer", &Map::new()).await?.items;
         complete = scan.accounted() >= now_total;
         if !complete {

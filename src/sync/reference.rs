@@ -66,16 +66,19 @@ pub(crate) async fn sync_reference(
     let mut done = 0u64;
     for (resource, id_fields, name_fields, paginated) in KINDS {
         let mut items = Vec::new();
-        let mut page_no = 1;
-        loop {
+        // Bounded and checked: a repeated page or endless full pages end the run.
+        let mut pages = emag_client::PageLoop::new(resource, 1, 100, None);
+        while let Some(page_no) = pages.next_page() {
             if ctx.cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
             let page = if paginated {
-                account
+                let mut page = account
                     .client
                     .read_page(resource, &Map::new(), page_no, 100)
-                    .await?
+                    .await?;
+                pages.accept(&mut page)?;
+                page
             } else {
                 let env = account
                     .client
@@ -92,7 +95,6 @@ pub(crate) async fn sync_reference(
             if page.last {
                 break;
             }
-            page_no += 1;
         }
         let mut rows = Vec::with_capacity(items.len());
         let mut skipped = 0_u64;

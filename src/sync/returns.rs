@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use domain::{OrderType, QuarantineKind, SyncKind};
+use emag_client::PageLoop;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReturnRow};
 
@@ -71,15 +72,18 @@ pub(crate) async fn sync_returns(
             start.format(EMAG_TIME).to_string().into(),
         );
         let mut seen = HashSet::new();
-        let mut page_no = 1;
-        loop {
+        // No count for returns: the loop is bounded by the page cap and stops at a page that
+        // repeats the previous one (an API that ignores `currentPage`).
+        let mut pages = PageLoop::new("rma", 1, PER_PAGE, None);
+        while let Some(page_no) = pages.next_page() {
             if ctx.cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
-            let page = account
+            let mut page = account
                 .client
                 .read_page("rma", &filters, page_no, PER_PAGE)
                 .await?;
+            pages.accept(&mut page)?;
             let rows = decode(account, &page.items, rma_type, &mut quarantine);
             seen.extend(rows.iter().map(|r| r.emag_id));
             done += write(ctx, run, rows).await?;
@@ -87,7 +91,6 @@ pub(crate) async fn sync_returns(
             if page.last {
                 break;
             }
-            page_no += 1;
         }
         notes.push(reread_open(ctx, account, run, rma_type, &seen, &mut quarantine).await?);
         quarantine.flush(ctx, run).await?;

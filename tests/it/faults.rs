@@ -143,7 +143,14 @@ async fn a_blocked_ip_is_named_as_such_and_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_data_fails_over_to_a_healthy_account_but_account_data_never_does() {
-    let mut app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    // A fixed encoding: the probe of main (the failover peer) reads one of main's own offers,
+    // which the journal check below could not tell from an FBE offer read with main's login.
+    let mut app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[("EMAG_API_ENCODING", "json-data")],
+    )
+    .await;
     app.ctx.reference_failover = emag_sync::accounts::failover_peers(&app.config);
     app.sim.sim.set_faults(FaultPlan {
         bad_credentials: true,

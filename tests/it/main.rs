@@ -12,6 +12,7 @@ mod offers;
 mod open;
 mod orders;
 mod page;
+mod protocol;
 mod quarantine;
 mod removals;
 mod returns;

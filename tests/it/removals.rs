@@ -35,7 +35,16 @@ fn small_catalog(offers: u32) -> SimConfig {
 /// The client's own rate budget off too (the simulator's is): these tests are about what is
 /// read, not how fast, and 100 trials at eMAG's 3 requests a second would take minutes.
 async fn app(kind: DbKind, config: SimConfig) -> TestApp {
-    TestApp::with_vars(kind, config, &[("EMAG_RATE_LIMIT", "off")]).await
+    // A fixed encoding: the encoding probe's `itemsPerPage=1` read would count as a read by id.
+    TestApp::with_vars(
+        kind,
+        config,
+        &[
+            ("EMAG_RATE_LIMIT", "off"),
+            ("EMAG_API_ENCODING", "json-data"),
+        ],
+    )
+    .await
 }
 
 fn succeeded(report: &RunReport) {

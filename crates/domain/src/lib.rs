@@ -164,13 +164,24 @@ text_enum!(
         Auth => "auth", IpNotWhitelisted => "ip_not_whitelisted", RateLimited => "rate_limited",
         Rejected => "rejected", Malformed => "malformed", Server => "server", Timeout => "timeout",
         Transport => "transport", Storage => "storage", Config => "config",
+        Protocol => "protocol",
     }
+);
+
+text_enum!(
+    /// How a request's filters travel to eMAG (issue 9, point 1): PHP-style form fields
+    /// `data[currentPage]=1` (eMAG's own samples), JSON `{"data": {...}}`, or JSON with the
+    /// filters at the top level (saves keep `data`). No source settles which one eMAG honours,
+    /// so the client probes it per account and keeps the first whose filters are applied.
+    ApiEncoding, "request encoding" { Form => "form", JsonData => "json-data", Json => "json" }
 );
 
 impl ErrorClass {
     /// Whether trying the same call again later can succeed. Auth, IP and config problems
     /// need a person, and so does a call eMAG rejected (`isError: true`): sending the same
-    /// filters again gets the same answer. Everything transient may heal by itself.
+    /// filters again gets the same answer. So does a protocol violation (pages repeated, more
+    /// items than asked, an oversized body): the same request gets the same answer. Everything
+    /// transient may heal by itself.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,

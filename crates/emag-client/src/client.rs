@@ -1,6 +1,6 @@
 //! The HTTP client of one eMAG credential pair: pacing, retries, counters, pagination.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +9,12 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use domain::ApiEncoding;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
 use crate::envelope::{self, Count, Envelope};
-use crate::error::EmagError;
+use crate::error::{rejection_is_transient, EmagError};
 use crate::ratelimit::{limiters_for, Limiters, RateBudget};
 use crate::RawItem;
 
@@ -102,7 +106,15 @@ pub struct ClientConfig {
     pub rate_budget: RateBudget,
     /// Label for logs (the account name).
     pub label: String,
+    /// The largest answer body accepted (`EMAG_API_MAX_BODY`); a larger one is refused while
+    /// it streams in, never buffered whole.
+    pub max_body: u64,
+    /// How requests are encoded until [`EmagClient::set_encoding`] says otherwise.
+    pub encoding: ApiEncoding,
 }
+
+/// Default of [`ClientConfig::max_body`]: 32 MiB, some 150 times a full page of offers.
+pub const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;
 
 impl ClientConfig {
     pub fn new(base_url: impl Into<String>, credentials: Credentials) -> Self {
@@ -116,6 +128,8 @@ impl ClientConfig {
             max_rate_limited: Duration::from_secs(300),
             rate_budget: RateBudget::EMAG,
             label: String::new(),
+            max_body: DEFAULT_MAX_BODY,
+            encoding: ApiEncoding::JsonData,
         }
     }
 }
@@ -153,7 +167,8 @@ struct Counters {
 pub struct Page {
     pub number: u32,
     pub items: Vec<RawItem>,
-    /// Fewer items than asked for: this was the last page.
+    /// Fewer items than asked for — or, once a [`PageLoop`] accepted it, the loop asks for
+    /// no further page: this was the last page.
     pub last: bool,
 }
 
@@ -164,6 +179,8 @@ pub struct EmagClient {
     config: Arc<ClientConfig>,
     limiters: Arc<Limiters>,
     counters: Arc<Counters>,
+    /// The request encoding in use, shared by every clone (the probe sets it once).
+    encoding: Arc<AtomicU8>,
 }
 
 impl EmagClient {
@@ -179,6 +196,9 @@ impl EmagClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("emag-sync/", env!("CARGO_PKG_VERSION")))
+            // A 301/302 would turn the POST into a GET without a body: eMAG would answer it
+            // as an unfiltered read. A redirect is reported instead (issue 9, point 2).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| EmagError::Transport(e.to_string()))
     }
@@ -191,12 +211,25 @@ impl EmagClient {
             &config.credentials.username,
             config.rate_budget,
         );
+        let encoding = Arc::new(AtomicU8::new(encoding_code(config.encoding)));
         EmagClient {
             http,
             config: Arc::new(config),
             limiters,
             counters: Arc::default(),
+            encoding,
         }
+    }
+
+    /// The request encoding in use.
+    pub fn encoding(&self) -> ApiEncoding {
+        encoding_of(self.encoding.load(Ordering::Relaxed))
+    }
+
+    /// Switches the request encoding of this client and all its clones.
+    pub fn set_encoding(&self, encoding: ApiEncoding) {
+        self.encoding
+            .store(encoding_code(encoding), Ordering::Relaxed);
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -239,8 +272,10 @@ impl EmagClient {
         *self.answers().entry((class, code)).or_insert(0) += 1;
     }
 
-    /// Calls `{resource}/{action}` with `{"data": data}`, pacing, waiting out 429s and
-    /// retrying retryable failures. Returns the decoded envelope.
+    /// Calls `{resource}/{action}` with `data` in the client's encoding, pacing, waiting out
+    /// 429s and retrying retryable failures. An `isError` answer to a read (`read`, `count`:
+    /// idempotent) is retried too, unless its message is a known validation or permission
+    /// message; a write is never retried on `isError`. Returns the decoded envelope.
     pub async fn call(
         &self,
         resource: &str,
@@ -254,15 +289,16 @@ impl EmagClient {
             action
         );
         let class = RouteClass::of(resource);
-        let body = serde_json::to_vec(&serde_json::json!({ "data": data }))
-            .map_err(|e| EmagError::Transport(format!("cannot encode the request: {e}")))?;
+        let is_read = matches!(action, "read" | "count");
+        let (content_type, body) = encode_body(self.encoding(), is_read, data)?;
+        let what = (resource, action);
         let mut attempt: u32 = 0;
         let mut limited_since: Option<Instant> = None;
         let mut limited_round: u32 = 0;
         loop {
             self.limiters.acquire(class).await;
             let started = Instant::now();
-            let result = self.send_once(class, &url, &body).await;
+            let result = self.send_once(class, what, &url, content_type, &body).await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match result {
                 Ok(SendOutcome::Answer(env)) => Ok(env),
@@ -299,7 +335,7 @@ impl EmagClient {
                     );
                     return Ok(env);
                 }
-                Err(e) if e.is_retryable() && attempt < self.config.max_retries => {
+                Err(e) if retryable(&e, is_read) && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(self.config.retry_delay, attempt, self.config.max_backoff);
@@ -318,15 +354,17 @@ impl EmagClient {
     async fn send_once(
         &self,
         class: RouteClass,
+        (resource, action): (&str, &str),
         url: &str,
+        content_type: &'static str,
         body: &[u8],
     ) -> Result<SendOutcome, EmagError> {
         let creds = &self.config.credentials;
-        let response = self
+        let mut response = self
             .http
             .post(url)
             .basic_auth(&creds.username, Some(creds.password.expose_secret()))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body.to_vec())
             .send()
             .await
@@ -344,10 +382,38 @@ impl EmagClient {
         if status == 429 {
             return Ok(SendOutcome::RateLimited);
         }
-        let bytes = response
-            .bytes()
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("(no Location header)")
+                .to_owned();
+            return Err(EmagError::Redirected { status, location });
+        }
+        let limit = self.config.max_body;
+        let too_large = |declared| EmagError::BodyTooLarge {
+            resource: resource.to_owned(),
+            action: action.to_owned(),
+            limit,
+            declared,
+        };
+        if let Some(declared) = response.content_length().filter(|&n| n > limit) {
+            return Err(too_large(Some(declared)));
+        }
+        // Read as a stream: a body without Content-Length is refused as soon as it passes the
+        // limit, never buffered whole.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(&e))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large(None));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         envelope::decode(status, &bytes).map(SendOutcome::Answer)
     }
 
@@ -394,6 +460,14 @@ impl EmagClient {
         data.insert("itemsPerPage".into(), per_page.into());
         let env = self.call(resource, "read", &Value::Object(data)).await?;
         let items = envelope::results_as_items(&env.results)?;
+        if items.len() > per_page as usize {
+            return Err(EmagError::TooManyItems {
+                resource: resource.to_owned(),
+                page,
+                asked: per_page,
+                got: items.len(),
+            });
+        }
         let last = items.len() < per_page as usize;
         Ok(Page {
             number: page,
@@ -402,24 +476,235 @@ impl EmagClient {
         })
     }
 
-    /// Pages of `{resource}/read` from `first_page` on, ending after the first short or
-    /// empty page (eMAG sends no totals with reads).
+    /// Pages of `{resource}/read` from `first_page` on, bounded and checked by a
+    /// [`PageLoop`]: by `count` when given, else ending after the first short or empty page
+    /// (eMAG sends no totals with reads).
     pub fn pages<'a>(
         &'a self,
         resource: &'a str,
         filters: Map<String, Value>,
         first_page: u32,
         per_page: u32,
+        count: Option<Count>,
     ) -> impl Stream<Item = Result<Page, EmagError>> + 'a {
-        futures::stream::try_unfold(Some(first_page), move |next| {
+        let guard = PageLoop::new(resource, first_page, per_page, count);
+        futures::stream::try_unfold(guard, move |mut guard| {
             let filters = filters.clone();
             async move {
-                let Some(number) = next else { return Ok(None) };
-                let page = self.read_page(resource, &filters, number, per_page).await?;
-                let next = if page.last { None } else { Some(number + 1) };
-                Ok(Some((page, next)))
+                let Some(number) = guard.next_page() else {
+                    return Ok(None);
+                };
+                let mut page = self.read_page(resource, &filters, number, per_page).await?;
+                guard.accept(&mut page)?;
+                Ok(Some((page, guard)))
             }
         })
+    }
+}
+
+/// The most pages a read without a count may take (a million items at 100 a page): a bound
+/// for loops that trust eMAG to end with a short page.
+pub const PAGES_WITHOUT_COUNT: u32 = 10_000;
+
+/// Bounds and checks one paginated read (issue 9, point 2), so a loop that trusts eMAG's
+/// paging ends — with a classified error naming what was seen — whatever eMAG answers:
+///
+/// - with a count, only the pages it announced are asked for (not the empty page after the
+///   last), plus one more when the last announced page came back fuller than announced (items
+///   added while reading); full pages beyond that end the loop with
+///   [`EmagError::TooManyPages`]. Without a count, at most [`PAGES_WITHOUT_COUNT`] pages;
+/// - a page listing exactly the ids of the page before it ends the loop with
+///   [`EmagError::PageRepeated`] (eMAG ignoring `currentPage` would repeat page 1 forever);
+/// - a page with more items than asked for is refused by [`EmagClient::read_page`] itself.
+///
+/// The driver asks [`PageLoop::next_page`] which page to read, reads it, and hands it to
+/// [`PageLoop::accept`], which checks it and marks it `last` when the loop is over.
+#[derive(Debug, Clone)]
+pub struct PageLoop {
+    resource: String,
+    per_page: u32,
+    next: Option<u32>,
+    /// Items the count announced, if the loop has a count.
+    count_items: Option<u64>,
+    /// The last page the count announced (`u32::MAX` without a count).
+    last_counted: u32,
+    /// No page past this one is asked for.
+    bound: u32,
+    /// The previous page's number and sorted item fingerprints.
+    previous: Option<(u32, Vec<u64>)>,
+}
+
+impl PageLoop {
+    /// A loop reading pages from `first_page` (a resumed scan starts past 1) of `per_page`
+    /// items, bounded by `count` when eMAG gave one.
+    pub fn new(resource: &str, first_page: u32, per_page: u32, count: Option<Count>) -> Self {
+        let per_page = per_page.max(1);
+        let first = first_page.max(1);
+        let (count_items, last_counted, bound) = match count {
+            Some(c) => {
+                let last = u32::try_from(c.items.div_ceil(u64::from(per_page))).unwrap_or(u32::MAX);
+                (Some(c.items), last, last.saturating_add(1))
+            }
+            None => (None, u32::MAX, PAGES_WITHOUT_COUNT),
+        };
+        PageLoop {
+            resource: resource.to_owned(),
+            per_page,
+            next: (first <= last_counted.min(bound)).then_some(first),
+            count_items,
+            last_counted,
+            bound,
+            previous: None,
+        }
+    }
+
+    /// The page to read next; `None` when the loop is over.
+    pub fn next_page(&self) -> Option<u32> {
+        self.next
+    }
+
+    /// Checks `page`, the answer for [`PageLoop::next_page`], and decides the next one; sets
+    /// `page.last` when there is none. An error ends the loop: the answer cannot be trusted.
+    pub fn accept(&mut self, page: &mut Page) -> Result<(), EmagError> {
+        let prints = fingerprints(&page.items);
+        if let Some((previous, seen)) = &self.previous {
+            if !prints.is_empty() && previous + 1 == page.number && *seen == prints {
+                return Err(EmagError::PageRepeated {
+                    resource: self.resource.clone(),
+                    page: page.number,
+                    previous: *previous,
+                    items: page.items.len(),
+                });
+            }
+        }
+        self.previous = Some((page.number, prints));
+        let full = page.items.len() >= self.per_page as usize;
+        self.next = if !full {
+            None
+        } else if page.number < self.last_counted.min(self.bound) {
+            Some(page.number + 1)
+        } else if page.number == self.last_counted && page.number < self.bound {
+            // The last announced page is full: read one more only if the count expected fewer
+            // items on it (items were added while reading); else the next page is empty.
+            let before = u64::from(page.number - 1) * u64::from(self.per_page);
+            let expected = self.count_items.unwrap_or(0).saturating_sub(before);
+            (page.items.len() as u64 > expected).then_some(page.number + 1)
+        } else {
+            return Err(EmagError::TooManyPages {
+                resource: self.resource.clone(),
+                page: page.number,
+                count_items: self.count_items,
+                bound: self.bound,
+            });
+        };
+        page.last = self.next.is_none();
+        Ok(())
+    }
+}
+
+/// What identifies each item of a page, sorted: its `id` (or `emag_id`), or its whole text
+/// when it has neither.
+fn fingerprints(items: &[RawItem]) -> Vec<u64> {
+    #[derive(Deserialize)]
+    struct Ids<'a> {
+        #[serde(default, borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(default, borrow)]
+        emag_id: Option<&'a RawValue>,
+    }
+    let mut prints: Vec<u64> = items
+        .iter()
+        .map(|item| {
+            let key = serde_json::from_str::<Ids<'_>>(item.get())
+                .ok()
+                .and_then(|ids| ids.id.or(ids.emag_id))
+                .map_or(item.get(), RawValue::get);
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(key.trim_matches('"'), &mut h);
+            std::hash::Hasher::finish(&h)
+        })
+        .collect();
+    prints.sort_unstable();
+    prints
+}
+
+fn encoding_code(e: ApiEncoding) -> u8 {
+    match e {
+        ApiEncoding::Form => 0,
+        ApiEncoding::JsonData => 1,
+        ApiEncoding::Json => 2,
+    }
+}
+
+fn encoding_of(code: u8) -> ApiEncoding {
+    match code {
+        0 => ApiEncoding::Form,
+        2 => ApiEncoding::Json,
+        _ => ApiEncoding::JsonData,
+    }
+}
+
+/// The request body of `data` in `encoding`: its content type and bytes. With
+/// [`ApiEncoding::Json`] the filters of a read sit at the top level; saves keep `data`.
+pub(crate) fn encode_body(
+    encoding: ApiEncoding,
+    is_read: bool,
+    data: &Value,
+) -> Result<(&'static str, Vec<u8>), EmagError> {
+    const JSON: &str = "application/json";
+    let json = |v: &Value| {
+        serde_json::to_vec(v)
+            .map_err(|e| EmagError::Transport(format!("cannot encode the request: {e}")))
+    };
+    match encoding {
+        ApiEncoding::JsonData => Ok((JSON, json(&serde_json::json!({ "data": data }))?)),
+        ApiEncoding::Json if is_read && data.is_object() => Ok((JSON, json(data)?)),
+        ApiEncoding::Json => Ok((JSON, json(&serde_json::json!({ "data": data }))?)),
+        ApiEncoding::Form => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form_fields("data", data, &mut form);
+            Ok((
+                "application/x-www-form-urlencoded",
+                form.finish().into_bytes(),
+            ))
+        }
+    }
+}
+
+/// PHP's `http_build_query` shape: `data[a][0][b]=v`; booleans as 1/0, null as empty.
+fn form_fields(key: &str, value: &Value, form: &mut url::form_urlencoded::Serializer<'_, String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                form_fields(&format!("{key}[{k}]"), v, form);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                form_fields(&format!("{key}[{i}]"), v, form);
+            }
+        }
+        Value::Null => {
+            form.append_pair(key, "");
+        }
+        Value::Bool(b) => {
+            form.append_pair(key, if *b { "1" } else { "0" });
+        }
+        Value::Number(n) => {
+            form.append_pair(key, &n.to_string());
+        }
+        Value::String(s) => {
+            form.append_pair(key, s);
+        }
+    }
+}
+
+/// Whether a failed call is tried again: a retryable class, or an `isError` answer to a read
+/// whose messages are not a known validation or permission message.
+fn retryable(e: &EmagError, is_read: bool) -> bool {
+    match e {
+        EmagError::Rejected { messages } => is_read && rejection_is_transient(messages),
+        other => other.is_retryable(),
     }
 }
 
@@ -456,6 +741,143 @@ mod tests {
             );
         }
         assert!(backoff(base, 20, cap) <= cap * 5 / 4);
+    }
+
+    fn page(number: u32, ids: std::ops::Range<u32>, per_page: u32) -> Page {
+        let items: Vec<RawItem> = ids
+            .map(|id| RawValue::from_string(format!(r#"{{"id":{id},"x":"y"}}"#)).expect("json"))
+            .collect();
+        let last = items.len() < per_page as usize;
+        Page {
+            number,
+            items,
+            last,
+        }
+    }
+
+    fn count(items: u64) -> Count {
+        Count {
+            items,
+            pages: items.div_ceil(100),
+            per_page: 100,
+        }
+    }
+
+    #[test]
+    fn a_page_repeating_the_previous_pages_ids_ends_the_loop() {
+        let mut pages = PageLoop::new("product_offer", 1, 100, Some(count(1_000)));
+        let mut first = page(1, 1..101, 100);
+        pages.accept(&mut first).expect("page 1");
+        assert_eq!(pages.next_page(), Some(2));
+        let mut again = page(2, 1..101, 100);
+        match pages.accept(&mut again) {
+            Err(EmagError::PageRepeated {
+                page: 2,
+                previous: 1,
+                items: 100,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn with_a_count_the_empty_page_after_the_last_is_not_asked_for() {
+        let mut pages = PageLoop::new("product_offer", 1, 100, Some(count(200)));
+        for n in 1..=2 {
+            assert_eq!(pages.next_page(), Some(n));
+            let mut p = page(n, (n - 1) * 100 + 1..n * 100 + 1, 100);
+            pages.accept(&mut p).expect("page");
+            assert_eq!(p.last, n == 2, "page {n}");
+        }
+        assert_eq!(pages.next_page(), None);
+        // Nothing counted: nothing asked.
+        assert_eq!(
+            PageLoop::new("product_offer", 1, 100, Some(count(0))).next_page(),
+            None
+        );
+    }
+
+    #[test]
+    fn one_page_past_the_count_is_read_when_items_were_added_and_no_more() {
+        let mut pages = PageLoop::new("product_offer", 1, 100, Some(count(150)));
+        let mut p1 = page(1, 1..101, 100);
+        pages.accept(&mut p1).expect("page 1");
+        // 50 were announced on page 2; it came back full: items were added meanwhile.
+        let mut p2 = page(2, 101..201, 100);
+        pages.accept(&mut p2).expect("page 2");
+        assert_eq!(pages.next_page(), Some(3));
+        let mut p3 = page(3, 201..301, 100);
+        match pages.accept(&mut p3) {
+            Err(EmagError::TooManyPages {
+                page: 3,
+                count_items: Some(150),
+                bound: 3,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_a_count_full_pages_end_at_the_hard_bound() {
+        let mut pages = PageLoop::new("category", PAGES_WITHOUT_COUNT, 2, None);
+        let mut p = page(PAGES_WITHOUT_COUNT, 1..3, 2);
+        assert!(matches!(
+            pages.accept(&mut p),
+            Err(EmagError::TooManyPages {
+                count_items: None,
+                ..
+            })
+        ));
+        // A resumed scan starts where it left off; a short page ends it.
+        let mut pages = PageLoop::new("category", 7, 2, None);
+        assert_eq!(pages.next_page(), Some(7));
+        let mut short = page(7, 1..2, 2);
+        pages.accept(&mut short).expect("short page");
+        assert!(short.last);
+        assert_eq!(pages.next_page(), None);
+    }
+
+    #[test]
+    fn every_encoding_carries_the_same_filters() {
+        let data = serde_json::json!({"currentPage": 2, "type": [2, 3], "flag": true});
+        let (ct, form) = encode_body(ApiEncoding::Form, true, &data).expect("form");
+        assert_eq!(ct, "application/x-www-form-urlencoded");
+        assert_eq!(
+            String::from_utf8(form).expect("utf8"),
+            "data%5BcurrentPage%5D=2&data%5Bflag%5D=1&data%5Btype%5D%5B0%5D=2&data%5Btype%5D%5B1%5D=3"
+        );
+        let (_, wrapped) = encode_body(ApiEncoding::JsonData, true, &data).expect("json-data");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&wrapped).expect("json"),
+            serde_json::json!({ "data": data })
+        );
+        let (_, top) = encode_body(ApiEncoding::Json, true, &data).expect("json");
+        assert_eq!(serde_json::from_slice::<Value>(&top).expect("json"), data);
+        // A save keeps `data` in the top-level encoding.
+        let save = serde_json::json!([{"id": 1}]);
+        let (_, body) = encode_body(ApiEncoding::Json, false, &save).expect("save");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).expect("json"),
+            serde_json::json!({ "data": save })
+        );
+    }
+
+    #[test]
+    fn is_error_is_retried_on_reads_only_and_never_for_validation_messages() {
+        let transient = EmagError::Rejected {
+            messages: vec!["Temporary problem, please retry".into()],
+        };
+        let validation = EmagError::Rejected {
+            messages: vec!["Invalid currentPage: expected an integer".into()],
+        };
+        assert!(retryable(&transient, true));
+        assert!(
+            !retryable(&transient, false),
+            "a write is never retried on isError"
+        );
+        assert!(!retryable(&validation, true));
     }
 
     #[test]

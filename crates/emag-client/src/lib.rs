@@ -1,5 +1,5 @@
 //! Typed client of the eMAG Marketplace API (`POST {base}/{resource}/{action}`, Basic auth,
-//! JSON `{"data": …}` bodies).
+//! bodies form-encoded or JSON with or without `data`, as [`domain::ApiEncoding`] says).
 //!
 //! One client per credential pair: the rate budget, the counters and the credentials belong
 //! to it, and nothing about an account travels through globals or the process environment.
@@ -14,8 +14,8 @@ mod money;
 mod ratelimit;
 
 pub use client::{
-    ClientConfig, ClientStats, Credentials, EmagClient, Page, RequestCount, ResponseCode,
-    RouteClass,
+    ClientConfig, ClientStats, Credentials, EmagClient, Page, PageLoop, RequestCount, ResponseCode,
+    RouteClass, DEFAULT_MAX_BODY, PAGES_WITHOUT_COUNT,
 };
 pub use envelope::{Count, Envelope};
 pub use error::EmagError;

@@ -63,6 +63,44 @@ impl AccountSpec {
     }
 }
 
+/// How a client may send a read's filters (issue 9, point 1). With
+/// [`SimConfig::accept`] set, the simulator is strict about one of them: the filters of a
+/// read or count sent any other way are silently ignored, as a real server would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireEncoding {
+    /// PHP-style form fields: `data[currentPage]=1&data[itemsPerPage]=100`.
+    Form,
+    /// JSON with the filters under `data`: `{"data": {"currentPage": 1}}`.
+    JsonData,
+    /// JSON with the filters at the top level: `{"currentPage": 1}`.
+    Json,
+}
+
+impl WireEncoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireEncoding::Form => "form",
+            WireEncoding::JsonData => "json-data",
+            WireEncoding::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for WireEncoding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "form" => Ok(WireEncoding::Form),
+            "json-data" | "json_data" => Ok(WireEncoding::JsonData),
+            "json" => Ok(WireEncoding::Json),
+            other => Err(format!(
+                "{other:?} is not an encoding: write form, json-data or json"
+            )),
+        }
+    }
+}
+
 /// Everything that shapes one simulator instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -85,6 +123,9 @@ pub struct SimConfig {
     pub epoch: NaiveDateTime,
     /// Faults active from the first request.
     pub faults: FaultPlan,
+    /// `None`: every encoding is understood. `Some(e)`: only `e`; reads and counts sent any
+    /// other way are answered as if they had no filters (and no paging).
+    pub accept: Option<WireEncoding>,
     /// The longest `…After`..`…Before` window order filters accept. eMAG documents "one
     /// month" without saying which, so this is a switch; the default is the strictest
     /// reading, the shortest month.
@@ -119,6 +160,7 @@ impl Default for SimConfig {
             clamp_items_per_page: false,
             epoch: bucharest_now_minute(),
             faults: FaultPlan::default(),
+            accept: None,
             order_window: OrderWindowLimit::default(),
         }
     }

@@ -1,5 +1,6 @@
 //! Fault injection: a plan of misbehaviours (gateway errors, hangs, latency, garbage bodies,
-//! isError answers, credential and IP rejections) and the per-request decision drawn from it.
+//! isError answers, credential and IP rejections, and protocol breaches: paging ignored, more
+//! items than asked, redirects, oversized bodies) and the per-request decision drawn from it.
 //!
 //! "Next N" counters are consumed under one lock together with the random roll, so two
 //! concurrent requests never both take the last unit, and the whole decision for a request is
@@ -30,6 +31,19 @@ pub struct FaultPlan {
     pub malformed_next: u32,
     /// The next N API requests answer 200 `isError:true` without being processed.
     pub is_error_next: u32,
+    /// The message of those answers (default: a transient "…please retry" message).
+    pub is_error_message: Option<String>,
+    /// Reads ignore `currentPage`: every page is page 1.
+    pub ignore_current_page: bool,
+    /// Reads answer this many items more than `itemsPerPage` asked for.
+    pub extra_items: u32,
+    /// The next N API requests answer `301 Moved Permanently` to the same URL.
+    pub redirect_next: u32,
+    /// The next N API requests answer a valid envelope padded to `oversize_bytes`, streamed
+    /// without a Content-Length.
+    pub oversize_next: u32,
+    /// Size of those answers (default 64 MiB).
+    pub oversize_bytes: u64,
     /// Every request is answered 401 as if the credentials were wrong.
     pub bad_credentials: bool,
     /// Every request is answered with the "Invalid vendor ip" error.
@@ -48,6 +62,12 @@ impl Default for FaultPlan {
             hang_ms: 30_000,
             malformed_next: 0,
             is_error_next: 0,
+            is_error_message: None,
+            ignore_current_page: false,
+            extra_items: 0,
+            redirect_next: 0,
+            oversize_next: 0,
+            oversize_bytes: 64 * 1024 * 1024,
             bad_credentials: false,
             ip_blocked: false,
             accounts: Vec::new(),
@@ -73,6 +93,19 @@ pub(crate) enum FaultOutcome {
     IsError,
     /// Processed, but the body is cut in half.
     Malformed,
+    /// 301 to the same URL, not processed.
+    Redirect,
+    /// A valid envelope padded to this many bytes, not processed.
+    Oversize(u64),
+}
+
+/// How reads of one account page, when the plan breaks paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PagingFaults {
+    /// Every page is page 1.
+    pub(crate) ignore_current_page: bool,
+    /// Items added to what `itemsPerPage` asked for.
+    pub(crate) extra_items: u32,
 }
 
 /// The full decision for one request.
@@ -156,10 +189,33 @@ impl FaultState {
         } else if plan.malformed_next > 0 {
             plan.malformed_next -= 1;
             FaultOutcome::Malformed
+        } else if plan.redirect_next > 0 {
+            plan.redirect_next -= 1;
+            FaultOutcome::Redirect
+        } else if plan.oversize_next > 0 {
+            plan.oversize_next -= 1;
+            FaultOutcome::Oversize(plan.oversize_bytes)
         } else {
             FaultOutcome::Normal
         };
         FaultDecision { outcome, delay }
+    }
+
+    /// The message of a planned `isError` answer.
+    pub(crate) fn is_error_message(&self) -> Option<String> {
+        self.lock().0.is_error_message.clone()
+    }
+
+    /// How `account`'s reads page under the plan.
+    pub(crate) fn paging(&self, account: &str) -> PagingFaults {
+        let guard = self.lock();
+        if !guard.0.applies_to(Some(account)) {
+            return PagingFaults::default();
+        }
+        PagingFaults {
+            ignore_current_page: guard.0.ignore_current_page,
+            extra_items: guard.0.extra_items,
+        }
     }
 
     /// The latency every answer of `account` (or of an unidentified caller) gets.

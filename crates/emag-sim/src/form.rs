@@ -7,27 +7,46 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::WireEncoding;
+
 /// The body could not be understood at all (eMAG: 400 `Invalid content`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid content")]
 pub(crate) struct InvalidContent;
 
 /// Parses a request body into the payload the action works on (the `data` part).
+#[cfg(test)]
 pub(crate) fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, InvalidContent> {
+    parse_body_as(content_type, body).map(|(payload, _)| payload)
+}
+
+/// Like [`parse_body`], also saying how the client encoded it (an empty body passes for any
+/// encoding: it carries no filters to ignore).
+pub(crate) fn parse_body_as(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(Value, Option<WireEncoding>), InvalidContent> {
     let text = std::str::from_utf8(body).map_err(|_| InvalidContent)?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Ok(Value::Object(Map::new()));
+        return Ok((Value::Object(Map::new()), None));
     }
     let is_form = content_type
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
         || (!trimmed.starts_with('{') && !trimmed.starts_with('[') && trimmed.contains('='));
-    let value = if is_form {
-        parse_form(trimmed)
+    let (value, encoding) = if is_form {
+        (parse_form(trimmed), WireEncoding::Form)
     } else {
-        serde_json::from_str::<Value>(trimmed).map_err(|_| InvalidContent)?
+        let value = serde_json::from_str::<Value>(trimmed).map_err(|_| InvalidContent)?;
+        let wrapped = value.as_object().is_some_and(|m| m.contains_key("data"));
+        let encoding = if wrapped {
+            WireEncoding::JsonData
+        } else {
+            WireEncoding::Json
+        };
+        (value, encoding)
     };
-    Ok(unwrap_data(value))
+    Ok((unwrap_data(value), Some(encoding)))
 }
 
 /// `{"data": X}` becomes `X`; anything else is taken as the payload itself.

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{AccountKind, AccountSpec, OrderWindowLimit, SimConfig};
+pub use config::{AccountKind, AccountSpec, OrderWindowLimit, SimConfig, WireEncoding};
 pub use faults::FaultPlan;
 pub use journal::JournalEntry;
 pub use model::{

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod db;
+mod encoding;
 mod export;
 mod instances;
 mod lock;
@@ -22,6 +23,7 @@ mod totals;
 
 pub use alerts::{Delivery, Evaluated, Firing, IncidentRow, OutboxCounts};
 pub use db::{redact_url, Backend, Store};
+pub use encoding::KeptEncoding;
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;

@@ -1433,3 +1433,63 @@ mod offer_misses {
         assert_eq!(store.count_missed_offers(&new, 1).await.expect("count"), 0);
     }
 }
+
+// ---- The request encoding kept per account (issue 9, point 1; migration 0010).
+mod api_encoding {
+    use super::*;
+    use domain::ApiEncoding;
+
+    on_both_backends!(an_encoding_is_kept_per_account_and_forgotten_with_a_new_api_url);
+
+    async fn an_encoding_is_kept_per_account_and_forgotten_with_a_new_api_url(kind: DbKind) {
+        let (_db, store) = store(kind).await;
+        assert_eq!(store.api_encoding("main").await.expect("read"), None);
+
+        store
+            .set_api_encoding("main", Some(ApiEncoding::Form))
+            .await
+            .expect("keep");
+        store
+            .set_api_encoding("fbe", Some(ApiEncoding::Json))
+            .await
+            .expect("keep");
+
+        let kept = store
+            .api_encoding("main")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(kept.encoding, ApiEncoding::Form);
+        assert!(kept.probed_at > 0);
+        let all: Vec<(String, ApiEncoding)> = store
+            .api_encodings()
+            .await
+            .expect("all")
+            .into_iter()
+            .map(|(a, k)| (a, k.encoding))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("fbe".to_owned(), ApiEncoding::Json),
+                ("main".to_owned(), ApiEncoding::Form)
+            ]
+        );
+
+        // Registering again with the same URL keeps it; a new URL forgets it.
+        store
+            .upsert_account("main", "main", "emag_ro", "http://x/api-3")
+            .await
+            .expect("same url");
+        assert!(store.api_encoding("main").await.expect("read").is_some());
+        store
+            .upsert_account("main", "main", "emag_ro", "http://y/api-3")
+            .await
+            .expect("new url");
+        assert_eq!(store.api_encoding("main").await.expect("read"), None);
+
+        // Forgotten on request (an encoding-shaped failure).
+        store.set_api_encoding("fbe", None).await.expect("forget");
+        assert_eq!(store.api_encoding("fbe").await.expect("read"), None);
+    }
+}

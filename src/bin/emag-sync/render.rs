@@ -210,6 +210,11 @@ pub fn status_text(snap: &Snapshot, local_pid: Option<u32>) -> String {
         }
     }
     let _ = writeln!(out, "{t}");
+    for a in &snap.accounts {
+        if let Some(e) = a.api_encoding {
+            let _ = writeln!(out, "account {} request encoding: {e} (probed)", a.name);
+        }
+    }
     out
 }
 
@@ -266,6 +271,9 @@ pub fn report_text(snap: &Snapshot) -> String {
             a.marketplace,
             a.state.as_str().replace('_', " ")
         );
+        if let Some(e) = a.api_encoding {
+            let _ = writeln!(out, "  request encoding: {e} (probed)");
+        }
         let mut t = table(vec![
             "kind",
             "last sync",

@@ -107,7 +107,16 @@ async fn serve_admitted(
     wait(state, decision.delay).await;
     let reply = match decision.outcome {
         FaultOutcome::ServerError => Reply::BadGateway,
-        FaultOutcome::IsError => Reply::error(SIMULATED_ERROR),
+        FaultOutcome::IsError => Reply::error(
+            state
+                .faults
+                .is_error_message()
+                .unwrap_or_else(|| SIMULATED_ERROR.to_owned()),
+        ),
+        FaultOutcome::Redirect => Reply::Redirect {
+            location: route_location(route),
+        },
+        FaultOutcome::Oversize(bytes) => Reply::Oversize { bytes },
         FaultOutcome::Normal | FaultOutcome::Malformed => {
             match to_bytes(body, MAX_BODY_BYTES).await {
                 Ok(bytes) => {
@@ -128,6 +137,11 @@ async fn serve_admitted(
         page: None,
         truncate: false,
     }
+}
+
+/// Where the redirect fault sends a client: the same API path.
+fn route_location(route: &Route) -> String {
+    format!("/api-3/{}/{}", route.resource(), route.action())
 }
 
 /// Axum handler for every `/api-3/...` request.

@@ -8,6 +8,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
@@ -42,6 +43,11 @@ pub(crate) enum Reply {
     NoContent,
     /// 502 HTML from the "gateway".
     BadGateway,
+    /// 301 to `location`, without a body.
+    Redirect { location: String },
+    /// 200 with a valid, empty envelope padded with whitespace to `bytes`, streamed without a
+    /// Content-Length (a client must refuse it while it arrives).
+    Oversize { bytes: u64 },
 }
 
 impl Reply {
@@ -104,6 +110,8 @@ impl Reply {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::NoContent => StatusCode::NO_CONTENT,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::Redirect { .. } => StatusCode::MOVED_PERMANENTLY,
+            Self::Oversize { .. } => StatusCode::OK,
         }
     }
 
@@ -141,13 +149,27 @@ impl Reply {
                 br#"{"message":"API rate limit exceeded"}"#.to_vec(),
             ),
             Self::Bare { body, .. } => (status, JSON, body.to_string().into_bytes()),
-            Self::NoContent => (status, JSON, Vec::new()),
+            Self::NoContent | Self::Redirect { .. } | Self::Oversize { .. } => {
+                (status, JSON, Vec::new())
+            }
             Self::BadGateway => (status, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()),
         }
     }
 
     /// The HTTP response; `truncate` cuts the body in half (the malformed-body fault).
     pub(crate) fn into_response(self, rate: Option<RateVerdict>, truncate: bool) -> Response {
+        match self {
+            Self::Redirect { location } => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                return response;
+            }
+            Self::Oversize { bytes } => return oversize(bytes),
+            _ => {}
+        }
         let (mut status, content_type, mut body) = self.parts();
         if truncate {
             if body.is_empty() {
@@ -179,4 +201,29 @@ impl Reply {
         }
         response
     }
+}
+
+/// A valid, empty envelope of `bytes` bytes, produced chunk by chunk as the client reads.
+fn oversize(bytes: u64) -> Response {
+    const HEAD: &[u8] = br#"{"isError":false,"messages":[],"errors":[],"results":["#;
+    const TAIL: &[u8] = b"]}";
+    const CHUNK: usize = 64 * 1024;
+    let padding = bytes.saturating_sub((HEAD.len() + TAIL.len()) as u64);
+    let chunks = padding.div_ceil(CHUNK as u64);
+    let middle = futures::stream::iter(0..chunks).map(move |i| {
+        let left = padding - i * CHUNK as u64;
+        let len = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![b' '; len]))
+    });
+    let stream = futures::stream::once(async { Ok(bytes::Bytes::from_static(HEAD)) })
+        .chain(middle)
+        .chain(futures::stream::once(async {
+            Ok(bytes::Bytes::from_static(TAIL))
+        }));
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

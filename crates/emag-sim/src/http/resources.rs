@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::catalog;
-use crate::form::parse_body;
+use crate::form::parse_body_as;
 use crate::http::reply::Reply;
 use crate::http::route::Route;
 use crate::query::{self, FilterError, OfferFilter, OrderAction, OrderFilter, Page, RmaFilter};
@@ -38,9 +38,18 @@ pub(crate) fn handle(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Handled {
-    let Ok(payload) = parse_body(content_type, body) else {
+    let Ok((mut payload, encoding)) = parse_body_as(content_type, body) else {
         return Reply::invalid_content().into();
     };
+    // A strict simulator ignores the filters of a read sent in another encoding, silently,
+    // as a server that does not parse that shape would (issue 9, point 1).
+    let is_read =
+        matches!(route, Route::Rpc { action, .. } if action == "read" || action == "count");
+    if let (Some(accepted), Some(sent)) = (state.config.accept, encoding) {
+        if is_read && accepted != sent {
+            payload = Value::Object(serde_json::Map::new());
+        }
+    }
     match route {
         Route::Unknown { .. } => Reply::invalid_url().into(),
         Route::Acknowledge { id } => acknowledge(state, account, *id).into(),
@@ -60,10 +69,10 @@ pub(crate) fn handle(
                 ("order", "count") => orders(state, account, &payload, OrderAction::Count)
                     .unwrap_or_else(Handled::from),
                 ("category", "read") => {
-                    categories(state, &payload, false).unwrap_or_else(Handled::from)
+                    categories(state, account, &payload, false).unwrap_or_else(Handled::from)
                 }
                 ("category", "count") => {
-                    categories(state, &payload, true).unwrap_or_else(Handled::from)
+                    categories(state, account, &payload, true).unwrap_or_else(Handled::from)
                 }
                 ("rma", "read") => {
                     returns(state, account, &payload, false).unwrap_or_else(Handled::from)
@@ -90,6 +99,25 @@ fn page_of(
     )
 }
 
+/// The page a read of `account` serves: as asked, unless the fault plan breaks paging
+/// (every page is page 1, or more items than asked).
+fn read_page_of(
+    state: &SimState,
+    account: &AccountState,
+    filters: &serde_json::Map<String, Value>,
+    count: bool,
+) -> Result<Page, FilterError> {
+    let mut page = page_of(state, filters)?;
+    if !count {
+        let faults = state.faults.paging(account.name());
+        if faults.ignore_current_page {
+            page.current = 1;
+        }
+        page.items = page.items.saturating_add(faults.extra_items);
+    }
+    Ok(page)
+}
+
 fn offers(
     state: &SimState,
     account: &AccountState,
@@ -97,7 +125,7 @@ fn offers(
     count: bool,
 ) -> Result<Handled, FilterError> {
     let filters = query::filters(payload)?;
-    let page = page_of(state, &filters)?;
+    let page = read_page_of(state, account, &filters, count)?;
     let filter = OfferFilter::parse(&filters)?;
     let reply = if count {
         Reply::ok(&page.count_result(account.offer_count(&filter)))
@@ -123,7 +151,7 @@ fn orders(
     action: OrderAction,
 ) -> Result<Handled, FilterError> {
     let filters = query::filters(payload)?;
-    let page = page_of(state, &filters)?;
+    let page = read_page_of(state, account, &filters, action == OrderAction::Count)?;
     let filter = OrderFilter::parse(&filters, action, state.config.order_window)?;
     let reply = match action {
         OrderAction::Count => Reply::ok(&page.count_result(account.order_count(&filter))),
@@ -143,9 +171,14 @@ fn orders(
     })
 }
 
-fn categories(state: &SimState, payload: &Value, count: bool) -> Result<Handled, FilterError> {
+fn categories(
+    state: &SimState,
+    account: &AccountState,
+    payload: &Value,
+    count: bool,
+) -> Result<Handled, FilterError> {
     let filters = query::filters(payload)?;
-    let page = page_of(state, &filters)?;
+    let page = read_page_of(state, account, &filters, count)?;
     let id = query::category_id(&filters)?;
     // Only active (allowed) categories are listed, as eMAG does without parameters.
     let mut selected: Vec<_> = state
@@ -180,7 +213,7 @@ fn returns(
     count: bool,
 ) -> Result<Handled, FilterError> {
     let filters = query::filters(payload)?;
-    let page = page_of(state, &filters)?;
+    let page = read_page_of(state, account, &filters, count)?;
     let filter = RmaFilter::parse(&filters)?;
     let data = account.read();
     let matching: Vec<_> = data.returns.iter().filter(|r| filter.matches(r)).collect();

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use emag_sim::{AccountKind, AccountSpec, FaultPlan, OrderWindowLimit, SimConfig, Simulator};
+use emag_sim::{
+    AccountKind, AccountSpec, FaultPlan, OrderWindowLimit, SimConfig, Simulator, WireEncoding,
+};
 
 use crate::output::init_logging;
 
@@ -41,10 +43,17 @@ pub struct Args {
     /// Answer every request with "Invalid vendor ip".
     #[arg(long)]
     pub ip_blocked: bool,
+    /// Understand only this request encoding (form, json-data or json): the filters of reads
+    /// sent any other way are silently ignored, as a server that does not parse them would.
+    /// Default: every encoding is understood.
+    #[arg(long, value_name = "ENCODING")]
+    pub accept: Option<WireEncoding>,
     /// A whole fault plan as JSON (overrides the fault flags above), e.g.
     /// '{"server_error_next": 3, "hang_next": 1, "hang_ms": 40000, "malformed_next": 1,
-    /// "is_error_next": 1, "accounts": ["fbe"]}'. It can also be changed while running:
-    /// PUT /__admin/faults.
+    /// "is_error_next": 1, "accounts": ["fbe"]}'. Protocol breaches: "ignore_current_page":
+    /// true, "extra_items": 5, "redirect_next": 1, "oversize_next": 1 (with "oversize_bytes"),
+    /// "is_error_message": "Temporary problem, please retry". It can also be changed while
+    /// running: PUT /__admin/faults.
     #[arg(long, value_name = "JSON", value_parser = parse_fault_plan)]
     pub faults: Option<FaultPlan>,
     /// The longest order filter window accepted: `month` (a calendar month) or a number of
@@ -92,6 +101,7 @@ impl Args {
             offers_per_account: self.offers,
             orders_per_account: self.orders,
             rate_limits: !self.no_rate_limits,
+            accept: self.accept,
             faults: self.faults.clone().unwrap_or_else(|| FaultPlan {
                 latency_ms: self.latency_ms,
                 server_error_per_mille: self.server_errors_per_mille.min(1000),

@@ -1,8 +1,10 @@
-//! `emag-sync test`: configuration, database and one cheap real call per account.
+//! `emag-sync test`: configuration, database, one cheap real call per account, and the
+//! request encoding each account uses (probed and kept when `EMAG_API_ENCODING=auto`).
 
 use std::path::Path;
 
 use emag_client::{EmagClient, EmagError};
+use emag_sync::sync::encoding::{probe_encoding, settle_encoding, EncodingError};
 use serde_json::{Map, Value};
 
 use super::load_config_with_accounts;
@@ -21,6 +23,9 @@ struct AccountCheck {
     base_url: String,
     status: &'static str,
     detail: String,
+    /// The request encoding in use and how it was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<String>,
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
@@ -29,12 +34,17 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         Err(code) => return code,
     };
     let mut failed = false;
+    let mut store = None;
     let database = match storage::Store::open(&config.database_url).await {
-        Ok(store) => match store.ping().await {
-            Ok(t) => format!("OK ({}, {} ms)", store.url_redacted(), t.as_millis()),
+        Ok(opened) => match opened.ping().await {
+            Ok(t) => {
+                let line = format!("OK ({}, {} ms)", opened.url_redacted(), t.as_millis());
+                store = Some(opened);
+                line
+            }
             Err(e) => {
                 failed = true;
-                format!("FAILED ({}): {e}", store.url_redacted())
+                format!("FAILED ({}): {e}", opened.url_redacted())
             }
         },
         Err(e) => {
@@ -50,10 +60,17 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
     for account in &config.accounts {
         let mut client_config = config.client_config(account);
         client_config.max_retries = 0;
+        let mut encoding = None;
         let (status, detail) = match EmagClient::new(client_config) {
             Err(e) => ("unreachable", e.to_string()),
             Ok(client) => match client.call("vat", "read", &Value::Object(Map::new())).await {
-                Ok(_) => ("OK", "credentials accepted".to_owned()),
+                Ok(_) => match check_encoding(&config, store.as_ref(), account, &client).await {
+                    Ok(used) => {
+                        encoding = Some(used);
+                        ("OK", "credentials accepted".to_owned())
+                    }
+                    Err(e) => ("encoding", e.to_string()),
+                },
                 Err(e @ EmagError::Unauthorized { .. }) => (
                     "bad credentials",
                     format!(
@@ -88,6 +105,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
             base_url: account.base_url.clone(),
             status,
             detail,
+            encoding,
         });
     }
 
@@ -103,7 +121,42 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
                 "account {:<10} ({}) {}: {} — {}",
                 c.account, c.kind, c.base_url, c.status, c.detail
             );
+            if let Some(e) = &c.encoding {
+                println!("  request encoding: {e}");
+            }
         }
     }
     u8::from(failed)
+}
+
+/// The encoding `account` uses: configured, kept in the store, or probed now (and kept when
+/// the database is reachable).
+async fn check_encoding(
+    config: &emag_sync::config::Config,
+    store: Option<&storage::Store>,
+    account: &emag_sync::config::AccountConfig,
+    client: &EmagClient,
+) -> Result<String, EncodingError> {
+    match store {
+        Some(store) => {
+            store
+                .upsert_account(
+                    account.name.as_str(),
+                    account.kind.as_str(),
+                    account.marketplace.as_str(),
+                    &account.base_url,
+                )
+                .await?;
+            let settled =
+                settle_encoding(store, account.name.as_str(), client, config.api.encoding).await?;
+            Ok(settled.to_string())
+        }
+        None => match config.api.encoding {
+            emag_sync::config::EncodingChoice::Fixed(e) => Ok(format!("{e} (EMAG_API_ENCODING)")),
+            emag_sync::config::EncodingChoice::Auto => match probe_encoding(client).await? {
+                Ok(settled) => Ok(format!("{settled}; not kept: the database is unreachable")),
+                Err(tried) => Err(EncodingError::NoneHonoured(tried)),
+            },
+        },
+    }
 }
