@@ -336,6 +336,9 @@ pub struct StoreState {
     pub failures: Vec<RunRow>,
     /// Run outcomes of the last hour (the `logs` section of `/api/status`).
     pub last_hour: storage::RunLogSummary,
+    /// The database's clock when read, by which leases are judged (heartbeats are written
+    /// by it); `None`: the snapshot's time.
+    pub db_clock_ms: Option<i64>,
 }
 
 impl StoreState {
@@ -354,6 +357,7 @@ impl StoreState {
                 .recent_failures(now_ms - ms(RECENT_ERRORS_WINDOW), RECENT_ERRORS_MAX)
                 .await?,
             last_hour: store.run_log_summary(now_ms - 3_600_000).await?,
+            db_clock_ms: Some(store.clock_ms().await?),
         })
     }
 }
@@ -394,7 +398,8 @@ impl Snapshot {
                 )
             })
             .collect();
-        let holds = account_holds(state.histories.iter().map(|h| &h.latest), now_ms, ttl);
+        let lease_now = state.db_clock_ms.unwrap_or(now_ms);
+        let holds = account_holds(state.histories.iter().map(|h| &h.latest), lease_now, ttl);
         let plan = schedules(config);
 
         let mut accounts = Vec::new();
@@ -445,7 +450,7 @@ impl Snapshot {
                         items_read: r.counts.items_read,
                         total_items: r.total_items,
                         holder: r.holder.clone(),
-                        alive: !lease_of(r, now_ms, ttl).is_abandoned(),
+                        alive: !lease_of(r, lease_now, ttl).is_abandoned(),
                     });
                 let last_success_at = successes
                     .get(&(name, s.kind))
@@ -815,6 +820,7 @@ mod tests {
                 warnings: 0,
                 last_finished_at: Some(now - 4 * MIN),
             },
+            db_clock_ms: None,
         };
         let snap = Snapshot::build(&config, &state, now);
 

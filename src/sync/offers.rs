@@ -110,8 +110,9 @@ fn eans(v: Option<&Value>) -> Vec<String> {
 }
 
 fn to_row(raw: &str) -> Result<(u32, OfferRow), SyncError> {
-    let f: OfferFields = serde_json::from_str(raw)
-        .map_err(|e| SyncError::Item(format!("offer: {e}: {}", excerpt(raw))))?;
+    // The error names the field, never the item's JSON (no customer data in `runs`).
+    let f: OfferFields =
+        emag_client::decode_json(raw).map_err(|e| SyncError::Item(format!("offer: {e}")))?;
     let id = u32::try_from(f.id)
         .map_err(|_| SyncError::Item(format!("offer id {} is out of range", f.id)))?;
     let row = OfferRow {
@@ -132,10 +133,6 @@ fn to_row(raw: &str) -> Result<(u32, OfferRow), SyncError> {
         content_hash: content_hash(raw),
     };
     Ok((id, row))
-}
-
-pub(crate) fn excerpt(raw: &str) -> String {
-    raw.chars().take(200).collect()
 }
 
 /// State of one scan across pages and passes.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, OrderLineRow, OrderRow};
 
-use super::offers::{excerpt, int};
+use super::offers::int;
 use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
@@ -69,8 +69,9 @@ struct LineFields {
 }
 
 fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, SyncError> {
-    let bad = |e: String| SyncError::Item(format!("order: {e}: {}", excerpt(raw)));
-    let f: OrderFields = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+    // The errors name the field, never the order's JSON (names, phones, addresses).
+    let bad = |e: String| SyncError::Item(format!("order: {e}"));
+    let f: OrderFields = emag_client::decode_json(raw).map_err(|e| bad(e.to_string()))?;
     let id = i64::try_from(f.id).map_err(|_| bad(format!("id {} out of range", f.id)))?;
     let lines = f
         .products
@@ -297,5 +298,32 @@ mod tests {
         assert_eq!(row.customer_name.as_deref(), Some("Ana Pop"));
         assert_eq!(row.lines[0].sale_price.as_deref(), Some("26.4463"));
         assert_eq!(row.lines[0].vat.as_deref(), Some("0.2100"));
+    }
+
+    fn item_error(e: SyncError) -> String {
+        match e {
+            SyncError::Item(text) => text,
+            other => panic!("an item error, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_order_that_does_not_decode_is_named_by_field_not_by_its_customer_data() {
+        for raw in [
+            // A customer's details in a field that should hold a number.
+            r#"{"id": "Ana Pop, 0722123456, Str. Lalelelor 3", "type": 3}"#,
+            r#"{"id": 5, "customer": {"id": 1, "name": "Ana Pop"}, "products": [{"quantity": 1, "name": "Ana Pop 0722123456"}]}"#,
+            r#"{"id": 5, "customer": {"id": 1, "name": "Ana Pop", "phone": "0722123456"}"#,
+        ] {
+            let err = item_error(to_row(raw, OrderType::Seller).expect_err(raw));
+            assert!(
+                !err.contains("Ana Pop") && !err.contains("0722123456"),
+                "customer data in the error: {err}"
+            );
+            assert!(err.starts_with("order"), "{err}");
+        }
+        let err =
+            item_error(to_row(r#"{"id": "Ana Pop"}"#, OrderType::Seller).expect_err("bad id"));
+        assert!(err.contains("field id"), "{err}");
     }
 }

@@ -36,11 +36,18 @@ pub(crate) async fn sync_returns(
             .await?;
         let mut rows = Vec::with_capacity(page.items.len());
         for raw in &page.items {
-            let v: Value = serde_json::from_str(raw.get())
+            let v: Value = emag_client::decode_json(raw.get())
                 .map_err(|e| SyncError::Item(format!("rma: {e}")))?;
+            // Named by its fields, never by its JSON (customer data).
             let emag_id = int(v.get("emag_id"))
                 .or_else(|| int(v.get("id")))
-                .ok_or_else(|| SyncError::Item(format!("rma without emag_id: {}", raw.get())))?;
+                .ok_or_else(|| {
+                    let fields = v
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_else(|| "not an object".to_owned());
+                    SyncError::Item(format!("rma without emag_id (fields: {fields})"))
+                })?;
             rows.push(ReturnRow {
                 emag_id,
                 order_id: int(v.get("order_id")),

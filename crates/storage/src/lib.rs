@@ -18,7 +18,7 @@ mod runs;
 mod sql;
 mod totals;
 
-pub use db::{redact_url, Backend, Store};
+pub use db::{plaintext_network_warning, redact_url, Backend, Store};
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;
@@ -38,6 +38,11 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("cannot create the directory {path} for the SQLite database: {source}")]
     CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the file {path}: {source}")]
+    CreateFile {
         path: String,
         source: std::io::Error,
     },
