@@ -1220,21 +1220,31 @@ impl Parser<'_> {
         };
         let base_url = match self.get(&url_var) {
             None => marketplace.api_url().to_owned(),
-            Some(u) => {
-                if url::Url::parse(u)
-                    .map(|p| p.scheme().starts_with("http"))
-                    .unwrap_or(false)
-                {
-                    u.trim_end_matches('/').to_owned()
-                } else {
+            Some(u) => match url::Url::parse(u) {
+                // Credentials in a URL end up in logs, `status` and the accounts table, and
+                // eMAG takes them only as the Authorization header.
+                Ok(p) if !p.username().is_empty() || p.password().is_some() => {
                     self.problem(
                         &url_var,
-                        format!("{u:?} is not an http(s) URL"),
+                        "the URL holds a user name or password (user:pass@); emag-sync does not accept credentials in a URL",
+                        format!(
+                            "remove the user:pass@ part and set the credentials in {prefix}_USERNAME and {prefix}_PASSWORD"
+                        ),
+                    );
+                    String::new()
+                }
+                Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {
+                    u.trim_end_matches('/').to_owned()
+                }
+                _ => {
+                    self.problem(
+                        &url_var,
+                        format!("{:?} is not an http(s) URL", storage::redact_url(u)),
                         "write e.g. https://marketplace-api.emag.ro/api-3",
                     );
                     String::new()
                 }
-            }
+            },
         };
         let kind_var = format!("EMAG_{upper}_ACCOUNT_KIND");
         let kind = match self.get(&kind_var) {
@@ -1435,6 +1445,45 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} missing in {names:?}");
         }
+    }
+
+    #[test]
+    fn api_urls_with_user_info_are_refused_without_showing_the_password() {
+        for url in [
+            "https://seller:s3cret@marketplace-api.emag.ro/api-3",
+            "https://seller@marketplace-api.emag.ro/api-3",
+            "https://:s3cret@marketplace-api.emag.ro/api-3",
+        ] {
+            let err = Config::from_vars(&vars(&[
+                ("EMAG_API_USERNAME", "m"),
+                ("EMAG_API_PASSWORD", "p"),
+                ("EMAG_API_URL", url),
+            ]))
+            .expect_err("user-info refused");
+            let problem = err
+                .0
+                .iter()
+                .find(|p| p.variable == "EMAG_API_URL")
+                .unwrap_or_else(|| panic!("a problem for EMAG_API_URL: {err}"));
+            assert!(
+                problem.problem.contains("user name or password"),
+                "{problem:?}"
+            );
+            assert!(problem.fix.contains("EMAG_API_USERNAME"), "{problem:?}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        // Not a URL at all, with a password in it: refused, the password not shown.
+        let err = Config::from_vars(&vars(&[
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_API_PASSWORD", "p"),
+            (
+                "EMAG_API_URL",
+                "https://seller:s3 cret@marketplace-api.emag.ro:x/api-3",
+            ),
+        ]))
+        .expect_err("not a URL");
+        assert!(err.to_string().contains("EMAG_API_URL"), "{err}");
+        assert!(!err.to_string().contains("s3 cret"), "{err}");
     }
 
     #[test]

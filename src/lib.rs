@@ -9,10 +9,19 @@ pub mod alerts;
 pub mod analytics;
 pub mod backup;
 pub mod config;
+pub mod demo;
+pub mod pidfile;
 pub mod scheduler;
 pub mod status;
 pub mod sync;
 pub mod web;
+
+/// Makes every file and directory this process creates from now on private to its user (umask
+/// 0077): the database and its WAL, snapshots, logs, pid and lock files hold customer names,
+/// phones and addresses. Called first thing by the binary; systemd's `UMask=0077` says the same.
+pub fn make_new_files_private() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
 
 /// This process's identity in run leases: `host:pid:nonce`. The nonce keeps two processes
 /// that reuse a pid apart.

@@ -703,8 +703,10 @@ impl Scheduler {
             .into_iter()
             .collect();
         let ttl = self.ctx.settings.stale_after;
-        // One run per account at a time, across processes: what holds each account now.
-        let holds = account_holds(self.histories.values().map(|h| &h.latest), now_ms, ttl);
+        // One run per account at a time, across processes: what holds each account now, by
+        // the database's clock (the one the heartbeats are written by).
+        let lease_now = self.ctx.store.clock_ms().await?;
+        let holds = account_holds(self.histories.values().map(|h| &h.latest), lease_now, ttl);
         let mut due = Vec::new();
         let mut waits = Vec::new();
         let mut unblocked = Vec::new();

@@ -365,6 +365,9 @@ pub struct StoreState {
     pub quarantine: Vec<storage::QuarantineSummary>,
     /// The request encoding kept per account.
     pub encodings: Vec<(String, domain::ApiEncoding)>,
+    /// The database's clock when read, by which leases are judged (heartbeats are written
+    /// by it); `None`: the snapshot's time.
+    pub db_clock_ms: Option<i64>,
 }
 
 impl StoreState {
@@ -390,6 +393,7 @@ impl StoreState {
                 .into_iter()
                 .map(|(account, kept)| (account, kept.encoding))
                 .collect(),
+            db_clock_ms: Some(store.clock_ms().await?),
         })
     }
 }
@@ -430,7 +434,8 @@ impl Snapshot {
                 )
             })
             .collect();
-        let holds = account_holds(state.histories.iter().map(|h| &h.latest), now_ms, ttl);
+        let lease_now = state.db_clock_ms.unwrap_or(now_ms);
+        let holds = account_holds(state.histories.iter().map(|h| &h.latest), lease_now, ttl);
         let plan = schedules(config);
 
         let mut accounts = Vec::new();
@@ -481,7 +486,7 @@ impl Snapshot {
                         items_read: r.counts.items_read,
                         total_items: r.total_items,
                         holder: r.holder.clone(),
-                        alive: !lease_of(r, now_ms, ttl).is_abandoned(),
+                        alive: !lease_of(r, lease_now, ttl).is_abandoned(),
                     });
                 let last_success_at = successes
                     .get(&(name, s.kind))
@@ -878,6 +883,7 @@ mod tests {
                 last_reason: "order line id 7 appears twice in the order".into(),
             }],
             encodings: vec![("main".into(), domain::ApiEncoding::Form)],
+            db_clock_ms: None,
         };
         let snap = Snapshot::build(&config, &state, now);
         assert_eq!(

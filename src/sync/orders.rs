@@ -497,4 +497,25 @@ mod tests {
         assert_eq!(row.lines[0].sale_price.as_deref(), Some("26.4463"));
         assert_eq!(row.lines[0].vat.as_deref(), Some("0.2100"));
     }
+
+    fn item_error(e: Odd) -> String {
+        e.reason
+    }
+
+    #[test]
+    fn an_order_that_does_not_decode_is_named_by_field_not_by_its_customer_data() {
+        for raw in [
+            // A customer's details in a field that should hold a number.
+            r#"{"id": "Ana Pop, 0722123456, Str. Lalelelor 3", "type": 3}"#,
+            r#"{"id": 5, "customer": {"id": 1, "name": "Ana Pop"}, "products": [{"quantity": 1, "name": "Ana Pop 0722123456"}]}"#,
+            r#"{"id": 5, "customer": {"id": 1, "name": "Ana Pop", "phone": "0722123456"}"#,
+        ] {
+            let err = item_error(to_row(raw, OrderType::Seller).expect_err(raw));
+            assert!(
+                !err.contains("Ana Pop") && !err.contains("0722123456"),
+                "customer data in the error: {err}"
+            );
+            assert!(err.contains("order"), "{err}");
+        }
+    }
 }

@@ -262,6 +262,57 @@ async fn the_demo_needs_no_configuration_and_shows_what_it_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_refuses_to_delete_a_database_it_did_not_make_and_replaces_its_own() {
+    let dir = tempfile::tempdir().expect("dir");
+    let vars = std::collections::HashMap::new();
+    // A seller's database, given to the demo by mistake.
+    let shop = dir.path().join("shop.db");
+    let store = storage::Store::open(&format!("sqlite://{}", shop.display()))
+        .await
+        .expect("a real database");
+    store.close().await;
+    let before = std::fs::read(&shop).expect("read");
+    let demo = |db: &str| {
+        let mut c = binary(&vars, dir.path());
+        c.args([
+            "demo",
+            "--once",
+            "--offers",
+            "20",
+            "--orders",
+            "5",
+            "--database",
+            db,
+        ]);
+        c
+    };
+
+    let out = demo("shop.db").output().await.expect("demo");
+
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shop.db exists and was not made by `emag-sync demo`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&shop).expect("read"),
+        before,
+        "left as it was"
+    );
+
+    // A database the demo made is its own to replace, run after run.
+    for run in 1..=2 {
+        let out = demo("mine.db").output().await.expect("demo");
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_the_dashboard_and_prints_its_url_and_token() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().expect("dir");
@@ -326,4 +377,58 @@ async fn the_demo_serves_the_dashboard_and_prints_its_url_and_token() {
         .expect("the demo stops within 60 s of SIGTERM")
         .expect("wait");
     assert!(exit.success(), "{exit}");
+}
+
+/// Whether the test PostgreSQL server offers TLS (`show ssl`).
+async fn postgres_has_tls() -> bool {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&test_support::pg_admin_url())
+        .await
+        .expect("PostgreSQL");
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&mut conn)
+        .await
+        .expect("show ssl");
+    ssl == "on"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_command_connects_with_sslmode_require_and_warns_about_clear_text_over_a_network() {
+    // Arrange: the test server, reached over TLS (sslmode=require), and as a host that is not
+    // loopback (0.0.0.0 reaches this machine) without TLS being required.
+    let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
+    let db = TestDb::postgres().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let tls = postgres_has_tls().await;
+    let dir = dir.path();
+    let run = |url: String| {
+        let vars = sim_vars(&sim, &url);
+        async move { binary(&vars, dir).arg("test").output().await.expect("run") }
+    };
+
+    // Act
+    let required = run(format!("{}?sslmode=require", db.url)).await;
+    let network = run(db.url.replace("127.0.0.1", "0.0.0.0")).await;
+
+    // Assert
+    let out = String::from_utf8_lossy(&required.stdout);
+    if tls {
+        assert_eq!(required.status.code(), Some(0), "{out}");
+        assert!(out.contains("database:      OK"), "{out}");
+    } else {
+        // A server without TLS: the database check fails and says so.
+        assert_eq!(required.status.code(), Some(1), "{out}");
+        assert!(
+            out.contains("database:      FAILED") && out.contains("TLS"),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("WARNING"), "TLS required: no warning: {out}");
+    let out = String::from_utf8_lossy(&network.stdout);
+    assert_eq!(network.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("WARNING: the database connection to 0.0.0.0 is not required to be encrypted")
+            && out.contains("sslmode=verify-full"),
+        "{out}"
+    );
 }

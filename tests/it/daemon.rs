@@ -43,7 +43,21 @@ impl Env {
 
     /// The binary in the working directory with these variables (and `extra` over them).
     fn cmd(&self, extra: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_emag-sync"));
+        self.cmd_via(&[], extra, args)
+    }
+
+    /// [`Env::cmd`] run by a wrapper command (`unshare …`, `sh -c …`) that ends by running the
+    /// binary, given as the wrapper's next argument.
+    fn cmd_via(&self, wrapper: &[&str], extra: &[(&str, &str)], args: &[&str]) -> Command {
+        let bin = env!("CARGO_BIN_EXE_emag-sync");
+        let mut c = match wrapper.split_first() {
+            None => Command::new(bin),
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+        };
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("EMAG_LOG_LEVEL", "info")
@@ -64,8 +78,14 @@ impl Env {
 
     /// `start` in the foreground, once it printed its readiness line; returns its pid.
     async fn start_foreground(&self, extra: &[(&str, &str)]) -> (Child, u32) {
+        self.start_foreground_via(&[], extra).await
+    }
+
+    /// [`Env::start_foreground`] through a wrapper (see [`Env::cmd_via`]); the pid is the
+    /// wrapper's.
+    async fn start_foreground_via(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> (Child, u32) {
         let mut child = self
-            .cmd(extra, &["start"])
+            .cmd_via(wrapper, extra, &["start"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -288,5 +308,223 @@ async fn several_schedulers_may_share_one_postgres_database() {
             .await
             .expect("wait");
         assert!(exit.success());
+    }
+}
+
+/// Every file and directory under `dir` whose mode gives group or others any permission.
+fn not_private(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue; // removed meanwhile (a WAL at close)
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                found.push(format!("{:o} {}", mode, path.display()));
+            }
+            if meta.is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_the_daemon_creates_is_private_to_its_user() {
+    // Arrange: everything under one working directory, made by the daemon itself, run with
+    // the common umask 022 (what a shell or a service manager without UMask gives it).
+    let work = tempfile::tempdir().expect("dir");
+    let db_url = format!("sqlite://{}/data/emag.db", work.path().display());
+    let env = Env::new(&db_url).await;
+    let umask_022 = ["sh", "-c", "umask 022 && exec \"$0\" \"$@\""];
+    let vars = [
+        ("EMAG_PID_FILE", "run/emag-sync.pid"),
+        ("EMAG_BACKUP_DIR", "backups"),
+    ];
+    let created = [
+        env.path("run"),
+        env.path("logs"),
+        env.path("backups"),
+        work.path().join("data"),
+    ];
+
+    // Act: a detached scheduler (pid file, locks, database with WAL, logs, its output
+    // file), a snapshot taken while it runs, then a clean stop.
+    let started = bounded(
+        "start --detach",
+        env.cmd_via(&umask_022, &vars, &["start", "--detach"])
+            .output(),
+    )
+    .await
+    .expect("start");
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let backup = bounded(
+        "backup",
+        env.cmd_via(&umask_022, &vars, &["backup"]).output(),
+    )
+    .await
+    .expect("backup");
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let wal = work.path().join("data/emag.db-wal");
+    assert!(
+        wal.exists(),
+        "the database is in WAL mode while the scheduler runs"
+    );
+    let mut while_running = not_private(env.dir.path());
+    while_running.extend(not_private(work.path()));
+
+    let stop = env.run(&vars, &["stop"]).await;
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let mut after = not_private(env.dir.path());
+    after.extend(not_private(work.path()));
+
+    // Assert: the daemon made each kind of file, and none is readable by anyone else.
+    for dir in &created {
+        assert!(dir.is_dir(), "{} was created", dir.display());
+    }
+    assert!(
+        std::fs::read_dir(env.path("backups"))
+            .expect("backups")
+            .count()
+            > 0,
+        "a snapshot was written"
+    );
+    assert!(
+        std::fs::read_dir(env.path("logs")).expect("logs").count() >= 2,
+        "the log and the output file"
+    );
+    assert!(
+        while_running.is_empty() && after.is_empty(),
+        "files or directories open to group/others: {while_running:?} {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pid_file_naming_another_live_process_neither_blocks_start_nor_gets_it_signalled() {
+    // Arrange: a pid file left by a killed scheduler, whose pid now belongs to an unrelated
+    // live process.
+    let db = TestDb::sqlite();
+    let env = Env::new(&db.url).await;
+    let mut unrelated = Command::new("sleep")
+        .arg("600")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sleep");
+    let unrelated_pid = unrelated.id().expect("pid");
+    std::fs::write(env.path("a.pid"), format!("{unrelated_pid}\n")).expect("pid file");
+
+    // Act and assert: `stop` does not signal it …
+    let stop = env.run(&[], &["stop"]).await;
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(
+        text(&stop.stdout).contains("not running"),
+        "{}",
+        text(&stop.stdout)
+    );
+    assert!(
+        unrelated.try_wait().expect("try_wait").is_none(),
+        "the unrelated process was not signalled"
+    );
+
+    // … and `start` is not refused because of it.
+    let (mut scheduler, pid) = env.start_foreground(&[]).await;
+    let _guard = StopOnDrop(pid);
+    assert_eq!(
+        std::fs::read_to_string(env.path("a.pid"))
+            .expect("pid file")
+            .trim(),
+        pid.to_string()
+    );
+    let stop = env.run(&[], &["stop"]).await;
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let exit = bounded("the scheduler's exit", scheduler.wait())
+        .await
+        .expect("wait");
+    assert!(exit.success());
+    assert!(
+        unrelated.try_wait().expect("try_wait").is_none(),
+        "still not signalled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_scheduler_starts_again_at_once() {
+    let db = TestDb::sqlite();
+    let env = Env::new(&db.url).await;
+    let (mut first, pid) = env.start_foreground(&[]).await;
+    let _guard = StopOnDrop(pid);
+
+    first.start_kill().expect("SIGKILL");
+    let exit = bounded("the killed scheduler's exit", first.wait())
+        .await
+        .expect("wait");
+    assert!(!exit.success());
+    assert!(env.path("a.pid").exists(), "a SIGKILL leaves the pid file");
+
+    let (mut second, second_pid) = env.start_foreground(&[]).await;
+    let _second_guard = StopOnDrop(second_pid);
+    let stop = env.run(&[], &["stop"]).await;
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let exit = bounded("the scheduler's exit", second.wait())
+        .await
+        .expect("wait");
+    assert!(exit.success());
+}
+
+/// Waits until no process holds the lock of the pid file at `path` (a dying process's locks
+/// go when the kernel closes its files): the readiness signal of "the old scheduler is gone".
+async fn lock_released(path: PathBuf) {
+    let released = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        file.lock()?;
+        file.unlock()
+    });
+    bounded("the pid file's lock to be released", released)
+        .await
+        .expect("join")
+        .expect("lock");
+}
+
+/// The scheduler as PID 1 of a container: its pid file names pid 1 after every restart, and
+/// pid 1 is then the new scheduler itself. `unshare` gives it a PID namespace of its own;
+/// `--kill-child` SIGKILLs it when `unshare` is killed, as a container runtime would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_that_is_pid_1_in_a_container_starts_again_after_a_sigkill() {
+    let db = TestDb::sqlite();
+    let env = Env::new(&db.url).await;
+    let mut container = vec!["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+    if !rustix::process::geteuid().is_root() {
+        container.push("--map-root-user");
+    }
+    // Left by the last scheduler of this container.
+    std::fs::write(env.path("a.pid"), "1\n").expect("pid file");
+
+    for round in ["first start", "restart after SIGKILL"] {
+        let (mut scheduler, _) = env.start_foreground_via(&container, &[]).await;
+        assert_eq!(
+            std::fs::read_to_string(env.path("a.pid"))
+                .expect("pid file")
+                .trim(),
+            "1",
+            "{round}: the scheduler is pid 1 in its namespace"
+        );
+        // Seen from outside, pid 1 is this machine's init: never signalled.
+        let stop = env.run(&[], &["stop"]).await;
+        assert_eq!(stop.status.code(), Some(1), "{round}");
+        assert!(
+            text(&stop.stderr).contains("nothing was signalled"),
+            "{round}: {}",
+            text(&stop.stderr)
+        );
+        scheduler.start_kill().expect("SIGKILL the container");
+        bounded("the container's exit", scheduler.wait())
+            .await
+            .expect("wait");
+        lock_released(env.path("a.pid")).await;
     }
 }

@@ -54,6 +54,32 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// What to show of a body that is not a valid answer: an excerpt of text or HTML (a proxy's
+/// error page); for JSON, which may carry customer data, only where it broke.
+fn unparsed_excerpt(body: &[u8], e: &serde_json::Error) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.trim_start().starts_with(['{', '[']) {
+        format!(
+            "a JSON body of {} bytes that does not parse: {} at line {} column {}",
+            body.len(),
+            crate::decode::json_error_without_values(e),
+            e.line(),
+            e.column()
+        )
+    } else {
+        excerpt(body)
+    }
+}
+
+/// The names of the top-level fields of a JSON object body (never their values).
+fn top_level_keys(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Map<String, Value>>(body) {
+        Ok(map) if !map.is_empty() => map.keys().cloned().collect::<Vec<_>>().join(", "),
+        Ok(_) => "none".to_owned(),
+        Err(_) => "not an object".to_owned(),
+    }
+}
+
 /// Turns one `messages`/`errors` value into readable strings.
 fn message_texts(value: Option<&Value>, out: &mut Vec<String>) {
     match value {
@@ -93,22 +119,25 @@ fn truthy(v: &Value) -> Option<bool> {
 /// Decodes an answer with HTTP `status` (429 is handled by the caller).
 pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
     let parsed: Result<RawEnvelope<'_>, _> = serde_json::from_slice(body);
-    let Ok(env) = parsed else {
-        return Err(match status {
-            500..=599 => EmagError::Server { status },
-            401 | 403 => EmagError::Unauthorized {
-                status,
-                messages: vec![excerpt(body)],
-            },
-            404 => EmagError::BadUrl {
-                status,
-                excerpt: excerpt(body),
-            },
-            _ => EmagError::Malformed {
-                status,
-                excerpt: excerpt(body),
-            },
-        });
+    let env = match parsed {
+        Ok(env) => env,
+        Err(e) => {
+            return Err(match status {
+                500..=599 => EmagError::Server { status },
+                401 | 403 => EmagError::Unauthorized {
+                    status,
+                    messages: vec![unparsed_excerpt(body, &e)],
+                },
+                404 => EmagError::BadUrl {
+                    status,
+                    excerpt: unparsed_excerpt(body, &e),
+                },
+                _ => EmagError::Malformed {
+                    status,
+                    excerpt: unparsed_excerpt(body, &e),
+                },
+            })
+        }
     };
     let mut messages = Vec::new();
     message_texts(env.messages.as_ref(), &mut messages);
@@ -151,9 +180,22 @@ pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>
                 EmagError::Rejected { messages: all }
             })
         }
+        // The body is JSON, maybe with customer data in `results`: named by shape only.
         None => Err(EmagError::Malformed {
             status,
-            excerpt: format!("answer without a valid isError: {}", excerpt(body)),
+            excerpt: format!(
+                "answer without a valid isError ({}; fields: {})",
+                env.is_error
+                    .as_ref()
+                    .map_or("isError missing", |v| match v {
+                        Value::Null => "isError is null",
+                        Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+                            "isError is neither true nor false"
+                        }
+                        Value::Array(_) | Value::Object(_) => "isError is a list or an object",
+                    }),
+                top_level_keys(body)
+            ),
         }),
     }
 }
@@ -170,19 +212,31 @@ pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>,
     };
     let text = results.get().trim_start();
     if text.starts_with('[') {
-        serde_json::from_str(results.get())
-            .map_err(|e| malformed(format!("results is not a list of objects: {e}")))
+        serde_json::from_str(results.get()).map_err(|e| {
+            malformed(format!(
+                "results is not a list of objects: {}",
+                crate::decode::json_error_without_values(&e)
+            ))
+        })
     } else if text.starts_with('{') {
         let map: std::collections::BTreeMap<String, Box<RawValue>> =
-            serde_json::from_str(results.get())
-                .map_err(|e| malformed(format!("results object unreadable: {e}")))?;
+            serde_json::from_str(results.get()).map_err(|e| {
+                malformed(format!(
+                    "results object unreadable: {}",
+                    crate::decode::json_error_without_values(&e)
+                ))
+            })?;
         Ok(map.into_values().collect())
     } else if text == "null" {
         Ok(Vec::new())
     } else {
         Err(malformed(format!(
-            "unexpected results: {}",
-            excerpt(text.as_bytes())
+            "unexpected results: a JSON {} instead of a list or an object",
+            match text.chars().next() {
+                Some('"') => "string",
+                Some('t' | 'f') => "boolean",
+                _ => "number",
+            }
         )))
     }
 }
@@ -251,6 +305,40 @@ mod tests {
             decode(200, auth),
             Err(EmagError::Unauthorized { status: 200, .. })
         ));
+    }
+
+    #[test]
+    fn a_malformed_answer_never_quotes_the_customer_data_in_it() {
+        let customer = br#"{"isError":false,"results":[{"id":1,"customer":{"name":"Ion Popescu","phone":"0722123456"}}"#;
+        let no_flag =
+            br#"{"results":[{"id":1,"customer":{"name":"Ion Popescu","phone":"0722123456"}}]}"#;
+        let odd_results = br#"{"isError":false,"results":"Ion Popescu 0722123456"}"#;
+        let mut shown = Vec::new();
+        for (status, body) in [
+            (200, &customer[..]),
+            (401, customer),
+            (404, customer),
+            (200, no_flag),
+        ] {
+            shown.push(decode(status, body).expect_err("malformed").to_string());
+        }
+        let env = decode(200, odd_results).expect("an envelope");
+        shown.push(
+            results_as_items(&env.results)
+                .expect_err("not items")
+                .to_string(),
+        );
+        for text in &shown {
+            assert!(
+                !text.contains("Popescu") && !text.contains("0722"),
+                "customer data in: {text}"
+            );
+        }
+        assert!(shown[0].contains("does not parse"), "{}", shown[0]);
+        assert!(shown[3].contains("fields: results"), "{}", shown[3]);
+        // Text that is not JSON (a proxy's page) is still shown, to say what answered.
+        let html = decode(400, b"<html>blocked by proxy</html>").expect_err("html");
+        assert!(html.to_string().contains("blocked by proxy"), "{html}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! turned into a failure by itself.
 
 mod client;
+mod decode;
 mod envelope;
 mod error;
 mod money;
@@ -17,6 +18,7 @@ pub use client::{
     ClientConfig, ClientStats, Credentials, EmagClient, Page, PageLoop, RequestCount, ResponseCode,
     RouteClass, DEFAULT_MAX_BODY, PAGES_WITHOUT_COUNT,
 };
+pub use decode::{decode_json, json_error_without_values, DecodeError};
 pub use envelope::{Count, Envelope};
 pub use error::EmagError;
 pub use money::{Money, MoneyParseError};

@@ -208,6 +208,19 @@ impl Store {
         &self.url_redacted
     }
 
+    /// The database's clock, in Unix milliseconds: the one clock by which every instance
+    /// writes heartbeats and judges leases ([`domain::Lease::judge`]), so that hosts whose
+    /// clocks disagree never take a live run from each other. An SQLite file lives on this
+    /// machine: its clock is this machine's.
+    pub async fn clock_ms(&self) -> Result<i64> {
+        match self.backend {
+            Backend::Sqlite => Ok(crate::now_ms()),
+            Backend::Postgres => Ok(sqlx::query_scalar::<_, i64>(POSTGRES_CLOCK_MS)
+                .fetch_one(&self.pool)
+                .await?),
+        }
+    }
+
     /// A trivial round trip, for health checks.
     pub async fn ping(&self) -> Result<Duration> {
         let start = std::time::Instant::now();
@@ -271,6 +284,21 @@ impl Store {
     }
 }
 
+/// PostgreSQL's clock now (not the transaction's start, which `now()` would give).
+const POSTGRES_CLOCK_MS: &str =
+    "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// [`Store::clock_ms`] inside a transaction.
+pub(crate) async fn clock_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
+    if tx.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        Ok(sqlx::query_scalar::<_, i64>(POSTGRES_CLOCK_MS)
+            .fetch_one(&mut **tx)
+            .await?)
+    } else {
+        Ok(crate::now_ms())
+    }
+}
+
 fn newest_version(migrator: &sqlx::migrate::Migrator) -> i64 {
     migrator.iter().map(|m| m.version).max().unwrap_or(0)
 }
@@ -291,10 +319,7 @@ async fn lock_setup(db: Option<&Path>) -> Result<Option<FileLock>> {
         return Ok(None);
     };
     if let Some(parent) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
-            path: parent.display().to_string(),
-            source,
-        })?;
+        create_private_dir(parent)?;
     }
     Ok(Some(FileLock::migration(db).await?))
 }
@@ -307,14 +332,17 @@ fn sqlite_url_with_create(url: &str) -> Result<String> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" && !path.is_empty() {
+    let memory = query.split('&').any(|p| p == "mode=memory");
+    if path != ":memory:" && !path.is_empty() && !memory {
         if let Some(parent) = Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
-                    path: parent.display().to_string(),
-                    source,
-                })?;
+                create_private_dir(parent)?;
             }
+        }
+        // Created here, 0600, rather than by SQLite with the umask's mode: SQLite gives the
+        // WAL and shared-memory files the mode of the database file.
+        if !query.contains("mode=ro") {
+            create_private_file(Path::new(path))?;
         }
     }
     let query = if query.contains("mode=") {
@@ -327,15 +355,143 @@ fn sqlite_url_with_create(url: &str) -> Result<String> {
     Ok(format!("sqlite://{path}?{query}"))
 }
 
-/// Replaces the password of a database URL with `***`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+/// Creates `dir` and its missing parents with mode 0700: the files under it hold customer
+/// data. Directories that exist keep their mode.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StorageError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })
+}
+
+/// Creates an empty file with mode 0600 if there is none at `path`; an existing file is
+/// left as it is.
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StorageError::CreateFile {
+            path: path.display().to_string(),
+            source,
+        }),
     }
+}
+
+/// Why a PostgreSQL `DATABASE_URL` sends passwords and customer data in clear over a
+/// network: a host that is not this machine (not loopback, not a Unix socket) without
+/// `sslmode=require`, `verify-ca` or `verify-full`. (`prefer`, the default, falls back to
+/// clear text whenever the server — or someone in between — says it has no TLS.) `None`
+/// when the connection is encrypted or stays on this machine, and for SQLite.
+pub fn plaintext_network_warning(url: &str) -> Option<String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let param = |key: &str| {
+        parsed
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mode = param("sslmode").unwrap_or_else(|| "prefer".to_owned());
+    if matches!(mode.as_str(), "require" | "verify-ca" | "verify-full") {
+        return None;
+    }
+    // A `host=` parameter wins over the URL's host, as in libpq; a path there is a socket.
+    let host = param("host").unwrap_or_else(|| parsed.host_str().unwrap_or("").to_owned());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        });
+    (!local).then(|| {
+        format!(
+            "the database connection to {host} is not required to be encrypted (sslmode={mode}): \
+             its password and the customer data can cross the network in clear; add \
+             ?sslmode=verify-full to DATABASE_URL (or sslmode=require if the server's \
+             certificate cannot be verified)"
+        )
+    })
+}
+
+/// A database URL safe to print: the password of the user-info and any `password=` /
+/// `sslpassword=` parameter replaced with `***`. A URL that does not parse (often because
+/// its password holds a `/`, `#` or space) still gets everything between `://` and its last
+/// `@` replaced, so no part of the password shows.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "***";
+    let secret_param = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        k == "password" || k == "sslpassword"
+    };
+    // `user:pw@host/db` parses too, as scheme `user` and a path: without a host, an `@`
+    // is read by the rule for what does not parse.
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|p| p.has_host() || !url.contains('@'));
+    if let Some(mut parsed) = parsed {
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some(HIDDEN));
+        }
+        if parsed.query_pairs().any(|(k, _)| secret_param(&k)) {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if secret_param(&k) {
+                        HIDDEN.into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        return parsed.to_string();
+    }
+    // Not a URL: hide the user-info by the rule above, then the password parameters.
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start + 3 => {
+            format!("{}{HIDDEN}{}", &url[..start + 3], &url[at..])
+        }
+        (None, Some(at)) => format!("{HIDDEN}{}", &url[at..]),
+        _ => url.to_owned(),
+    };
+    let lower = out.to_ascii_lowercase();
+    let mut cuts = Vec::new();
+    for key in ["sslpassword=", "password="] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(key) {
+            let start = from + i + key.len();
+            let end = lower[start..].find('&').map_or(lower.len(), |e| start + e);
+            // `password=` inside `sslpassword=` is the same value, cut once.
+            if !cuts.iter().any(|&(s, _)| s == start) {
+                cuts.push((start, end));
+            }
+            from = start;
+        }
+    }
+    cuts.sort_unstable();
+    for (start, end) in cuts.into_iter().rev() {
+        out.replace_range(start..end, HIDDEN);
+    }
+    out
 }
 
 impl Store {
@@ -445,12 +601,12 @@ impl Store {
                 "online backups are for SQLite; on PostgreSQL use pg_dump".into(),
             ));
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(parent)?;
         }
+        // An empty file is a valid target for VACUUM INTO; created 0600 first, so the
+        // snapshot never exists with the umask's mode.
+        create_private_file(path)?;
         let target = path.display().to_string().replace('\'', "''");
         sqlx::query(&format!("VACUUM INTO '{target}'"))
             .execute(&self.pool)
@@ -470,6 +626,101 @@ mod tests {
             "postgres://app:***@db.example:5432/emag"
         );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    /// sqlx is built with TLS (rustls): `sslmode=require` gives an encrypted session where the
+    /// server offers TLS, and a clear error where it does not; `verify-full` never accepts a
+    /// certificate it cannot verify (the test server's is self-signed).
+    #[tokio::test]
+    async fn postgres_connections_use_tls_when_the_url_requires_it() {
+        let db = test_support::TestDb::postgres().await;
+        let server_tls = {
+            let plain = Store::connect(&db.url).await.expect("connect");
+            let ssl: String = sqlx::query_scalar("SHOW ssl")
+                .fetch_one(&plain.pool)
+                .await
+                .expect("show ssl");
+            plain.close().await;
+            ssl == "on"
+        };
+        let required = Store::open(&format!("{}?sslmode=require", db.url)).await;
+        if server_tls {
+            let store = required.expect("sslmode=require connects");
+            let encrypted: bool =
+                sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                    .fetch_one(&store.pool)
+                    .await
+                    .expect("pg_stat_ssl");
+            assert!(encrypted, "the session is encrypted");
+            store.close().await;
+            let verified = Store::connect(&format!("{}?sslmode=verify-full", db.url)).await;
+            let err = verified.expect_err("a self-signed certificate is not trusted");
+            assert!(
+                err.to_string().to_ascii_lowercase().contains("certificate"),
+                "{err}"
+            );
+        } else {
+            let err = required.expect_err("no TLS on the server");
+            assert!(err.to_string().contains("TLS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_a_network_postgres_connection_without_required_tls_is_warned_about() {
+        for url in [
+            "postgres://app@db.example/emag",
+            "postgres://app@db.example/emag?sslmode=prefer",
+            "postgresql://app@10.0.0.5:5432/emag?sslmode=disable",
+            "postgres://app@0.0.0.0/emag",
+            "postgres:///emag?host=db.example",
+        ] {
+            let warning = plaintext_network_warning(url).unwrap_or_else(|| panic!("{url}"));
+            assert!(warning.contains("sslmode=verify-full"), "{warning}");
+        }
+        for url in [
+            "postgres://app@db.example/emag?sslmode=require",
+            "postgres://app@db.example/emag?sslmode=verify-full",
+            "postgres://app@localhost/emag",
+            "postgres://app@127.0.0.1:5432/emag",
+            "postgres://app@[::1]/emag",
+            "postgres:///emag?host=/var/run/postgresql",
+            "sqlite://data/x.db",
+        ] {
+            assert_eq!(plaintext_network_warning(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn database_url_passwords_are_redacted_even_when_the_url_does_not_parse() {
+        for (url, secret) in [
+            // A `/` or `#` in the password ends the authority: no valid port, no URL.
+            ("postgres://app:pa/ss@db.example:5432/emag", "pa/ss"),
+            ("postgres://app:x#y@db.example/emag", "x#y"),
+            ("postgres://app:s3 cret@db.example:5432/emag", "s3 cret"),
+            ("postgres://app:p@ss@db.example:notaport/emag", "p@ss"),
+            ("app:s3cret@db.example/emag", "s3cret"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+            assert!(shown.contains("db.example"), "the host stays: {shown}");
+        }
+        for (url, secret) in [
+            (
+                "postgres://db.example/emag?user=app&password=s3cret&sslmode=require",
+                "s3cret",
+            ),
+            (
+                "postgres://db.example:x/emag?sslpassword=k3y&password=s3cret",
+                "s3cret",
+            ),
+        ] {
+            let shown = redact_url(url);
+            assert!(
+                !shown.contains(secret) && !shown.contains("k3y"),
+                "{url} shown as {shown}"
+            );
+            assert!(shown.contains("db.example"), "the host stays: {shown}");
+        }
     }
 
     #[test]

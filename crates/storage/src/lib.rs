@@ -22,7 +22,7 @@ mod sql;
 mod totals;
 
 pub use alerts::{Delivery, Evaluated, Firing, IncidentRow, OutboxCounts};
-pub use db::{redact_url, Backend, Store};
+pub use db::{plaintext_network_warning, redact_url, Backend, Store};
 pub use encoding::KeptEncoding;
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
@@ -44,6 +44,11 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("cannot create the directory {path} for the SQLite database: {source}")]
     CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the file {path}: {source}")]
+    CreateFile {
         path: String,
         source: std::io::Error,
     },

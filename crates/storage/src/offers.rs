@@ -233,7 +233,7 @@ impl Store {
     /// `LeaseLost` when the run was taken over.
     pub async fn record_offer_misses(&self, run: &ActiveRun, ids: &[i64]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        crate::runs::hold_lease_in(&mut tx, run, now_ms()).await?;
+        crate::runs::hold_lease_in(&mut tx, run).await?;
         for chunk in ids.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(
                 self.backend(),
@@ -272,7 +272,7 @@ impl Store {
     pub async fn mark_missed_offers_removed(&self, run: &ActiveRun, scans: i64) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        crate::runs::hold_lease_in(&mut tx, run, now).await?;
+        crate::runs::hold_lease_in(&mut tx, run).await?;
         let removed = sqlx::query(
             "UPDATE offers SET removed = 1, removed_at = $1, updated_at = $1 \
              WHERE account = $2 AND missed_scans >= $3 AND removed = 0 AND missed_by_run = $4",
@@ -293,7 +293,7 @@ impl Store {
     pub async fn mark_offers_removed(&self, run: &ActiveRun, ids: &[i64]) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        crate::runs::hold_lease_in(&mut tx, run, now).await?;
+        crate::runs::hold_lease_in(&mut tx, run).await?;
         let mut removed = 0;
         for chunk in ids.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(

@@ -123,7 +123,8 @@ impl Store {
                     return Ok(BeginRun::SlotTaken { run_id });
                 }
             }
-            let now = now_ms();
+            // The database's clock: hosts judging each other's heartbeats must share one.
+            let now = self.clock_ms().await?;
             let existing = sqlx::query(&format!(
                 "SELECT id, state, holder, heartbeat_at FROM runs \
                  WHERE account = $1 AND kind = $2 AND state IN {ACTIVE_STATES}"
@@ -260,7 +261,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3 AND state = 'running'",
         )
-        .bind(now_ms())
+        .bind(self.clock_ms().await?)
         .bind(run.id)
         .bind(&run.holder)
         .execute(&self.pool)
@@ -471,8 +472,8 @@ async fn close_ended_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_id: i64)
 pub(crate) async fn hold_lease_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     run: &ActiveRun,
-    now: i64,
 ) -> Result<()> {
+    let now = crate::db::clock_in(tx).await?;
     let done = sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3")
         .bind(now)
         .bind(run.id)
@@ -516,7 +517,7 @@ pub(crate) async fn add_counts(
     .bind(to_i64(c.requests))
     .bind(to_i64(c.rate_limit_waits))
     .bind(to_i64(c.retries))
-    .bind(now_ms())
+    .bind(crate::db::clock_in(tx).await?)
     .bind(run.id)
     .bind(&run.holder)
     .execute(&mut **tx)

@@ -1493,3 +1493,62 @@ mod api_encoding {
         assert_eq!(store.api_encoding("fbe").await.expect("read"), None);
     }
 }
+
+/// Leases are judged by the database's clock, not by each host's: with PostgreSQL's clock an
+/// hour behind this host's (a `clock_timestamp()` of the test database's own, found first on
+/// its search path), a heartbeat that is fresh by the database's clock keeps its run, and
+/// heartbeats are written by that clock too. (An SQLite file is on this machine: its clock is
+/// this machine's, and there is nothing to disagree.)
+#[tokio::test]
+async fn leases_are_judged_by_the_database_clock_not_the_hosts() {
+    // Arrange: a database whose clock is one hour behind this host.
+    let db = TestDb::postgres().await;
+    let db_name = db.url.rsplit('/').next().expect("name").to_owned();
+    {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        for sql in [
+            "CREATE FUNCTION public.clock_timestamp() RETURNS timestamptz LANGUAGE sql \
+             AS $$ SELECT pg_catalog.clock_timestamp() - interval '1 hour' $$"
+                .to_owned(),
+            format!("ALTER DATABASE {db_name} SET search_path = public, pg_catalog"),
+        ] {
+            sqlx::query(&sql).execute(&mut conn).await.expect(&sql);
+        }
+        conn.close().await.expect("close");
+    }
+    let store = Store::open(&db.url).await.expect("open");
+    store
+        .upsert_account("main", "main", "emag_ro", "http://x/api-3")
+        .await
+        .expect("account");
+    let host_now = storage::now_ms();
+    let db_now = store.clock_ms().await.expect("clock");
+    assert!(
+        (host_now - db_now - 3_600_000).abs() < 60_000,
+        "the database's clock is an hour behind: host {host_now}, db {db_now}"
+    );
+
+    // Act: another host holds a run and beats for it; the lease TTL is one minute.
+    let BeginRun::Started(run) = begin(&store, "main", "otherhost:1:a", alive).await else {
+        panic!("expected a new run")
+    };
+    store.heartbeat_run(&run).await.expect("heartbeat");
+
+    // Assert: the heartbeat carries the database's time, and by that time the lease is
+    // fresh — by this host's clock it would be an hour old, and taken over.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let beat: i64 = sqlx::query_scalar("SELECT heartbeat_at FROM runs WHERE id = $1")
+        .bind(run.id)
+        .fetch_one(&mut conn)
+        .await
+        .expect("heartbeat_at");
+    assert!(
+        (beat - db_now).abs() < 60_000,
+        "heartbeat {beat} by the database's clock {db_now}, not the host's {host_now}"
+    );
+    match begin(&store, "main", "thishost:2:b", alive).await {
+        BeginRun::Busy { run_id, .. } => assert_eq!(run_id, run.id),
+        other => panic!("a live lease was taken over by a host with another clock: {other:?}"),
+    }
+    conn.close().await.expect("close");
+}

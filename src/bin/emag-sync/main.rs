@@ -78,6 +78,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    emag_sync::make_new_files_private();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

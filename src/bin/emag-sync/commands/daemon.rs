@@ -42,14 +42,12 @@ pub struct StatusArgs {
     json: bool,
 }
 
-/// The pid in a pid file, if the process still runs.
+/// The pid of the scheduler running from a pid file, if one runs and is emag-sync.
 fn live_pid(pid_file: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    emag_sync::process_alive(pid).then_some(pid)
+    match emag_sync::pidfile::running(pid_file) {
+        emag_sync::pidfile::Running::Yes(pid) => Some(pid),
+        _ => None,
+    }
 }
 
 pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
@@ -90,13 +88,19 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         eprintln!("error: {errors}");
         return EXIT_CONFIG;
     }
-    if let Some(pid) = live_pid(&config.pid_file) {
-        eprintln!(
-            "error: emag-sync is already running (pid {pid}, pid file {}); stop it with `emag-sync stop`",
-            config.pid_file.display()
-        );
-        return 1;
-    }
+    // Locked (and unlocked by the OS when the process ends, however it ends) until `start`
+    // returns: a pid file left by a killed scheduler is taken over, whatever pid it names.
+    let pid_file = match emag_sync::pidfile::PidFile::acquire(&config.pid_file) {
+        Ok(pid_file) => pid_file,
+        Err(e @ emag_sync::pidfile::PidFileError::Running { .. }) => {
+            eprintln!("error: {e}; stop it with `emag-sync stop`");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("error: {e} (set EMAG_PID_FILE)");
+            return 1;
+        }
+    };
     // Held (unlocked by the OS when the process ends, however it ends) until `start` returns.
     let _sqlite_lock = match lock_sqlite_database(&config.database_url) {
         Ok(lock) => lock,
@@ -116,20 +120,6 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    if let Some(dir) = config
-        .pid_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = std::fs::write(&config.pid_file, format!("{}\n", std::process::id())) {
-        eprintln!(
-            "error: cannot write the pid file {}: {e} (set EMAG_PID_FILE)",
-            config.pid_file.display()
-        );
-        return 1;
-    }
     let mut ctx = SyncContext::new(store.clone(), config.sync);
     ctx.reference_failover = accounts::failover_peers(&config);
     let cancel = ctx.cancel.clone();
@@ -195,7 +185,7 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         dashboard.stop().await;
     }
     store.close().await;
-    let _ = std::fs::remove_file(&config.pid_file);
+    drop(pid_file);
     match result {
         Ok(()) => {
             say("emag-sync scheduler stopped");
@@ -485,13 +475,29 @@ pub async fn stop(env_file: Option<&Path>, args: StopArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(pid) = live_pid(&config.pid_file) else {
-        println!(
-            "emag-sync is not running (no live process in {})",
-            config.pid_file.display()
-        );
-        let _ = std::fs::remove_file(&config.pid_file);
-        return 0;
+    // Only a process that holds the pid file's lock and is emag-sync is ever signalled: a
+    // pid left by a killed scheduler may name any process by now.
+    let pid = match emag_sync::pidfile::running(&config.pid_file) {
+        emag_sync::pidfile::Running::Yes(pid) => pid,
+        emag_sync::pidfile::Running::No => {
+            println!(
+                "emag-sync is not running (no scheduler holds {})",
+                config.pid_file.display()
+            );
+            return 0;
+        }
+        emag_sync::pidfile::Running::Unverified(pid) => {
+            let named = pid
+                .map(|p| format!(" names pid {p}, which"))
+                .unwrap_or_default();
+            eprintln!(
+                "error: a scheduler holds {} but the pid file{named} is not an emag-sync process \
+                 this command can see (starting this instant, or in another PID namespace); \
+                 nothing was signalled — stop it where it runs",
+                config.pid_file.display()
+            );
+            return 1;
+        }
     };
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -15,8 +15,9 @@ use crate::output::{init_logging, summary_table};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// SQLite file the demo writes (recreated on every run).
-    #[arg(long, default_value = "data/demo.db")]
+    /// SQLite file the demo writes (recreated on every run; an existing file is deleted only
+    /// if an earlier demo made it).
+    #[arg(long, default_value = emag_sync::demo::DEFAULT_DEMO_DATABASE)]
     database: PathBuf,
     /// Offers per simulated account.
     #[arg(long, default_value_t = 1000)]
@@ -53,6 +54,8 @@ pub async fn run(args: Args) -> u8 {
 }
 
 async fn demo(args: Args) -> anyhow::Result<u8> {
+    // Before anything starts: a database that is not the demo's is refused, not deleted.
+    emag_sync::demo::remove_for_new_demo(&args.database)?;
     let sim = Simulator::spawn(SimConfig {
         seed: args.seed,
         offers_per_account: args.offers,
@@ -61,11 +64,7 @@ async fn demo(args: Args) -> anyhow::Result<u8> {
     })
     .await?;
     println!("simulator: {} (eMAG rate limits enforced)", sim.base_url);
-    for ext in ["", "-wal", "-shm"] {
-        let mut p = args.database.clone().into_os_string();
-        p.push(ext);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
+    emag_sync::demo::create_demo_database(&args.database).await?;
     let mut vars: HashMap<String, String> = env_lines(&sim.base_url, &sim.sim.accounts())
         .into_iter()
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))

@@ -56,6 +56,9 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
         }
     };
 
+    // A warning, not a failure: the database works, but not safely over a network.
+    let database_warning = storage::plaintext_network_warning(&config.database_url);
+
     let mut checks = Vec::new();
     for account in &config.accounts {
         let mut client_config = config.client_config(account);
@@ -110,12 +113,19 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
     }
 
     if args.json {
-        let out =
-            serde_json::json!({ "configuration": "OK", "database": database, "accounts": checks });
+        let out = serde_json::json!({
+            "configuration": "OK",
+            "database": database,
+            "database_warning": database_warning,
+            "accounts": checks,
+        });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         println!("configuration: OK ({} account(s))", config.accounts.len());
         println!("database:      {database}");
+        if let Some(warning) = &database_warning {
+            println!("               WARNING: {warning}");
+        }
         for c in &checks {
             println!(
                 "account {:<10} ({}) {}: {} — {}",
