@@ -221,6 +221,42 @@ async fn events_tell_of_pause_and_resume() {
     assert_eq!(resumed["account"], "fbe");
 }
 
+/// `/api/status` is served gzip-compressed to a client that asks for it (the same JSON), and
+/// plain to one that does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_is_gzip_compressed_for_clients_that_take_it() {
+    use std::io::Read as _;
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let server = Server::start(AppState::new(app.config.clone(), app.store.clone())).await;
+    let url = format!("{}/api/status", server.base);
+    let plain = server.http.get(&url).send().await.expect("plain");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: Value = plain.json().await.expect("JSON");
+    let gz = server
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("gzip");
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    let bytes = gz.bytes().await.expect("body");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    let unzipped: Value = serde_json::from_str(&text).expect("JSON");
+    // Two reads a moment apart: the same accounts and shape (times may move).
+    assert_eq!(
+        unzipped["scheduler"]["accounts"]
+            .as_object()
+            .map(|a| a.len()),
+        plain["scheduler"]["accounts"].as_object().map(|a| a.len())
+    );
+    assert!(unzipped["logs"].is_object());
+}
+
 /// One snapshot serves every status request for `EMAG_DASHBOARD_STATUS_MAX_AGE` (an hour
 /// here, so time plays no part): a change written behind the server's back is not seen; a
 /// mutation through the server, or a change the events poller saw, makes the next request
