@@ -293,14 +293,7 @@ impl Server {
 
     /// The process's peak resident set (`VmHWM`), KiB.
     fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
+        crate::peak_rss_kib_of(&self.child.id().to_string()).unwrap_or(0)
     }
 
     fn stop(&mut self) {

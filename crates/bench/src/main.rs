@@ -90,7 +90,12 @@ pub fn init_logging(level: &str) {
 
 /// Peak resident memory of this process in KiB (VmHWM), where the OS tells it.
 pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_kib_of("self")
+}
+
+/// Peak resident memory of process `pid` (`self`: this one) in KiB (VmHWM).
+pub fn peak_rss_kib_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
