@@ -23,7 +23,7 @@ use storage::{Delivery, Evaluated, Firing, IncidentRow, StorageError, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Language};
-use crate::status::{ConditionKind, Level, Snapshot};
+use crate::status::{ConditionKind, InstanceState, Level, Snapshot};
 
 /// The rules [`evaluate`] decides: an open incident of one of them whose condition no longer
 /// fires is resolved.
@@ -61,9 +61,35 @@ fn key(rule: AlertRule, account: Option<&str>, kind: Option<domain::SyncKind>) -
 /// The conditions of `snapshot` that fire under `config`'s rules. Pure.
 pub fn evaluate(config: &Config, snapshot: &Snapshot) -> Vec<Firing> {
     let settings = &config.alerts;
+    // Data never synced is no news while the scheduler that will sync it has just started
+    // (a fresh install would get an alert per kind, then a recovery per kind, in its first
+    // minutes): it fires once a live instance has run longer than the kind's threshold.
+    let uptime = snapshot
+        .scheduler
+        .instances
+        .iter()
+        .filter(|i| i.state == InstanceState::Live)
+        .map(|i| snapshot.taken_at - i.row.started_at)
+        .max();
+    let never_synced_yet = |account: Option<&str>, kind: Option<domain::SyncKind>| {
+        let freshness = snapshot
+            .accounts
+            .iter()
+            .find(|a| Some(a.name.as_str()) == account)
+            .and_then(|a| a.kinds.iter().find(|k| Some(k.kind) == kind))
+            .and_then(|k| k.freshness);
+        match (freshness, uptime) {
+            (Some(f), Some(up)) => f.age_ms.is_none() && up < f.warn_after_ms,
+            _ => false,
+        }
+    };
     let mut out: Vec<Firing> = snapshot
         .conditions()
         .into_iter()
+        .filter(|c| {
+            c.kind != ConditionKind::StaleData
+                || !never_synced_yet(c.account.as_deref(), c.sync_kind)
+        })
         .map(|c| {
             let rule = match c.kind {
                 ConditionKind::SchedulerDown => AlertRule::SchedulerDown,
@@ -544,6 +570,50 @@ pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config() -> Config {
+        let vars: std::collections::HashMap<String, String> = [
+            ("EMAG_API_USERNAME", "m"),
+            ("EMAG_API_PASSWORD", "p"),
+            ("EMAG_MAIN_SYNC_TYPES", "offers"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Config::from_vars(&vars).expect("config")
+    }
+
+    /// Nothing synced yet, with a scheduler that started `minutes` ago.
+    fn fresh_install(minutes: i64) -> Snapshot {
+        let now = 1_764_460_800_000;
+        let state = crate::status::StoreState {
+            instances: vec![storage::InstanceRow {
+                id: "host:1:a".into(),
+                host: "host".into(),
+                pid: 1,
+                version: "0".into(),
+                started_at: now - minutes * 60_000,
+                heartbeat_at: now - 1_000,
+                schedules: 1,
+                running: 1,
+                stopped_at: None,
+            }],
+            ..Default::default()
+        };
+        Snapshot::build(&config(), &state, now)
+    }
+
+    #[test]
+    fn never_synced_data_is_not_alerted_while_a_just_started_scheduler_syncs_it() {
+        let stale = |s: &Snapshot| {
+            evaluate(&config(), s)
+                .iter()
+                .filter(|f| f.rule == AlertRule::StaleData)
+                .count()
+        };
+        assert_eq!(stale(&fresh_install(2)), 0, "two minutes after start");
+        assert_eq!(stale(&fresh_install(45)), 1, "past the 35-minute threshold");
+    }
 
     #[test]
     fn retries_back_off_from_30_seconds_to_an_hour() {
