@@ -570,18 +570,7 @@ pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config() -> Config {
-        let vars: std::collections::HashMap<String, String> = [
-            ("EMAG_API_USERNAME", "m"),
-            ("EMAG_API_PASSWORD", "p"),
-            ("EMAG_MAIN_SYNC_TYPES", "offers"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        Config::from_vars(&vars).expect("config")
-    }
+    use crate::analytics::tests::config;
 
     /// Nothing synced yet, with a scheduler that started `minutes` ago.
     fn fresh_install(minutes: i64) -> Snapshot {

@@ -475,7 +475,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
@@ -492,7 +492,8 @@ mod tests {
         }
     }
 
-    fn config() -> Config {
+    /// MAIN syncing offers only: the configuration the analytics and alert tests judge by.
+    pub(crate) fn config() -> Config {
         let vars: std::collections::HashMap<String, String> = [
             ("EMAG_API_USERNAME", "m"),
             ("EMAG_API_PASSWORD", "p"),
