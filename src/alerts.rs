@@ -12,34 +12,70 @@
 //!   resolves.
 //!
 //! Channels: a Slack-compatible webhook, email (SMTP), ntfy, a Telegram bot and SMS (Twilio).
-//! The rate-limit rule and the run takeover notice are not evaluated yet (they need the 429
-//! counts per hour in the store).
+//!
+//! Besides the snapshot, two [`Signals`] feed the rules: the 429 waits of each account in the
+//! last hour (rate limiting) and the runs taken over from a dead instance (an info notice,
+//! resolved silently when its window passes). An incident still firing past both escalation
+//! thresholds is raised to critical and told again; notices of low severity may wait for a
+//! daily digest; quiet hours hold a channel's non-critical notices until they end.
 
 use std::time::Duration;
 
 use domain::{AlertChannel, AlertRule, Notice, Severity};
 use secrecy::ExposeSecret;
-use storage::{Delivery, Evaluated, Firing, IncidentRow, StorageError, Store};
+use storage::{
+    Delivery, Escalation, Evaluated, Firing, IncidentRow, Routing, StorageError, Store, Takeover,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Language};
+use crate::config::{Config, Language, QuietHours};
 use crate::status::{ConditionKind, InstanceState, Level, Snapshot};
 
 /// The rules [`evaluate`] decides: an open incident of one of them whose condition no longer
 /// fires is resolved.
-pub const EVALUATED_RULES: [AlertRule; 6] = [
+pub const EVALUATED_RULES: [AlertRule; 8] = [
     AlertRule::SchedulerDown,
     AlertRule::AccessRefused,
     AlertRule::StaleData,
     AlertRule::StoppedRun,
     AlertRule::ConsecutiveFailures,
     AlertRule::ErrorBurst,
+    AlertRule::RateLimited,
+    AlertRule::Takeover,
 ];
 
-/// How long a claimed notice is ours before another process may send it.
-const CLAIM_MS: i64 = 60_000;
-/// One send may take this long; a channel that hangs longer is a failed attempt.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rules about events, not conditions: their incidents resolve without a recovery notice.
+pub const SILENT_RECOVERY: [AlertRule; 1] = [AlertRule::Takeover];
+
+/// At most this many notices are sent per delivery round.
+const ROUND: usize = 50;
+
+/// What the rules read beside the status snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signals {
+    /// 429 waits per account in the last hour (runs finished in it, or running).
+    pub rate_limit_waits: Vec<(String, i64)>,
+    /// Runs taken over within the takeover window, newest first.
+    pub takeovers: Vec<Takeover>,
+}
+
+impl Signals {
+    pub async fn read(
+        config: &Config,
+        store: &Store,
+        now_ms: i64,
+    ) -> Result<Signals, StorageError> {
+        let window = i64::try_from(config.alerts.takeover_window.as_millis()).unwrap_or(i64::MAX);
+        Ok(Signals {
+            rate_limit_waits: store.rate_limit_waits_since(now_ms - 3_600_000).await?,
+            takeovers: if window > 0 {
+                store.takeovers_since(now_ms.saturating_sub(window)).await?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
 
 fn severity(level: Level) -> Severity {
     match level {
@@ -58,8 +94,8 @@ fn key(rule: AlertRule, account: Option<&str>, kind: Option<domain::SyncKind>) -
     )
 }
 
-/// The conditions of `snapshot` that fire under `config`'s rules. Pure.
-pub fn evaluate(config: &Config, snapshot: &Snapshot) -> Vec<Firing> {
+/// The conditions of `snapshot` and `signals` that fire under `config`'s rules. Pure.
+pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<Firing> {
     let settings = &config.alerts;
     // Data never synced is no news while the scheduler that will sync it has just started
     // (a fresh install would get an alert per kind, then a recovery per kind, in its first
@@ -150,6 +186,53 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot) -> Vec<Firing> {
             action: "see the recent errors in `emag-sync monitor report` or the dashboard".into(),
         });
     }
+    for (account, waits) in &signals.rate_limit_waits {
+        if *waits <= settings.rate_limit_waits {
+            continue;
+        }
+        out.push(Firing {
+            key: key(AlertRule::RateLimited, Some(account), None),
+            rule: AlertRule::RateLimited,
+            account: Some(account.clone()),
+            kind: None,
+            severity: Severity::Warning,
+            message: format!(
+                "account {account}: eMAG answered 429 (too many requests) {waits} times in the \
+                 last hour (more than {})",
+                settings.rate_limit_waits
+            ),
+            action: format!(
+                "eMAG's limit is shared by every program using the API user of {account}: stop \
+                 or slow the other one (and keep EMAG_RATE_LIMIT on)"
+            ),
+        });
+    }
+    // One notice per (account, kind) taken over, about its latest takeover.
+    let mut told: Vec<(&str, domain::SyncKind)> = Vec::new();
+    for t in &signals.takeovers {
+        if told.contains(&(t.account.as_str(), t.kind)) {
+            continue;
+        }
+        told.push((t.account.as_str(), t.kind));
+        let when = chrono::DateTime::from_timestamp_millis(t.at)
+            .map(|d| d.format("%H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        out.push(Firing {
+            key: key(AlertRule::Takeover, Some(&t.account), Some(t.kind)),
+            rule: AlertRule::Takeover,
+            account: Some(t.account.clone()),
+            kind: Some(t.kind),
+            severity: Severity::Info,
+            message: format!(
+                "{} {} run {} was taken over at {when} from {}, which stopped answering; it \
+                 continues from its checkpoint (now {})",
+                t.account, t.kind, t.run_id, t.from, t.state
+            ),
+            action: "nothing to do if the other instance was stopped on purpose; otherwise \
+                     check why it died (`emag-sync status` lists the instances)"
+                .into(),
+        });
+    }
     out
 }
 
@@ -175,21 +258,128 @@ pub fn channels(config: &Config) -> Vec<(AlertChannel, Severity)> {
     out
 }
 
-/// Reads the snapshot, evaluates the rules and records the result (incidents opened and
-/// resolved, their notices queued).
+/// The escalation thresholds of `config`.
+pub fn escalation(config: &Config) -> Escalation {
+    let a = &config.alerts;
+    if a.escalate_failures == 0 {
+        return Escalation::OFF;
+    }
+    Escalation {
+        after_ms: i64::try_from(a.escalate_after.as_millis()).unwrap_or(i64::MAX),
+        failed_runs: i64::from(a.escalate_failures),
+    }
+}
+
+/// Reads the snapshot and the signals, evaluates the rules and records the result (incidents
+/// opened, escalated and resolved, their notices queued).
 pub async fn evaluate_once(config: &Config, store: &Store) -> Result<Evaluated, StorageError> {
-    let read_at = storage::now_ms();
-    let snapshot = Snapshot::read(config, store).await?;
-    let firing = evaluate(config, &snapshot);
+    evaluate_at(config, store, storage::now_ms()).await
+}
+
+/// [`evaluate_once`] as if the clock read `read_at` (a later time shows what an hour without
+/// news, or an incident held for its escalation time, does).
+pub async fn evaluate_at(
+    config: &Config,
+    store: &Store,
+    read_at: i64,
+) -> Result<Evaluated, StorageError> {
+    let state = crate::status::StoreState::read(store, read_at).await?;
+    let snapshot = Snapshot::build(config, &state, read_at);
+    let signals = Signals::read(config, store, read_at).await?;
+    let firing = evaluate(config, &snapshot, &signals);
+    let channels = channels(config);
+    let now = read_at.max(storage::now_ms());
     store
         .record_evaluation(
             &firing,
             &EVALUATED_RULES,
-            &channels(config),
+            &SILENT_RECOVERY,
+            routing(config, &channels, now),
+            escalation(config),
             read_at,
-            storage::now_ms(),
+            now,
         )
         .await
+}
+
+/// Where notices go under `config` at `now`: `channels`, and the digest if one is set.
+pub fn routing<'a>(
+    config: &Config,
+    channels: &'a [(AlertChannel, Severity)],
+    now: i64,
+) -> Routing<'a> {
+    let a = &config.alerts;
+    Routing {
+        channels,
+        digest_up_to: a.digest,
+        next_digest_at: next_digest_at(a.digest_at, a.zone, now),
+    }
+}
+
+/// Resolves incident `id` by hand (`by` says who), with its recovery notice. False if it
+/// is not open.
+pub async fn resolve_by_hand(
+    config: &Config,
+    store: &Store,
+    id: i64,
+    by: &str,
+) -> Result<bool, StorageError> {
+    let channels = channels(config);
+    let now = storage::now_ms();
+    store
+        .resolve_incident(id, by, routing(config, &channels, now), now)
+        .await
+}
+
+/// The local date-time `naive` in `zone` as unix ms; a time skipped by a DST change is taken
+/// an hour later.
+fn local_ms(zone: chrono_tz::Tz, naive: chrono::NaiveDateTime) -> i64 {
+    use chrono::TimeZone as _;
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map_or(i64::MAX, |t| t.timestamp_millis())
+}
+
+/// The first moment after `now` at which the local clock of `zone` reads `at`.
+pub fn next_digest_at(at: chrono::NaiveTime, zone: chrono_tz::Tz, now: i64) -> i64 {
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(now) else {
+        return now;
+    };
+    let today = utc.with_timezone(&zone).date_naive();
+    [
+        today,
+        today + chrono::Duration::days(1),
+        today + chrono::Duration::days(2),
+    ]
+    .into_iter()
+    .map(|d| local_ms(zone, d.and_time(at)))
+    .find(|t| *t > now)
+    .unwrap_or(now)
+}
+
+/// When the quiet hours `q` of `zone` that hold `now` end, or `None` if `now` is not in them.
+pub fn quiet_until(q: QuietHours, zone: chrono_tz::Tz, now: i64) -> Option<i64> {
+    let utc = chrono::DateTime::from_timestamp_millis(now)?;
+    let local = utc.with_timezone(&zone);
+    let (date, time) = (local.date_naive(), local.time());
+    let inside = if q.from < q.to {
+        time >= q.from && time < q.to
+    } else {
+        time >= q.from || time < q.to
+    };
+    if !inside {
+        return None;
+    }
+    let end_date = if q.from < q.to || time < q.to {
+        date
+    } else {
+        date + chrono::Duration::days(1)
+    };
+    Some(local_ms(zone, end_date.and_time(q.to)))
 }
 
 /// A message as every channel renders it.
@@ -221,6 +411,7 @@ pub fn render(
             match notice {
                 Notice::Opened => "Problemă",
                 Notice::Resolved => "Rezolvat",
+                Notice::Escalated => "Escaladat",
                 Notice::Test => "Test",
             },
             "din",
@@ -236,6 +427,7 @@ pub fn render(
             match notice {
                 Notice::Opened => "Problem",
                 Notice::Resolved => "Resolved",
+                Notice::Escalated => "Escalated",
                 Notice::Test => "Test",
             },
             "since",
@@ -245,6 +437,16 @@ pub fn render(
     };
     let mut body = match notice {
         Notice::Resolved => format!("{}\n{back} ({since} {when})", incident.message),
+        Notice::Escalated => format!(
+            "{}\n{}\n{todo}: {}",
+            incident.message,
+            match language {
+                Language::Ro =>
+                    format!("Încă nerezolvat, din {when}, cu rulări eșuate între timp."),
+                Language::En => format!("Still unresolved since {when}, with failed runs since."),
+            },
+            incident.action
+        ),
         _ => format!(
             "{}\n{since} {when}\n{todo}: {}",
             incident.message, incident.action
@@ -256,6 +458,34 @@ pub fn render(
     Message {
         title: format!("[{sev}] {title}: {whom} — {}", incident.rule),
         body,
+    }
+}
+
+/// One message for the digest notices of a channel: a line per notice, oldest first.
+pub fn render_digest(
+    deliveries: &[Delivery],
+    language: Language,
+    dashboard_url: Option<&str>,
+) -> Message {
+    let title = match language {
+        Language::Ro => format!(
+            "[Rezumat zilnic] emag-sync: {} notificări",
+            deliveries.len()
+        ),
+        Language::En => format!("[Daily digest] emag-sync: {} notices", deliveries.len()),
+    };
+    let mut body = String::new();
+    for d in deliveries {
+        let one = render(&d.incident, d.notice, language, None);
+        let first = one.body.lines().next().unwrap_or_default();
+        body.push_str(&format!("- {} · {first}\n", one.title));
+    }
+    if let Some(url) = dashboard_url {
+        body.push_str(&format!("{url}/\n"));
+    }
+    Message {
+        title,
+        body: body.trim_end().to_owned(),
     }
 }
 
@@ -351,7 +581,11 @@ pub async fn send(
                         ("From", s.from.as_str()),
                         ("Body", text.as_str()),
                     ]);
-                answer(channel, r.timeout(SEND_TIMEOUT).send().await)?;
+                answer(
+                    channel,
+                    a.send_timeout,
+                    r.timeout(a.send_timeout).send().await,
+                )?;
             }
             return Ok(());
         }
@@ -360,14 +594,22 @@ pub async fn send(
                 .email
                 .as_ref()
                 .ok_or_else(|| not_configured("EMAG_SMTP_HOST"))?;
-            return send_email(e, message).await;
+            return send_email(e, message, a.send_timeout).await;
         }
     };
-    answer(channel, request.timeout(SEND_TIMEOUT).send().await)
+    answer(
+        channel,
+        a.send_timeout,
+        request.timeout(a.send_timeout).send().await,
+    )
 }
 
 /// One email to every recipient of `EMAG_ALERT_EMAIL_TO`: plain text and HTML.
-async fn send_email(e: &crate::config::EmailSettings, message: &Message) -> Result<(), SendError> {
+async fn send_email(
+    e: &crate::config::EmailSettings,
+    message: &Message,
+    timeout: Duration,
+) -> Result<(), SendError> {
     use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -412,7 +654,7 @@ async fn send_email(e: &crate::config::EmailSettings, message: &Message) -> Resu
     let mut transport = relay
         .map_err(|_| SendError("email: cannot set up TLS for the SMTP host".into()))?
         .port(e.port)
-        .timeout(Some(SEND_TIMEOUT));
+        .timeout(Some(timeout));
     if let (Some(user), Some(password)) = (&e.username, &e.password) {
         transport = transport.credentials(Credentials::new(
             user.clone(),
@@ -430,7 +672,7 @@ async fn send_email(e: &crate::config::EmailSettings, message: &Message) -> Resu
         )),
         Err(err) if err.is_timeout() => Err(SendError(format!(
             "email: the SMTP server did not answer within {} s",
-            SEND_TIMEOUT.as_secs()
+            timeout.as_secs_f64()
         ))),
         Err(_) => Err(SendError("email: cannot talk to the SMTP server".into())),
     }
@@ -447,6 +689,7 @@ fn escape_html(text: &str) -> String {
 /// holds the URL, which holds the Telegram token: it is never used).
 fn answer(
     channel: AlertChannel,
+    timeout: Duration,
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<(), SendError> {
     match sent {
@@ -454,7 +697,7 @@ fn answer(
         Ok(r) => Err(SendError(format!("{channel} answered {}", r.status()))),
         Err(e) if e.is_timeout() => Err(SendError(format!(
             "{channel} did not answer within {} s",
-            SEND_TIMEOUT.as_secs()
+            timeout.as_secs_f64()
         ))),
         Err(e) if e.is_connect() => Err(SendError(format!("cannot connect to {channel}"))),
         Err(_) => Err(SendError(format!("the {channel} request failed"))),
@@ -491,39 +734,101 @@ pub fn retry_after(attempts: i64) -> Duration {
     Duration::from_secs(30u64.saturating_mul(1 << doublings.min(7))).min(Duration::from_secs(3600))
 }
 
-/// Sends the notices due at `now`; returns (sent, failed).
+/// What one delivery round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Notices sent (a digest counts each notice in it).
+    pub sent: usize,
+    /// Notices whose send failed (due again after their backoff).
+    pub failed: usize,
+    /// Notices held back by their channel's quiet hours.
+    pub postponed: usize,
+}
+
+/// The quiet hours of `channel` that hold `now`, as their end: only for notices that are not
+/// critical (an incident escalated since it opened is critical).
+fn quiet_for(config: &Config, channel: AlertChannel, severity: Severity, now: i64) -> Option<i64> {
+    if severity >= Severity::Critical {
+        return None;
+    }
+    let a = &config.alerts;
+    a.quiet_hours
+        .iter()
+        .find(|(c, _)| *c == channel)
+        .and_then(|(_, q)| quiet_until(*q, a.zone, now))
+}
+
+fn ms_after(d: Duration) -> i64 {
+    storage::now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Sends the notices due at `now`, one claim at a time (each claim outlives one send, so a
+/// notice is never claimed twice while it is being sent): at most one round's worth.
 pub async fn deliver_due(
     config: &Config,
     store: &Store,
     http: &reqwest::Client,
     now: i64,
-) -> Result<(usize, usize), StorageError> {
-    let due: Vec<Delivery> = store.claim_deliveries(now, CLAIM_MS, 50).await?;
-    let (mut sent, mut failed) = (0, 0);
-    for d in due {
-        let message = render(
-            &d.incident,
-            d.notice,
-            config.alerts.language,
-            config.alerts.dashboard_url.as_deref(),
-        );
-        match send(config, http, d.channel, &message, d.incident.severity).await {
+) -> Result<Delivered, StorageError> {
+    let a = &config.alerts;
+    // A claim lasts two send timeouts: the send is cut by the first.
+    let lease = i64::try_from(a.send_timeout.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+    let mut done = Delivered::default();
+    while done.sent + done.failed + done.postponed < ROUND {
+        let Some(first) = store.claim_deliveries(now, lease, 1).await?.pop() else {
+            break;
+        };
+        let (channel, severity) = (first.channel, first.incident.severity);
+        let batch = if first.digest {
+            let mut all = vec![first];
+            let limit = i64::try_from(ROUND).unwrap_or(50);
+            all.extend(store.claim_digest(channel, now, lease, limit).await?);
+            all
+        } else {
+            vec![first]
+        };
+        if let Some(until) = quiet_for(config, channel, severity, now) {
+            for d in &batch {
+                store.postpone_delivery(d.id, until).await?;
+            }
+            done.postponed += batch.len();
+            continue;
+        }
+        let message = if batch[0].digest {
+            render_digest(&batch, a.language, a.dashboard_url.as_deref())
+        } else {
+            render(
+                &batch[0].incident,
+                batch[0].notice,
+                a.language,
+                a.dashboard_url.as_deref(),
+            )
+        };
+        let worst = batch
+            .iter()
+            .map(|d| d.incident.severity)
+            .max()
+            .unwrap_or(severity);
+        match send(config, http, channel, &message, worst).await {
             Ok(()) => {
-                store.delivered(d.id, storage::now_ms()).await?;
-                tracing::info!(incident = d.incident.id, channel = %d.channel, notice = %d.notice, "alert sent");
-                sent += 1;
+                let at = storage::now_ms();
+                for d in &batch {
+                    store.delivered(d.id, at).await?;
+                    tracing::info!(incident = d.incident.id, channel = %d.channel, notice = %d.notice, digest = d.digest, "alert sent");
+                }
+                done.sent += batch.len();
             }
             Err(SendError(why)) => {
-                let wait = retry_after(d.attempts + 1);
-                let retry_at =
-                    storage::now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-                store.delivery_failed(d.id, &why, retry_at).await?;
-                tracing::warn!(incident = d.incident.id, channel = %d.channel, attempt = d.attempts + 1, "alert not sent: {why}; retrying in {} s", wait.as_secs());
-                failed += 1;
+                for d in &batch {
+                    let wait = retry_after(d.attempts + 1);
+                    store.delivery_failed(d.id, &why, ms_after(wait)).await?;
+                    tracing::warn!(incident = d.incident.id, channel = %d.channel, attempt = d.attempts + 1, "alert not sent: {why}; retrying in {} s", wait.as_secs());
+                }
+                done.failed += batch.len();
             }
         }
     }
-    Ok((sent, failed))
+    Ok(done)
 }
 
 /// Evaluates and delivers every `EMAG_ALERT_EVALUATE_EVERY` until `cancel`; what fails is
@@ -550,6 +855,9 @@ pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
             Ok(e) => {
                 for id in &e.opened {
                     tracing::warn!(incident = id, "alert opened");
+                }
+                for id in &e.escalated {
+                    tracing::warn!(incident = id, "alert escalated");
                 }
                 for id in &e.resolved {
                     tracing::info!(incident = id, "alert resolved");
@@ -595,13 +903,117 @@ mod tests {
     #[test]
     fn never_synced_data_is_not_alerted_while_a_just_started_scheduler_syncs_it() {
         let stale = |s: &Snapshot| {
-            evaluate(&config(), s)
+            evaluate(&config(), s, &Signals::default())
                 .iter()
                 .filter(|f| f.rule == AlertRule::StaleData)
                 .count()
         };
         assert_eq!(stale(&fresh_install(2)), 0, "two minutes after start");
         assert_eq!(stale(&fresh_install(45)), 1, "past the 35-minute threshold");
+    }
+
+    fn utc(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn the_digest_is_due_at_its_local_hour_across_midnight_and_dst() {
+        let at = chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("time");
+        let bucharest = chrono_tz::Europe::Bucharest;
+        // Winter: UTC+2. 05:00 UTC is 07:00 local: today 08:00 local = 06:00 UTC.
+        assert_eq!(
+            next_digest_at(at, bucharest, utc("2026-11-30T05:00:00Z")),
+            utc("2026-11-30T06:00:00Z")
+        );
+        // Past it: tomorrow.
+        assert_eq!(
+            next_digest_at(at, bucharest, utc("2026-11-30T06:00:00Z")),
+            utc("2026-12-01T06:00:00Z")
+        );
+        // Summer: UTC+3.
+        assert_eq!(
+            next_digest_at(at, bucharest, utc("2026-07-01T12:00:00Z")),
+            utc("2026-07-02T05:00:00Z")
+        );
+        // 03:30 local does not exist on the spring-forward night: an hour later.
+        let skipped = chrono::NaiveTime::from_hms_opt(3, 30, 0).expect("time");
+        assert_eq!(
+            next_digest_at(skipped, bucharest, utc("2026-03-28T23:00:00Z")),
+            utc("2026-03-29T01:30:00Z")
+        );
+    }
+
+    #[test]
+    fn quiet_hours_hold_until_their_end_and_may_wrap_midnight() {
+        let zone = chrono_tz::Europe::Bucharest;
+        let night: QuietHours = "22:00-07:00".parse().expect("window");
+        // 23:30 local (21:30 UTC) → 07:00 local next day (05:00 UTC).
+        assert_eq!(
+            quiet_until(night, zone, utc("2026-11-30T21:30:00Z")),
+            Some(utc("2026-12-01T05:00:00Z"))
+        );
+        // 03:00 local → 07:00 local the same day.
+        assert_eq!(
+            quiet_until(night, zone, utc("2026-12-01T01:00:00Z")),
+            Some(utc("2026-12-01T05:00:00Z"))
+        );
+        // 07:00 local exactly is no longer quiet; noon is not.
+        assert_eq!(quiet_until(night, zone, utc("2026-12-01T05:00:00Z")), None);
+        assert_eq!(quiet_until(night, zone, utc("2026-12-01T10:00:00Z")), None);
+        let lunch: QuietHours = "12:00-13:00".parse().expect("window");
+        assert_eq!(
+            quiet_until(lunch, zone, utc("2026-12-01T10:30:00Z")),
+            Some(utc("2026-12-01T11:00:00Z"))
+        );
+        assert!("22:00".parse::<QuietHours>().is_err());
+        assert!("22:00-22:00".parse::<QuietHours>().is_err());
+        assert!("25:00-07:00".parse::<QuietHours>().is_err());
+    }
+
+    #[test]
+    fn rate_limiting_above_the_threshold_and_takeovers_fire_once_per_account_and_kind() {
+        let cfg = config();
+        let snapshot = fresh_install(2);
+        let now = snapshot.taken_at;
+        let takeover = |run_id, kind| Takeover {
+            run_id,
+            account: "main".into(),
+            kind,
+            from: "dead-host:7:abc".into(),
+            at: now - 60_000,
+            state: domain::RunState::Running,
+        };
+        let signals = Signals {
+            rate_limit_waits: vec![("fbe".into(), 21), ("main".into(), 20)],
+            takeovers: vec![
+                takeover(9, domain::SyncKind::Offers),
+                takeover(8, domain::SyncKind::Offers),
+                takeover(7, domain::SyncKind::Orders),
+            ],
+        };
+        let fired = evaluate(&cfg, &snapshot, &signals);
+        let limited: Vec<&Firing> = fired
+            .iter()
+            .filter(|f| f.rule == AlertRule::RateLimited)
+            .collect();
+        assert_eq!(
+            limited.len(),
+            1,
+            "20 waits is not more than 20: {limited:?}"
+        );
+        assert_eq!(limited[0].key, "rate_limited:fbe:-");
+        assert!(limited[0].message.contains("21 times"));
+        let taken: Vec<&Firing> = fired
+            .iter()
+            .filter(|f| f.rule == AlertRule::Takeover)
+            .collect();
+        assert_eq!(taken.len(), 2, "{taken:?}");
+        assert_eq!(taken[0].key, "takeover:main:offers");
+        assert_eq!(taken[0].severity, Severity::Info);
+        assert!(taken[0].message.contains("run 9"), "{}", taken[0].message);
+        assert!(taken[0].message.contains("dead-host:7:abc"));
     }
 
     #[test]
@@ -629,6 +1041,7 @@ mod tests {
             acknowledged_at: None,
             resolved_at: None,
             resolved_by: None,
+            escalated_at: None,
         };
         let ro = render(
             &incident,

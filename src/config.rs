@@ -327,6 +327,56 @@ pub struct AlertSettings {
     /// Email through SMTP (`EMAG_SMTP_HOST`, `EMAG_SMTP_PORT`, `EMAG_SMTP_USERNAME`,
     /// `EMAG_SMTP_PASSWORD`, `EMAG_SMTP_FROM`, `EMAG_SMTP_TLS`, `EMAG_ALERT_EMAIL_TO`).
     pub email: Option<EmailSettings>,
+    /// 429 waits of one account within an hour above which an incident opens
+    /// (`EMAG_ALERT_RATE_LIMIT_WAITS`, default 20).
+    pub rate_limit_waits: i64,
+    /// How long a run taken over from a dead instance is told as news
+    /// (`EMAG_ALERT_TAKEOVER_WINDOW`, minutes, default 15; 0 = never told).
+    pub takeover_window: Duration,
+    /// An incident still firing this long (`EMAG_ALERT_ESCALATE_AFTER`, minutes, default 30)…
+    pub escalate_after: Duration,
+    /// …that saw this many failed runs since it opened (`EMAG_ALERT_ESCALATE_FAILURES`,
+    /// default 3; 0 = no escalation) is raised to critical and told again.
+    pub escalate_failures: u32,
+    /// Incidents up to this severity are told in one daily digest instead of at once
+    /// (`EMAG_ALERT_DIGEST=off|info|warning`, default off; critical ones never wait).
+    pub digest: Option<domain::Severity>,
+    /// When the digest is sent, local time (`EMAG_ALERT_DIGEST_AT`, default 08:00).
+    pub digest_at: chrono::NaiveTime,
+    /// The zone of the digest's hour and of quiet hours (`EMAG_ALERT_TZ`, default
+    /// Europe/Bucharest).
+    pub zone: chrono_tz::Tz,
+    /// Hours in which a channel tells only critical alerts; the rest wait for their end
+    /// (`EMAG_ALERT_QUIET_HOURS=22:00-07:00` for every channel,
+    /// `EMAG_ALERT_QUIET_HOURS_<CHANNEL>` for one, `off` to exempt it).
+    pub quiet_hours: Vec<(domain::AlertChannel, QuietHours)>,
+    /// How long one send may take (`EMAG_ALERT_SEND_TIMEOUT`, seconds, default 10).
+    pub send_timeout: Duration,
+}
+
+/// A daily window of local time, `from` included, `to` excluded; it may wrap midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: chrono::NaiveTime,
+    pub to: chrono::NaiveTime,
+}
+
+/// `HH:MM` (24 h).
+pub fn parse_clock(text: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M").ok()
+}
+
+impl std::str::FromStr for QuietHours {
+    type Err = ();
+    /// `22:00-07:00`.
+    fn from_str(text: &str) -> Result<QuietHours, ()> {
+        let (from, to) = text.split_once('-').ok_or(())?;
+        let (from, to) = (parse_clock(from).ok_or(())?, parse_clock(to).ok_or(())?);
+        if from == to {
+            return Err(());
+        }
+        Ok(QuietHours { from, to })
+    }
 }
 
 /// How the SMTP connection is protected (`EMAG_SMTP_TLS`).
@@ -561,6 +611,31 @@ impl Parser<'_> {
                     default
                 }
             },
+        }
+    }
+
+    /// Whole minutes.
+    fn minutes(&mut self, name: &str, default: u64) -> Duration {
+        let minutes = self.number::<u64>(name, default, "write whole minutes, e.g. 30");
+        Duration::from_secs(minutes.saturating_mul(60))
+    }
+
+    /// `HH:MM-HH:MM`, or `off`.
+    fn quiet_hours(&mut self, name: &str) -> Option<QuietHours> {
+        let text = self.get(name)?.to_owned();
+        if text.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        match text.parse() {
+            Ok(q) => Some(q),
+            Err(()) => {
+                self.problem(
+                    name,
+                    format!("{text:?} is not a window of hours"),
+                    "write FROM-TO in 24-hour time, e.g. 22:00-07:00, or off",
+                );
+                None
+            }
         }
     }
 
@@ -1002,7 +1077,90 @@ impl Parser<'_> {
             }
         };
         let email = self.email();
+        let rate_limit_waits = self
+            .number::<i64>(
+                "EMAG_ALERT_RATE_LIMIT_WAITS",
+                20,
+                "write how many 429 waits of one account in an hour are too many, e.g. 20",
+            )
+            .max(1);
+        let takeover_window = self.minutes("EMAG_ALERT_TAKEOVER_WINDOW", 15);
+        let escalate_after = self.minutes("EMAG_ALERT_ESCALATE_AFTER", 30);
+        let escalate_failures = self.number::<u32>(
+            "EMAG_ALERT_ESCALATE_FAILURES",
+            3,
+            "write how many failed runs (with EMAG_ALERT_ESCALATE_AFTER) escalate an alert, \
+             e.g. 3; 0 turns escalation off",
+        );
+        let digest = match self
+            .get("EMAG_ALERT_DIGEST")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("off" | "no" | "0" | "false") => None,
+            Some("info") => Some(domain::Severity::Info),
+            Some("warning") => Some(domain::Severity::Warning),
+            Some(other) => {
+                self.problem(
+                    "EMAG_ALERT_DIGEST",
+                    format!("{other:?} is not a digest setting"),
+                    "write off, info (info alerts in the daily digest) or warning (info and \
+                     warning); critical alerts are always sent at once",
+                );
+                None
+            }
+        };
+        let digest_at = match self.get("EMAG_ALERT_DIGEST_AT").map(str::to_owned) {
+            None => chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
+            Some(text) => parse_clock(&text).unwrap_or_else(|| {
+                self.problem(
+                    "EMAG_ALERT_DIGEST_AT",
+                    format!("{text:?} is not a time of day"),
+                    "write HH:MM, e.g. 08:00",
+                );
+                chrono::NaiveTime::default()
+            }),
+        };
+        let zone = match self.get("EMAG_ALERT_TZ").map(str::to_owned) {
+            None => chrono_tz::Europe::Bucharest,
+            Some(text) => text.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+                self.problem(
+                    "EMAG_ALERT_TZ",
+                    format!("{text:?} is not an IANA time zone"),
+                    "write a zone such as Europe/Bucharest",
+                );
+                chrono_tz::Europe::Bucharest
+            }),
+        };
+        let all_quiet = self.quiet_hours("EMAG_ALERT_QUIET_HOURS");
+        let mut quiet_hours = Vec::new();
+        for channel in domain::AlertChannel::ALL {
+            let name = format!(
+                "EMAG_ALERT_QUIET_HOURS_{}",
+                channel.as_str().to_ascii_uppercase()
+            );
+            let own = if self.get(&name).is_some() {
+                self.quiet_hours(&name)
+            } else {
+                all_quiet
+            };
+            if let Some(q) = own {
+                quiet_hours.push((*channel, q));
+            }
+        }
+        let send_timeout = self
+            .seconds("EMAG_ALERT_SEND_TIMEOUT", Duration::from_secs(10))
+            .max(Duration::from_millis(100));
         AlertSettings {
+            rate_limit_waits,
+            takeover_window,
+            escalate_after,
+            escalate_failures,
+            digest,
+            digest_at,
+            zone,
+            quiet_hours,
+            send_timeout,
             consecutive_failures,
             errors_per_hour,
             evaluate_every,

@@ -18,7 +18,8 @@ use storage::{InstanceRow, KindHistory, RunRow, StorageError, Store};
 mod views;
 
 pub use views::{
-    rfc3339, ApiAccount, ApiLogs, ApiScheduler, ApiStatus, Check, HealthReport, HealthStatus,
+    rfc3339, ApiAccount, ApiLogs, ApiScheduler, ApiStatus, Check, HealthAlert, HealthReport,
+    HealthStatus,
 };
 
 use crate::config::Config;
@@ -46,6 +47,8 @@ pub struct Snapshot {
     pub leases_reclaimed_24h: i64,
     /// Run outcomes of the last hour.
     pub last_hour: storage::RunLogSummary,
+    /// The alert incidents not resolved (firing or acknowledged), worst first.
+    pub incidents: Vec<storage::IncidentRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,6 +371,8 @@ pub struct StoreState {
     /// The database's clock when read, by which leases are judged (heartbeats are written
     /// by it); `None`: the snapshot's time.
     pub db_clock_ms: Option<i64>,
+    /// The alert incidents not resolved.
+    pub incidents: Vec<storage::IncidentRow>,
 }
 
 impl StoreState {
@@ -394,6 +399,7 @@ impl StoreState {
                 .map(|(account, kept)| (account, kept.encoding))
                 .collect(),
             db_clock_ms: Some(store.clock_ms().await?),
+            incidents: store.open_incidents().await?,
         })
     }
 }
@@ -594,6 +600,7 @@ impl Snapshot {
                 .collect(),
             leases_reclaimed_24h: state.reclaimed_24h,
             last_hour: state.last_hour,
+            incidents: state.incidents.clone(),
         }
     }
 
@@ -671,11 +678,10 @@ impl Snapshot {
                     action: att.reason.clone(),
                 });
             }
-            if a.paused {
-                continue;
-            }
             for k in &a.kinds {
-                if let Some(p) = k.progress.as_ref().filter(|p| !p.alive) {
+                // A paused account is not resumed by a scheduler: only its freshness counts
+                // (data is judged stale however it came to be, a pause held too long too).
+                if let Some(p) = k.progress.as_ref().filter(|p| !p.alive && !a.paused) {
                     out.push(Condition {
                         kind: ConditionKind::StoppedRun,
                         severity: Level::Warning,
@@ -701,7 +707,12 @@ impl Snapshot {
                 };
                 out.push(Condition {
                     kind: ConditionKind::StaleData,
-                    severity: f.level,
+                    // Paused on purpose: a warning however old, never a failed health check.
+                    severity: if a.paused {
+                        f.level.min(Level::Warning)
+                    } else {
+                        f.level
+                    },
                     account: Some(a.name.clone()),
                     sync_kind: Some(k.kind),
                     message: format!(
@@ -711,6 +722,11 @@ impl Snapshot {
                         f.warn_after_ms / 60_000
                     ),
                     action: match &k.last_run {
+                        _ if a.paused => format!(
+                            "the account is paused: nothing syncs it; resume it with \
+                             `emag-sync resume {}` (or from the dashboard)",
+                            a.name
+                        ),
                         Some(r) if r.state == RunState::Failed => format!(
                             "the last run failed: {}; see `emag-sync runs --account {}`",
                             r.error_message.as_deref().unwrap_or("unknown error"),
@@ -884,6 +900,7 @@ mod tests {
             }],
             encodings: vec![("main".into(), domain::ApiEncoding::Form)],
             db_clock_ms: None,
+            incidents: vec![],
         };
         let snap = Snapshot::build(&config, &state, now);
         assert_eq!(
@@ -986,7 +1003,7 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_fleet_passes_and_a_paused_account_raises_nothing() {
+    fn a_healthy_fleet_passes_and_a_paused_account_only_warns_of_its_stale_data() {
         let config = config(&[("EMAG_FBE_SYNC_TYPES", "offers")]);
         let now = 1_000 * MIN;
         let mut histories = Vec::new();
@@ -1036,14 +1053,20 @@ mod tests {
             HealthReport::of(Ok(&snap), Duration::from_millis(1), now).status,
             HealthStatus::Pass
         );
-        // Ten hours later everything is stale — but a paused account raises nothing.
+        // Ten hours later everything is stale — a paused account's data too, but as a
+        // warning that says it is paused (a pause held too long), never critical.
         state.paused = vec!["fbe".into()];
         state.instances[0].heartbeat_at = now + 600 * MIN;
         let later = Snapshot::build(&config, &state, now + 600 * MIN);
-        assert!(later
+        let fbe: Vec<Condition> = later
             .conditions()
-            .iter()
-            .all(|c| c.account.as_deref() != Some("fbe")));
+            .into_iter()
+            .filter(|c| c.account.as_deref() == Some("fbe"))
+            .collect();
+        assert!(!fbe.is_empty());
+        assert!(fbe.iter().all(|c| c.kind == ConditionKind::StaleData
+            && c.severity == Level::Warning
+            && c.action.contains("emag-sync resume fbe")));
         assert_eq!(later.level(), Level::Critical);
         let health = HealthReport::of(Ok(&later), Duration::from_millis(1), now + 600 * MIN);
         assert_eq!(

@@ -183,6 +183,57 @@ pub struct HealthReport {
     pub notes: Vec<String>,
     /// `database:responseTime`, `scheduler:instances`, and `<account>:<kind>:freshness`.
     pub checks: BTreeMap<String, Vec<Check>>,
+    /// The alert incidents not resolved (firing or acknowledged), worst first.
+    pub alerts: Vec<HealthAlert>,
+}
+
+/// An open alert incident as `/health` and `monitor health` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAlert {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub rule: domain::AlertRule,
+    pub severity: domain::Severity,
+    pub state: domain::IncidentState,
+    pub account: Option<String>,
+    pub kind: Option<domain::SyncKind>,
+    /// RFC 3339, when it opened.
+    pub since: String,
+    pub escalated: bool,
+    pub message: String,
+    pub action: String,
+}
+
+impl HealthAlert {
+    fn of(i: &storage::IncidentRow) -> HealthAlert {
+        HealthAlert {
+            id: i.id,
+            rule: i.rule,
+            severity: i.severity,
+            state: i.state,
+            account: i.account.clone(),
+            kind: i.kind,
+            since: rfc3339(i.opened_at).unwrap_or_default(),
+            escalated: i.escalated_at.is_some(),
+            message: i.message.clone(),
+            action: i.action.clone(),
+        }
+    }
+
+    /// One line for a person.
+    pub fn line(&self) -> String {
+        format!(
+            "alert {} [{} {}{}] {}: {} — {} (since {})",
+            self.id,
+            self.severity,
+            self.state,
+            if self.escalated { ", escalated" } else { "" },
+            self.rule,
+            self.message,
+            self.action,
+            self.since
+        )
+    }
 }
 
 impl HealthReport {
@@ -219,6 +270,7 @@ impl HealthReport {
                     db_output.unwrap_or_default()
                 )],
                 checks,
+                alerts: Vec::new(),
             };
         };
         let live = snap
@@ -285,6 +337,7 @@ impl HealthReport {
                 .map(|c| format!("{}: {} — {}", c.kind.as_str(), c.message, c.action))
                 .collect(),
             checks,
+            alerts: snap.incidents.iter().map(HealthAlert::of).collect(),
         }
     }
 }

@@ -47,7 +47,7 @@ async fn take(State(hook): State<Hook>, Json(body): Json<Value>) -> StatusCode {
 }
 
 impl Receiver {
-    async fn start(fail_first: u32) -> Receiver {
+    pub(crate) async fn start(fail_first: u32) -> Receiver {
         Receiver::start_at("/services/T000/B000/secret-path", fail_first).await
     }
 
@@ -101,9 +101,10 @@ async fn deliver_all(app: &TestApp, ahead_ms: i64) -> (usize, usize) {
     let http = reqwest::Client::new();
     let (mut sent, mut failed) = (0, 0);
     loop {
-        let (s, f) = deliver_due(&app.config, &app.store, &http, storage::now_ms() + ahead_ms)
+        let done = deliver_due(&app.config, &app.store, &http, storage::now_ms() + ahead_ms)
             .await
             .expect("deliver");
+        let (s, f) = (done.sent, done.failed);
         sent += s;
         failed += f;
         if s + f == 0 {
@@ -542,4 +543,188 @@ async fn email_tells_an_incident_once_in_plain_text_and_html() {
     assert!(access.contains("text/html"), "{access}");
     assert!(access.contains("Problem"), "{access}");
     stop.cancel();
+}
+
+fn firing(key: &str, rule: domain::AlertRule, severity: domain::Severity) -> storage::Firing {
+    storage::Firing {
+        key: key.into(),
+        rule,
+        account: Some("main".into()),
+        kind: None,
+        severity,
+        message: format!("{key} happened"),
+        action: format!("fix {key}"),
+    }
+}
+
+/// Records one evaluation of `firing` as `start` does (the app's routing and escalation).
+async fn record(app: &TestApp, firing: &[storage::Firing]) -> storage::Evaluated {
+    let channels = emag_sync::alerts::channels(&app.config);
+    let now = storage::now_ms();
+    app.store
+        .record_evaluation(
+            firing,
+            &[
+                domain::AlertRule::StaleData,
+                domain::AlertRule::AccessRefused,
+            ],
+            &[],
+            emag_sync::alerts::routing(&app.config, &channels, now),
+            emag_sync::alerts::escalation(&app.config),
+            now,
+            now,
+        )
+        .await
+        .expect("record")
+}
+
+/// With the digest on for warnings, a critical incident is told at once and the warnings
+/// wait for one message at the digest's hour, which lists them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_severities_wait_for_one_daily_digest_and_critical_ones_do_not() {
+    use domain::{AlertRule, Severity};
+    let hook = Receiver::start(0).await;
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_ALERT_WEBHOOK_URL", &hook.url),
+            ("EMAG_ALERT_LANGUAGE", "en"),
+            ("EMAG_ALERT_DIGEST", "warning"),
+            ("EMAG_ALERT_DIGEST_AT", "08:00"),
+        ],
+    )
+    .await;
+    let now = storage::now_ms();
+    record(
+        &app,
+        &[
+            firing(
+                "stale_data:main:offers",
+                AlertRule::StaleData,
+                Severity::Warning,
+            ),
+            firing(
+                "stale_data:main:orders",
+                AlertRule::StaleData,
+                Severity::Warning,
+            ),
+            firing(
+                "access_refused:main:-",
+                AlertRule::AccessRefused,
+                Severity::Critical,
+            ),
+        ],
+    )
+    .await;
+    let (sent, failed) = deliver_all(&app, 0).await;
+    assert_eq!((sent, failed), (1, 0));
+    assert!(
+        hook.texts()[0].contains("access_refused"),
+        "{:?}",
+        hook.texts()
+    );
+
+    // Just before the digest's hour nothing more; at it, one message for both.
+    let at = emag_sync::alerts::next_digest_at(
+        chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
+        chrono_tz::Europe::Bucharest,
+        now,
+    );
+    let http = reqwest::Client::new();
+    let early = deliver_due(&app.config, &app.store, &http, at - 1_000)
+        .await
+        .expect("deliver");
+    assert_eq!(early.sent, 0);
+    let digest = deliver_due(&app.config, &app.store, &http, at)
+        .await
+        .expect("deliver");
+    assert_eq!(digest.sent, 2, "both notices, in one message");
+    let texts = hook.texts();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert!(
+        texts[1].contains("[Daily digest] emag-sync: 2 notices"),
+        "{}",
+        texts[1]
+    );
+    assert!(
+        texts[1].contains("stale_data:main:offers happened"),
+        "{}",
+        texts[1]
+    );
+    assert!(
+        texts[1].contains("stale_data:main:orders happened"),
+        "{}",
+        texts[1]
+    );
+    let counts = app.store.outbox_counts().await.expect("counts");
+    assert_eq!(counts[0].1.delivered, 3);
+    assert_eq!(counts[0].1.pending, 0);
+}
+
+/// Quiet hours hold a channel's warnings until they end; a critical alert goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_warnings_until_they_end_and_let_critical_alerts_through() {
+    use domain::{AlertRule, Severity};
+    let hook = Receiver::start(0).await;
+    // A window around this moment, by Bucharest's clock.
+    let local = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Bucharest);
+    let from = (local - chrono::Duration::hours(1)).format("%H:%M");
+    let to = (local + chrono::Duration::hours(1)).format("%H:%M");
+    let window = format!("{from}-{to}");
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_ALERT_WEBHOOK_URL", &hook.url),
+            ("EMAG_ALERT_QUIET_HOURS", "03:00-03:01"),
+            ("EMAG_ALERT_QUIET_HOURS_WEBHOOK", &window),
+        ],
+    )
+    .await;
+    record(
+        &app,
+        &[
+            firing(
+                "stale_data:main:offers",
+                AlertRule::StaleData,
+                Severity::Warning,
+            ),
+            firing(
+                "access_refused:main:-",
+                AlertRule::AccessRefused,
+                Severity::Critical,
+            ),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let now = storage::now_ms();
+    let first = deliver_due(&app.config, &app.store, &http, now)
+        .await
+        .expect("deliver");
+    assert_eq!((first.sent, first.postponed), (1, 1));
+    assert!(hook.texts()[0].contains("access_refused"));
+    // Held: not due again before the window ends, due at its end.
+    let end = emag_sync::alerts::quiet_until(
+        app.config.alerts.quiet_hours[0].1,
+        chrono_tz::Europe::Bucharest,
+        now,
+    )
+    .expect("in the window");
+    assert!(end > now + 59 * 60_000 - 60_000, "ends in about an hour");
+    let held = deliver_due(&app.config, &app.store, &http, end - 1_000)
+        .await
+        .expect("deliver");
+    assert_eq!((held.sent, held.postponed), (0, 0));
+    let after = deliver_due(&app.config, &app.store, &http, end)
+        .await
+        .expect("deliver");
+    assert_eq!(after.sent, 1);
+    let texts = hook.texts();
+    assert_eq!(texts.len(), 2);
+    assert!(texts[1].contains("stale_data"), "{}", texts[1]);
+    // Attempts were not spent on the wait.
+    let counts = app.store.outbox_counts().await.expect("counts");
+    assert_eq!(counts[0].1.failed_attempts, 0);
 }

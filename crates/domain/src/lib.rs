@@ -123,8 +123,11 @@ text_enum!(
 );
 
 text_enum!(
-    /// What a notice in the alert outbox tells.
-    Notice, "notice" { Opened => "opened", Resolved => "resolved", Test => "test" }
+    /// What a notice in the alert outbox tells. `Escalated`: an incident still firing past
+    /// both escalation thresholds (now critical).
+    Notice, "notice" {
+        Opened => "opened", Resolved => "resolved", Escalated => "escalated", Test => "test",
+    }
 );
 
 text_enum!(

@@ -31,6 +31,9 @@ pub struct FaultPlan {
     pub malformed_next: u32,
     /// The next N API requests answer 200 `isError:true` without being processed.
     pub is_error_next: u32,
+    /// The next N API requests answer 429 as eMAG's limiter does (as if another program used
+    /// the same API user's budget), without being processed.
+    pub rate_limited_next: u32,
     /// The message of those answers (default: a transient "…please retry" message).
     pub is_error_message: Option<String>,
     /// Reads ignore `currentPage`: every page is page 1.
@@ -62,6 +65,7 @@ impl Default for FaultPlan {
             hang_ms: 30_000,
             malformed_next: 0,
             is_error_next: 0,
+            rate_limited_next: 0,
             is_error_message: None,
             ignore_current_page: false,
             extra_items: 0,
@@ -91,6 +95,8 @@ pub(crate) enum FaultOutcome {
     ServerError,
     /// 200 `isError:true`, not processed.
     IsError,
+    /// 429, not processed.
+    RateLimited,
     /// Processed, but the body is cut in half.
     Malformed,
     /// 301 to the same URL, not processed.
@@ -183,6 +189,9 @@ impl FaultState {
             && rng.gen_range(0..1000) < plan.server_error_per_mille
         {
             FaultOutcome::ServerError
+        } else if plan.rate_limited_next > 0 {
+            plan.rate_limited_next -= 1;
+            FaultOutcome::RateLimited
         } else if plan.is_error_next > 0 {
             plan.is_error_next -= 1;
             FaultOutcome::IsError

@@ -12,7 +12,7 @@
 //! mid-send leaves its claim to expire and another sends it; a failure is retried later with
 //! the backoff the caller chooses.
 
-use domain::{AlertChannel, AlertRule, IncidentState, Notice, Severity, SyncKind};
+use domain::{AlertChannel, AlertRule, IncidentState, Notice, RunState, Severity, SyncKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -49,6 +49,72 @@ pub struct IncidentRow {
     pub resolved_at: Option<i64>,
     /// `auto` (the condition cleared) or who resolved it by hand.
     pub resolved_by: Option<String>,
+    /// When it passed both escalation thresholds and was raised to critical.
+    pub escalated_at: Option<i64>,
+}
+
+/// Where the notices of an evaluation go.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    /// The channels, each with the least severity it tells.
+    pub channels: &'a [(AlertChannel, Severity)],
+    /// Opened / resolved notices of incidents up to this severity wait for the daily digest
+    /// (critical ones never do; escalations never do).
+    pub digest_up_to: Option<Severity>,
+    /// When the next digest is due (unix ms).
+    pub next_digest_at: i64,
+}
+
+impl Routing<'_> {
+    /// Immediate notices on `channels`, no digest.
+    pub fn immediate(channels: &[(AlertChannel, Severity)]) -> Routing<'_> {
+        Routing {
+            channels,
+            digest_up_to: None,
+            next_digest_at: 0,
+        }
+    }
+
+    /// When a notice about an incident of `severity` is due, and whether it waits for the
+    /// digest.
+    fn due(&self, notice: Notice, severity: Severity, now: i64) -> (i64, bool) {
+        let digest = notice != Notice::Escalated
+            && severity < Severity::Critical
+            && self.digest_up_to.is_some_and(|up_to| severity <= up_to);
+        if digest {
+            (self.next_digest_at.max(now), true)
+        } else {
+            (now, false)
+        }
+    }
+}
+
+/// Escalation: an incident still firing (not acknowledged) for `after_ms` that saw at least
+/// `failed_runs` failed runs in its scope since it opened is raised to critical, once, and
+/// told again. `failed_runs == 0` turns escalation off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    pub after_ms: i64,
+    pub failed_runs: i64,
+}
+
+impl Escalation {
+    pub const OFF: Escalation = Escalation {
+        after_ms: i64::MAX,
+        failed_runs: 0,
+    };
+}
+
+/// A run taken over from a holder that died or went silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takeover {
+    pub run_id: i64,
+    pub account: String,
+    pub kind: SyncKind,
+    /// The holder whose lease expired.
+    pub from: String,
+    pub at: i64,
+    pub state: RunState,
 }
 
 /// What one evaluation changed.
@@ -58,6 +124,8 @@ pub struct Evaluated {
     pub opened: Vec<i64>,
     /// Incidents this evaluation resolved (their condition no longer fires).
     pub resolved: Vec<i64>,
+    /// Incidents this evaluation escalated.
+    pub escalated: Vec<i64>,
 }
 
 /// A notice claimed for sending.
@@ -68,6 +136,8 @@ pub struct Delivery {
     pub notice: Notice,
     /// Attempts before this one.
     pub attempts: i64,
+    /// Kept for the daily digest: sent with the other digest notices of its channel.
+    pub digest: bool,
     pub incident: IncidentRow,
 }
 
@@ -83,7 +153,8 @@ pub struct OutboxCounts {
 }
 
 const INCIDENT_COLUMNS: &str = "SELECT id, key, rule, account, kind, severity, state, message, \
-     action, opened_at, last_seen_at, acknowledged_at, resolved_at, resolved_by FROM incidents";
+     action, opened_at, last_seen_at, acknowledged_at, resolved_at, resolved_by, escalated_at \
+     FROM incidents";
 
 fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt {
@@ -116,6 +187,7 @@ fn incident_from_row(row: &AnyRow) -> Result<IncidentRow> {
         acknowledged_at: row.try_get("acknowledged_at")?,
         resolved_at: row.try_get("resolved_at")?,
         resolved_by: row.try_get("resolved_by")?,
+        escalated_at: row.try_get("escalated_at")?,
     })
 }
 
@@ -124,12 +196,17 @@ impl Store {
     /// opens an incident (and its notices on `channels`) for each firing key without an open
     /// one, refreshes the open ones, and resolves (with recovery notices) the open incidents
     /// of `rules` whose key no longer fires — unless another evaluation saw them firing after
-    /// `read_at`, which is newer news than this one.
+    /// `read_at`, which is newer news than this one — and escalates the open ones that passed
+    /// both thresholds of `escalation`. Rules in `silent_recovery` resolve without a notice
+    /// (events such as a takeover: there is nothing to recover from).
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_evaluation(
         &self,
         firing: &[Firing],
         rules: &[AlertRule],
-        channels: &[(AlertChannel, Severity)],
+        silent_recovery: &[AlertRule],
+        routing: Routing<'_>,
+        escalation: Escalation,
         read_at: i64,
         now: i64,
     ) -> Result<Evaluated> {
@@ -153,16 +230,16 @@ impl Store {
             .await?;
             match opened {
                 Some(id) => {
-                    for c in told(channels, f.severity) {
-                        enqueue(&mut tx, id, c, Notice::Opened, now).await?;
-                    }
+                    enqueue_all(&mut tx, id, routing, Notice::Opened, f.severity, now).await?;
                     out.opened.push(id);
                 }
                 None => {
-                    // Open already: it is still firing; its text follows the condition's.
+                    // Open already: it is still firing; its text follows the condition's, its
+                    // severity too unless it was escalated.
                     sqlx::query(
                         "UPDATE incidents SET last_seen_at = $2, message = $3, action = $4, \
-                         severity = $5 WHERE key = $1 AND state <> 'resolved'",
+                         severity = CASE WHEN escalated_at IS NULL THEN $5 ELSE severity END \
+                         WHERE key = $1 AND state <> 'resolved'",
                     )
                     .bind(&f.key)
                     .bind(now)
@@ -174,16 +251,33 @@ impl Store {
                 }
             }
         }
-        let open: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, key, rule, severity, last_seen_at FROM incidents WHERE state <> 'resolved'",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, key, rule, severity, last_seen) in open {
-            let rule: AlertRule = rule.parse().map_err(|e| corrupt("incidents", e))?;
-            let severity: Severity = severity.parse().map_err(|e| corrupt("incidents", e))?;
-            let still = firing.iter().any(|f| f.key == key);
-            if still || !rules.contains(&rule) || last_seen > read_at {
+        let open = sqlx::query(&format!("{INCIDENT_COLUMNS} WHERE state <> 'resolved'"))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &open {
+            let incident = incident_from_row(row)?;
+            let (id, severity) = (incident.id, incident.severity);
+            let still = firing.iter().any(|f| f.key == incident.key);
+            if still {
+                if escalates(&mut tx, &incident, escalation, now).await? {
+                    let done = sqlx::query(
+                        "UPDATE incidents SET escalated_at = $2, severity = $3 \
+                         WHERE id = $1 AND escalated_at IS NULL AND state = 'firing'",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(Severity::Critical.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 1 {
+                        let notice = Notice::Escalated;
+                        enqueue_all(&mut tx, id, routing, notice, Severity::Critical, now).await?;
+                        out.escalated.push(id);
+                    }
+                }
+                continue;
+            }
+            if !rules.contains(&incident.rule) || incident.last_seen_at > read_at {
                 continue;
             }
             let done = sqlx::query(
@@ -195,8 +289,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
-                for c in told(channels, severity) {
-                    enqueue(&mut tx, id, c, Notice::Resolved, now).await?;
+                if !silent_recovery.contains(&incident.rule) {
+                    enqueue_all(&mut tx, id, routing, Notice::Resolved, severity, now).await?;
                 }
                 out.resolved.push(id);
             }
@@ -226,7 +320,7 @@ impl Store {
         &self,
         id: i64,
         by: &str,
-        channels: &[(AlertChannel, Severity)],
+        routing: Routing<'_>,
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
@@ -250,9 +344,7 @@ impl Store {
         .await?;
         let resolved = done.rows_affected() == 1;
         if resolved {
-            for c in told(channels, severity) {
-                enqueue(&mut tx, id, c, Notice::Resolved, now).await?;
-            }
+            enqueue_all(&mut tx, id, routing, Notice::Resolved, severity, now).await?;
         }
         tx.commit().await?;
         Ok(resolved)
@@ -267,6 +359,18 @@ impl Store {
              LIMIT $1"
         ))
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    /// The incidents not resolved (firing or acknowledged), worst first, then newest.
+    pub async fn open_incidents(&self) -> Result<Vec<IncidentRow>> {
+        // A scan of the partial unique index `incidents_open_key` (its condition, as written).
+        let rows = sqlx::query(&format!(
+            "{INCIDENT_COLUMNS} WHERE state <> 'resolved' ORDER BY \
+             CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, id DESC"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(incident_from_row).collect()
@@ -289,8 +393,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Delivery>> {
         let mut tx = self.pool.begin().await?;
-        let due: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, channel, notice, attempts, incident_id FROM alert_outbox \
+        let due: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, channel, notice, attempts, incident_id, digest FROM alert_outbox \
              WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
              AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY id LIMIT $2",
         )
@@ -299,7 +403,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Vec::new();
-        for (id, channel, notice, attempts, incident_id) in due {
+        for (id, channel, notice, attempts, incident_id, digest) in due {
             // The guard makes a claim raced by another process a no-op here.
             let done = sqlx::query(
                 "UPDATE alert_outbox SET claimed_until = $2 WHERE id = $1 \
@@ -322,11 +426,81 @@ impl Store {
                 channel: channel.parse().map_err(|e| corrupt("alert_outbox", e))?,
                 notice: notice.parse().map_err(|e| corrupt("alert_outbox", e))?,
                 attempts,
+                digest: digest != 0,
                 incident: incident_from_row(&row)?,
             });
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Claims every due digest notice of `channel` (at most `limit`), to be sent as one
+    /// message.
+    pub async fn claim_digest(
+        &self,
+        channel: AlertChannel,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        let ids: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM alert_outbox WHERE delivered_at IS NULL AND digest = 1 \
+             AND channel = $1 AND next_attempt_at <= $2 \
+             AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3",
+        )
+        .bind(channel.as_str())
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        // Each claimed by id, with the same guard as `claim_deliveries`.
+        for (id,) in ids {
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE alert_outbox SET claimed_until = $2 WHERE id = $1 \
+                 AND delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $3)",
+            )
+            .bind(id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                let (notice, attempts, incident_id): (String, i64, i64) = sqlx::query_as(
+                    "SELECT notice, attempts, incident_id FROM alert_outbox WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let row = sqlx::query(&format!("{INCIDENT_COLUMNS} WHERE id = $1"))
+                    .bind(incident_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                out.push(Delivery {
+                    id,
+                    channel,
+                    notice: notice.parse().map_err(|e| corrupt("alert_outbox", e))?,
+                    attempts,
+                    digest: true,
+                    incident: incident_from_row(&row)?,
+                });
+            }
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
+    /// Gives a claimed notice back, due at `until` (quiet hours): no attempt is counted.
+    pub async fn postpone_delivery(&self, id: i64, until: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE alert_outbox SET claimed_until = NULL, next_attempt_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Marks a claimed notice sent.
@@ -355,6 +529,56 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// 429 waits per account in the runs that finished since `since` or are still running,
+    /// for the rate-limit rule.
+    pub async fn rate_limit_waits_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        // Two ranges of partial / plain indexes (`runs_finished`, and the running state written
+        // as in `runs_one_running_per_account`), summed per account here.
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT account, rate_limit_waits FROM runs WHERE finished_at >= $1 \
+             AND rate_limit_waits > 0 UNION ALL \
+             SELECT account, rate_limit_waits FROM runs WHERE state = '{}' \
+             AND rate_limit_waits > 0",
+            RunState::Running.as_str()
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(String, i64)> = Vec::new();
+        for (account, waits) in rows {
+            match out.iter_mut().find(|(a, _)| *a == account) {
+                Some((_, n)) => *n += waits,
+                None => out.push((account, waits)),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Runs taken over since `since` from a holder whose lease expired, newest first.
+    pub async fn takeovers_since(&self, since: i64) -> Result<Vec<Takeover>> {
+        // A range of the partial index `runs_reclaimed`.
+        let rows: Vec<(i64, String, String, Option<String>, i64, String)> = sqlx::query_as(
+            "SELECT id, account, kind, reclaimed_from, reclaimed_at, state FROM runs \
+             WHERE reclaimed_at >= $1 ORDER BY reclaimed_at DESC, id DESC",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(run_id, account, kind, from, at, state)| {
+                Ok(Takeover {
+                    run_id,
+                    account,
+                    kind: kind.parse().map_err(|e| corrupt("runs", e))?,
+                    from: from.unwrap_or_default(),
+                    at,
+                    state: state.parse().map_err(|e| corrupt("runs", e))?,
+                })
+            })
+            .collect()
     }
 
     /// Delivered and pending notices per channel.
@@ -396,24 +620,74 @@ fn told(
         .map(|(c, _)| *c)
 }
 
-async fn enqueue(
+/// Queues `notice` about incident `incident` (of `severity`) on every channel that tells it.
+async fn enqueue_all(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     incident: i64,
-    channel: AlertChannel,
+    routing: Routing<'_>,
     notice: Notice,
+    severity: Severity,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO alert_outbox (incident_id, channel, notice, created_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $4)",
-    )
-    .bind(incident)
-    .bind(channel.as_str())
-    .bind(notice.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let (due, digest) = routing.due(notice, severity, now);
+    for channel in told(routing.channels, severity) {
+        sqlx::query(
+            "INSERT INTO alert_outbox (incident_id, channel, notice, created_at, \
+             next_attempt_at, digest) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(incident)
+        .bind(channel.as_str())
+        .bind(notice.as_str())
+        .bind(now)
+        .bind(due)
+        .bind(i32::from(digest))
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
+}
+
+/// Whether `incident`, still firing, passed both thresholds of `escalation` at `now`: firing
+/// (not acknowledged, not escalated) for `after_ms`, and at least `failed_runs` failed runs
+/// of its account (and kind) — of any account for an incident about none — since it opened.
+async fn escalates(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    incident: &IncidentRow,
+    escalation: Escalation,
+    now: i64,
+) -> Result<bool> {
+    if escalation.failed_runs <= 0
+        || incident.state != IncidentState::Firing
+        || incident.escalated_at.is_some()
+        || now.saturating_sub(incident.opened_at) < escalation.after_ms
+    {
+        return Ok(false);
+    }
+    // `runs_failed` (finished_at, partial on the failed state) serves the range: the state
+    // is written as in the index, so SQLite's planner can match it.
+    let mut sql = format!(
+        "SELECT COUNT(*) FROM runs WHERE state = '{}' AND finished_at >= $1",
+        RunState::Failed.as_str()
+    );
+    if incident.account.is_some() {
+        sql.push_str(" AND account = $2");
+    }
+    if incident.kind.is_some() {
+        sql.push_str(if incident.account.is_some() {
+            " AND kind = $3"
+        } else {
+            " AND kind = $2"
+        });
+    }
+    let mut q = sqlx::query_as::<_, (i64,)>(&sql).bind(incident.opened_at);
+    if let Some(a) = &incident.account {
+        q = q.bind(a.as_str());
+    }
+    if let Some(k) = incident.kind {
+        q = q.bind(k.as_str());
+    }
+    let (failed,) = q.fetch_one(&mut **tx).await?;
+    Ok(failed >= escalation.failed_runs)
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ mod runs;
 mod sql;
 mod totals;
 
-pub use alerts::{Delivery, Evaluated, Firing, IncidentRow, OutboxCounts};
+pub use alerts::{
+    Delivery, Escalation, Evaluated, Firing, IncidentRow, OutboxCounts, Routing, Takeover,
+};
 pub use db::{plaintext_network_warning, redact_url, Backend, Store};
 pub use encoding::KeptEncoding;
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};

@@ -139,9 +139,13 @@ async fn change(
     let done = match what {
         Change::Ack => state.bounded(store.acknowledge_incident(id, now)).await,
         Change::Resolve => {
-            let channels = crate::alerts::channels(state.config());
             state
-                .bounded(store.resolve_incident(id, op.describe(), &channels, now))
+                .bounded(crate::alerts::resolve_by_hand(
+                    state.config(),
+                    store,
+                    id,
+                    op.describe(),
+                ))
                 .await
         }
     };

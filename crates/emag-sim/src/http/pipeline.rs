@@ -107,6 +107,7 @@ async fn serve_admitted(
     wait(state, decision.delay).await;
     let reply = match decision.outcome {
         FaultOutcome::ServerError => Reply::BadGateway,
+        FaultOutcome::RateLimited => Reply::RateLimited,
         FaultOutcome::IsError => Reply::error(
             state
                 .faults

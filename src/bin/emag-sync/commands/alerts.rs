@@ -34,8 +34,12 @@ enum What {
     /// Evaluate the rules now and send what is due (what `start` does every
     /// EMAG_ALERT_EVALUATE_EVERY seconds).
     Check,
-    /// Send a test message through every configured channel and say which worked.
-    Test,
+    /// Send a test message through every configured channel (or one) and say which worked.
+    Test {
+        /// Only this channel: webhook, email, sms, ntfy or telegram.
+        #[arg(long)]
+        channel: Option<domain::AlertChannel>,
+    },
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
@@ -86,11 +90,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
             }
         },
         What::Resolve { id } => {
-            let channels = alerts::channels(&config);
-            match store
-                .resolve_incident(id, "operator (cli)", &channels, storage::now_ms())
-                .await
-            {
+            match alerts::resolve_by_hand(&config, &store, id, "operator (cli)").await {
                 Ok(true) => {
                     println!("incident {id} resolved");
                     0
@@ -106,7 +106,7 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
             }
         }
         What::Check => check(&config, &store).await,
-        What::Test => test(&config).await,
+        What::Test { channel } => test(&config, channel).await,
     };
     store.close().await;
     code
@@ -122,13 +122,18 @@ async fn check(config: &emag_sync::config::Config, store: &storage::Store) -> u8
     };
     let http = reqwest::Client::new();
     match alerts::deliver_due(config, store, &http, storage::now_ms()).await {
-        Ok((sent, failed)) => {
+        Ok(done) => {
             println!(
-                "{} incident(s) opened, {} resolved; {sent} notice(s) sent, {failed} failed (retried later)",
+                "{} incident(s) opened, {} escalated, {} resolved; {} notice(s) sent, {} failed \
+                 (retried later), {} held by quiet hours",
                 evaluated.opened.len(),
-                evaluated.resolved.len()
+                evaluated.escalated.len(),
+                evaluated.resolved.len(),
+                done.sent,
+                done.failed,
+                done.postponed
             );
-            u8::from(failed > 0)
+            u8::from(done.failed > 0)
         }
         Err(e) => {
             eprintln!("error: delivering failed: {e}");
@@ -137,12 +142,22 @@ async fn check(config: &emag_sync::config::Config, store: &storage::Store) -> u8
     }
 }
 
-async fn test(config: &emag_sync::config::Config) -> u8 {
-    let channels = alerts::channels(config);
+async fn test(config: &emag_sync::config::Config, only: Option<domain::AlertChannel>) -> u8 {
+    let mut channels = alerts::channels(config);
+    if let Some(only) = only {
+        if !channels.iter().any(|(c, _)| *c == only) {
+            eprintln!(
+                "error: the {only} channel is not configured (see the EMAG_* variables of \
+                 .env.example)"
+            );
+            return 2;
+        }
+        channels.retain(|(c, _)| *c == only);
+    }
     if channels.is_empty() {
         eprintln!(
-            "error: no alert channel is configured: set EMAG_ALERT_WEBHOOK_URL, EMAG_NTFY_URL, \
-             EMAG_TELEGRAM_BOT_TOKEN or EMAG_SMS_ACCOUNT_SID (see .env.example)"
+            "error: no alert channel is configured: set EMAG_ALERT_WEBHOOK_URL, EMAG_SMTP_HOST, \
+             EMAG_NTFY_URL, EMAG_TELEGRAM_BOT_TOKEN or EMAG_SMS_ACCOUNT_SID (see .env.example)"
         );
         return 2;
     }
@@ -162,6 +177,7 @@ async fn test(config: &emag_sync::config::Config) -> u8 {
         acknowledged_at: None,
         resolved_at: None,
         resolved_by: None,
+        escalated_at: None,
     };
     let message = alerts::render(
         &incident,

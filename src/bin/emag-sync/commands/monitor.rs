@@ -142,6 +142,9 @@ async fn health(env_file: Option<&Path>, args: &HealthArgs) -> u8 {
     for note in &report.notes {
         println!("{note}");
     }
+    for alert in &report.alerts {
+        println!("{}", alert.line());
+    }
     code
 }
 
