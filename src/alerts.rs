@@ -133,17 +133,22 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<
                 ConditionKind::StaleData => AlertRule::StaleData,
                 ConditionKind::StoppedRun => AlertRule::StoppedRun,
             };
+            let (message, action) = match settings.language {
+                Language::En => (c.message.clone(), c.action.clone()),
+                Language::Ro => romanian(&c, snapshot),
+            };
             Firing {
                 key: key(rule, c.account.as_deref(), c.sync_kind),
                 rule,
                 account: c.account,
                 kind: c.sync_kind,
                 severity: severity(c.severity),
-                message: c.message,
-                action: c.action,
+                message,
+                action,
             }
         })
         .collect();
+    let ro = settings.language == Language::Ro;
     for a in snapshot.accounts.iter().filter(|a| !a.paused) {
         for k in &a.kinds {
             if k.failures_in_row < settings.consecutive_failures {
@@ -156,18 +161,38 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<
                 account: Some(a.name.clone()),
                 kind: Some(k.kind),
                 severity: Severity::Warning,
-                message: format!(
-                    "{} {}: {} failed runs in a row; the last: {}",
-                    a.name,
-                    k.kind,
-                    k.failures_in_row,
-                    last.and_then(|r| r.error_message.as_deref())
-                        .unwrap_or("no message")
-                ),
-                action: format!(
-                    "see `emag-sync runs --account {}` for the error; the scheduler retries by itself",
-                    a.name
-                ),
+                message: if ro {
+                    format!(
+                        "{} {}: {} rulări eșuate la rând; ultima: {}",
+                        a.name,
+                        k.kind,
+                        k.failures_in_row,
+                        last.and_then(|r| r.error_message.as_deref())
+                            .unwrap_or("fără mesaj")
+                    )
+                } else {
+                    format!(
+                        "{} {}: {} failed runs in a row; the last: {}",
+                        a.name,
+                        k.kind,
+                        k.failures_in_row,
+                        last.and_then(|r| r.error_message.as_deref())
+                            .unwrap_or("no message")
+                    )
+                },
+                action: if ro {
+                    format!(
+                        "vedeți eroarea cu `emag-sync runs --account {}`; planificatorul \
+                         reîncearcă singur",
+                        a.name
+                    )
+                } else {
+                    format!(
+                        "see `emag-sync runs --account {}` for the error; the scheduler retries \
+                         by itself",
+                        a.name
+                    )
+                },
             });
         }
     }
@@ -179,11 +204,22 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<
             account: None,
             kind: None,
             severity: Severity::Warning,
-            message: format!(
-                "{errors} runs failed in the last hour (more than {})",
-                settings.errors_per_hour
-            ),
-            action: "see the recent errors in `emag-sync monitor report` or the dashboard".into(),
+            message: if ro {
+                format!(
+                    "{errors} rulări eșuate în ultima oră (mai mult de {})",
+                    settings.errors_per_hour
+                )
+            } else {
+                format!(
+                    "{errors} runs failed in the last hour (more than {})",
+                    settings.errors_per_hour
+                )
+            },
+            action: if ro {
+                "vedeți erorile recente în `emag-sync monitor report` sau în panou".into()
+            } else {
+                "see the recent errors in `emag-sync monitor report` or the dashboard".into()
+            },
         });
     }
     for (account, waits) in &signals.rate_limit_waits {
@@ -196,15 +232,31 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<
             account: Some(account.clone()),
             kind: None,
             severity: Severity::Warning,
-            message: format!(
-                "account {account}: eMAG answered 429 (too many requests) {waits} times in the \
-                 last hour (more than {})",
-                settings.rate_limit_waits
-            ),
-            action: format!(
-                "eMAG's limit is shared by every program using the API user of {account}: stop \
-                 or slow the other one (and keep EMAG_RATE_LIMIT on)"
-            ),
+            message: if ro {
+                format!(
+                    "contul {account}: eMAG a răspuns 429 (prea multe cereri) de {waits} ori în \
+                     ultima oră (mai mult de {})",
+                    settings.rate_limit_waits
+                )
+            } else {
+                format!(
+                    "account {account}: eMAG answered 429 (too many requests) {waits} times in \
+                     the last hour (more than {})",
+                    settings.rate_limit_waits
+                )
+            },
+            action: if ro {
+                format!(
+                    "limita eMAG e comună tuturor programelor care folosesc utilizatorul API al \
+                     contului {account}: opriți-l sau încetiniți-l pe celălalt (și lăsați \
+                     EMAG_RATE_LIMIT pornit)"
+                )
+            } else {
+                format!(
+                    "eMAG's limit is shared by every program using the API user of {account}: \
+                     stop or slow the other one (and keep EMAG_RATE_LIMIT on)"
+                )
+            },
         });
     }
     // One notice per (account, kind) taken over, about its latest takeover.
@@ -223,17 +275,98 @@ pub fn evaluate(config: &Config, snapshot: &Snapshot, signals: &Signals) -> Vec<
             account: Some(t.account.clone()),
             kind: Some(t.kind),
             severity: Severity::Info,
-            message: format!(
-                "{} {} run {} was taken over at {when} from {}, which stopped answering; it \
-                 continues from its checkpoint (now {})",
-                t.account, t.kind, t.run_id, t.from, t.state
-            ),
-            action: "nothing to do if the other instance was stopped on purpose; otherwise \
-                     check why it died (`emag-sync status` lists the instances)"
-                .into(),
+            message: if ro {
+                format!(
+                    "rularea {} ({} {}) a fost preluată la {when} de la {}, care nu mai \
+                     răspundea; continuă de la ultimul punct salvat (acum {})",
+                    t.run_id, t.account, t.kind, t.from, t.state
+                )
+            } else {
+                format!(
+                    "{} {} run {} was taken over at {when} from {}, which stopped answering; \
+                     it continues from its checkpoint (now {})",
+                    t.account, t.kind, t.run_id, t.from, t.state
+                )
+            },
+            action: if ro {
+                "nimic de făcut dacă cealaltă instanță a fost oprită intenționat; altfel \
+                 verificați de ce s-a oprit (`emag-sync status` listează instanțele)"
+                    .into()
+            } else {
+                "nothing to do if the other instance was stopped on purpose; otherwise check \
+                 why it died (`emag-sync status` lists the instances)"
+                    .into()
+            },
         });
     }
     out
+}
+
+/// The message and action of condition `c` in Romanian, from the facts of `snapshot` (the
+/// status model words them in English). A refusal's action is eMAG's reason as classified,
+/// which names the variables to fix.
+fn romanian(c: &crate::status::Condition, snapshot: &Snapshot) -> (String, String) {
+    let account = c.account.as_deref().unwrap_or("-");
+    let kind = snapshot
+        .account(account)
+        .and_then(|a| a.kinds.iter().find(|k| Some(k.kind) == c.sync_kind));
+    match c.kind {
+        ConditionKind::SchedulerDown => (
+            "nu rulează nicio instanță a planificatorului: nimic nu se mai sincronizează \
+             automat"
+                .into(),
+            "porniți-l: `emag-sync start --detach` (sau `systemctl start emag-sync`)".into(),
+        ),
+        ConditionKind::NeedsAttention => (
+            format!("contul {account}: eMAG refuză accesul"),
+            c.action.clone(),
+        ),
+        ConditionKind::StoppedRun => {
+            let p = kind.and_then(|k| k.progress.as_ref());
+            (
+                format!(
+                    "rularea {} ({account} {}) a fost lăsată de un proces oprit ({})",
+                    p.map_or(0, |p| p.run_id),
+                    c.sync_kind.map_or("-", domain::SyncKind::as_str),
+                    p.and_then(|p| p.holder.as_deref()).unwrap_or("necunoscut")
+                ),
+                "un planificator pornit o reia la următorul pas; porniți unul dacă nu rulează \
+                 niciunul"
+                    .into(),
+            )
+        }
+        ConditionKind::StaleData => {
+            let what = c.sync_kind.map_or("-", domain::SyncKind::as_str);
+            let f = kind.and_then(|k| k.freshness);
+            let message = match f.and_then(|f| f.age_ms) {
+                Some(age) => format!(
+                    "datele {what} ale contului {account} au {} min (învechite după {} min)",
+                    age / 60_000,
+                    f.map_or(0, |f| f.warn_after_ms / 60_000)
+                ),
+                None => format!(
+                    "datele {what} ale contului {account} nu au fost sincronizate niciodată"
+                ),
+            };
+            let paused = snapshot.account(account).is_some_and(|a| a.paused);
+            let last = kind.and_then(|k| k.last_run.as_ref());
+            let action = match last {
+                _ if paused => format!(
+                    "contul este în pauză: nimic nu îl sincronizează; reluați-l cu \
+                     `emag-sync resume {account}` (sau din panou)"
+                ),
+                Some(r) if r.state == domain::RunState::Failed => format!(
+                    "ultima rulare a eșuat: {}; vedeți `emag-sync runs --account {account}`",
+                    r.error_message.as_deref().unwrap_or("eroare necunoscută")
+                ),
+                _ => format!(
+                    "verificați că rulează un planificator; sincronizați acum cu \
+                     `emag-sync sync {account} --kind {what}`"
+                ),
+            };
+            (message, action)
+        }
+    }
 }
 
 /// The channels configured, in a fixed order, each with the least severity it tells.
@@ -727,11 +860,13 @@ fn sms_text(message: &Message) -> String {
         .collect()
 }
 
-/// When a notice that failed `attempts` times (this one included) is tried again: 30 s,
-/// doubling, at most an hour.
-pub fn retry_after(attempts: i64) -> Duration {
+/// When a notice that failed `attempts` times (this one included) is tried again: `first`
+/// (30 s by default), doubling, at most an hour.
+pub fn retry_after(first: Duration, attempts: i64) -> Duration {
     let doublings = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    Duration::from_secs(30u64.saturating_mul(1 << doublings.min(7))).min(Duration::from_secs(3600))
+    first
+        .saturating_mul(1 << doublings.min(10))
+        .min(Duration::from_secs(3600))
 }
 
 /// What one delivery round did.
@@ -820,7 +955,7 @@ pub async fn deliver_due(
             }
             Err(SendError(why)) => {
                 for d in &batch {
-                    let wait = retry_after(d.attempts + 1);
+                    let wait = retry_after(a.retry_delay, d.attempts + 1);
                     store.delivery_failed(d.id, &why, ms_after(wait)).await?;
                     tracing::warn!(incident = d.incident.id, channel = %d.channel, attempt = d.attempts + 1, "alert not sent: {why}; retrying in {} s", wait.as_secs());
                 }
@@ -912,6 +1047,28 @@ mod tests {
         assert_eq!(stale(&fresh_install(45)), 1, "past the 35-minute threshold");
     }
 
+    #[test]
+    fn messages_are_worded_in_romanian_by_default_and_in_english_on_request() {
+        let ro = evaluate(&config(), &fresh_install(45), &Signals::default());
+        let stale = ro
+            .iter()
+            .find(|f| f.rule == AlertRule::StaleData)
+            .expect("stale");
+        assert!(
+            stale.message.contains("nu au fost sincronizate niciodată"),
+            "{}",
+            stale.message
+        );
+        assert!(stale.action.contains("verificați"), "{}", stale.action);
+        let mut en = config();
+        en.alerts.language = Language::En;
+        let stale = evaluate(&en, &fresh_install(45), &Signals::default())
+            .into_iter()
+            .find(|f| f.rule == AlertRule::StaleData)
+            .expect("stale");
+        assert!(stale.message.contains("never synced"), "{}", stale.message);
+    }
+
     fn utc(text: &str) -> i64 {
         chrono::DateTime::parse_from_rfc3339(text)
             .expect("time")
@@ -974,7 +1131,8 @@ mod tests {
 
     #[test]
     fn rate_limiting_above_the_threshold_and_takeovers_fire_once_per_account_and_kind() {
-        let cfg = config();
+        let mut cfg = config();
+        cfg.alerts.language = Language::En;
         let snapshot = fresh_install(2);
         let now = snapshot.taken_at;
         let takeover = |run_id, kind| Takeover {
@@ -1018,10 +1176,11 @@ mod tests {
 
     #[test]
     fn retries_back_off_from_30_seconds_to_an_hour() {
-        assert_eq!(retry_after(1), Duration::from_secs(30));
-        assert_eq!(retry_after(2), Duration::from_secs(60));
-        assert_eq!(retry_after(4), Duration::from_secs(240));
-        assert_eq!(retry_after(50), Duration::from_secs(3600));
+        let first = Duration::from_secs(30);
+        assert_eq!(retry_after(first, 1), Duration::from_secs(30));
+        assert_eq!(retry_after(first, 2), Duration::from_secs(60));
+        assert_eq!(retry_after(first, 4), Duration::from_secs(240));
+        assert_eq!(retry_after(first, 50), Duration::from_secs(3600));
     }
 
     #[test]

@@ -352,6 +352,9 @@ pub struct AlertSettings {
     pub quiet_hours: Vec<(domain::AlertChannel, QuietHours)>,
     /// How long one send may take (`EMAG_ALERT_SEND_TIMEOUT`, seconds, default 10).
     pub send_timeout: Duration,
+    /// The first wait before a failed send is tried again, doubling up to an hour
+    /// (`EMAG_ALERT_RETRY_DELAY`, seconds, default 30).
+    pub retry_delay: Duration,
 }
 
 /// A daily window of local time, `from` included, `to` excluded; it may wrap midnight.
@@ -1151,7 +1154,11 @@ impl Parser<'_> {
         let send_timeout = self
             .seconds("EMAG_ALERT_SEND_TIMEOUT", Duration::from_secs(10))
             .max(Duration::from_millis(100));
+        let retry_delay = self
+            .seconds("EMAG_ALERT_RETRY_DELAY", Duration::from_secs(30))
+            .max(Duration::from_millis(10));
         AlertSettings {
+            retry_delay,
             rate_limit_waits,
             takeover_window,
             escalate_after,

@@ -1,6 +1,7 @@
 //! Integration tests of emag-sync: the real simulator over real HTTP, real SQLite files and
 //! real PostgreSQL databases (one per test), and the real binary where a process matters.
 
+mod alert_daemon;
 mod alert_scenarios;
 mod alerts;
 mod api;

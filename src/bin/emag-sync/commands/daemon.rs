@@ -134,13 +134,10 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
         let accounts = accounts.iter().chain(ctx.reference_failover.iter());
         super::dashboard::serve_beside(&config, &store, accounts, ctx.cancel.child_token()).await
     };
-    // The alert rules are evaluated beside the scheduler: a slow or failing channel never
-    // holds up a sync.
-    tokio::spawn(emag_sync::alerts::run(
-        config.clone(),
-        store.clone(),
-        ctx.cancel.child_token(),
-    ));
+    // The alert rules are evaluated beside the scheduler (a slow or failing channel never
+    // holds up a sync), from its first tick on: this instance is registered by then, so its
+    // own start is not seen as "no scheduler running".
+    let alerts = (config.clone(), store.clone(), ctx.cancel.child_token());
     let plan = schedules(&config);
     let policy = Policy::from(&config);
     let maintenance = Maintenance {
@@ -169,6 +166,8 @@ pub async fn start(env_file: Option<&Path>, args: StartArgs) -> u8 {
     let scheduler = Scheduler::new(ctx, accounts, plan, policy)
         .with_maintenance(maintenance)
         .on_ready(move || {
+            let (config, store, cancel) = alerts;
+            tokio::spawn(emag_sync::alerts::run(config, store, cancel));
             say(&ready);
             if systemd {
                 let _ = sd_notify::notify(&[

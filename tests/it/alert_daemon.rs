@@ -1,0 +1,425 @@
+//! Alerts in real `start` processes: a channel that hangs or fails does not slow syncing and
+//! its notices arrive once it answers; a SIGKILL between an incident's opening and its
+//! delivery still delivers it, once, after the restart; two instances sharing PostgreSQL tell
+//! each incident and its recovery once between them.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use domain::{IncidentState, RunState, SyncKind};
+use emag_sim::{FaultPlan, RunningSim, SimConfig, Simulator};
+use serde_json::Value;
+use storage::Store;
+use test_support::{DbKind, TestDb};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{binary, bounded, sim_vars};
+
+/// How the switchboard answers a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Mode {
+    /// Never answers (the sender's timeout cuts it).
+    Hold = 0,
+    /// 500.
+    Fail = 1,
+    /// 200: delivered.
+    Take = 2,
+}
+
+#[derive(Clone)]
+struct Board {
+    mode: Arc<AtomicU8>,
+    received: Arc<Mutex<Vec<String>>>,
+    taken: Arc<Mutex<Vec<String>>>,
+    /// How many posts arrived / were answered 200 (readiness for the test).
+    arrivals: watch::Sender<(usize, usize)>,
+}
+
+/// A webhook receiver whose answer the test switches at any time.
+struct Switchboard {
+    url: String,
+    board: Board,
+    cancel: CancellationToken,
+}
+
+async fn answer(State(board): State<Board>, Json(body): Json<Value>) -> StatusCode {
+    let text = body["text"].as_str().unwrap_or_default().to_owned();
+    board.received.lock().expect("received").push(text.clone());
+    board.arrivals.send_modify(|(r, _)| *r += 1);
+    match board.mode.load(Ordering::SeqCst) {
+        0 => std::future::pending().await,
+        1 => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => {
+            board.taken.lock().expect("taken").push(text);
+            board.arrivals.send_modify(|(_, t)| *t += 1);
+            StatusCode::OK
+        }
+    }
+}
+
+impl Switchboard {
+    async fn start(mode: Mode) -> Switchboard {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/hooks/alerts",
+            listener.local_addr().expect("addr")
+        );
+        let board = Board {
+            mode: Arc::new(AtomicU8::new(mode as u8)),
+            received: Arc::default(),
+            taken: Arc::default(),
+            arrivals: watch::channel((0, 0)).0,
+        };
+        let app = Router::new()
+            .route("/hooks/alerts", post(answer))
+            .with_state(board.clone());
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        Switchboard { url, board, cancel }
+    }
+
+    fn set(&self, mode: Mode) {
+        self.board.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Waits until at least `n` posts arrived (answered or not).
+    async fn received_at_least(&self, n: usize) {
+        let mut rx = self.board.arrivals.subscribe();
+        bounded("posts to the receiver", rx.wait_for(|(r, _)| *r >= n))
+            .await
+            .expect("receiver alive");
+    }
+
+    /// Waits until a post about `needle` was answered 200.
+    async fn taken_about(&self, needle: &str) {
+        let mut rx = self.board.arrivals.subscribe();
+        bounded(
+            "a delivered notice",
+            rx.wait_for(|_| self.taken().iter().any(|t| t.contains(needle))),
+        )
+        .await
+        .expect("receiver alive");
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.board.received.lock().expect("received").clone()
+    }
+
+    fn taken(&self) -> Vec<String> {
+        self.board.taken.lock().expect("taken").clone()
+    }
+}
+
+impl Drop for Switchboard {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+const FBE_REFUSED: &str = "fbe — access_refused";
+
+/// The variables of a `start` against `sim` on `url` telling `hook`, quickly.
+fn vars(
+    sim: &RunningSim,
+    url: &str,
+    hook: &Switchboard,
+    dir: &std::path::Path,
+) -> HashMap<String, String> {
+    let mut v = sim_vars(sim, url);
+    for (k, val) in [
+        ("EMAG_ALERT_WEBHOOK_URL", hook.url.as_str()),
+        ("EMAG_ALERT_LANGUAGE", "en"),
+        ("EMAG_ALERT_EVALUATE_EVERY", "0.2"),
+        ("EMAG_ALERT_SEND_TIMEOUT", "1"),
+        ("EMAG_ALERT_RETRY_DELAY", "0.2"),
+        ("EMAG_LEASE_TTL", "10"),
+    ] {
+        v.insert(k.into(), val.into());
+    }
+    v.insert(
+        "EMAG_PID_FILE".into(),
+        dir.join("emag-sync.pid").display().to_string(),
+    );
+    v
+}
+
+/// `start --no-dashboard` in the foreground, once it printed its readiness line.
+async fn start(vars: &HashMap<String, String>, dir: &std::path::Path) -> Child {
+    let mut child = binary(vars, dir)
+        .args(["start", "--no-dashboard"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = bounded("the readiness line", lines.next_line())
+        .await
+        .expect("read")
+        .expect("a readiness line");
+    assert!(ready.contains("scheduler ready"), "{ready}");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// SIGTERM, and the exit.
+async fn stop(mut child: Child) {
+    let pid = child.id().expect("pid").to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let status = bounded("the stop", child.wait()).await.expect("wait");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Waits for run `id` to end; returns its row.
+async fn finished(store: &Store, id: i64) -> storage::RunRow {
+    bounded("the run", async {
+        loop {
+            let run = store.get_run(id).await.expect("read").expect("the run");
+            if run.state.is_terminal() {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// Queues a manual run of (account, kind) for the running scheduler; returns its id.
+async fn queue(store: &Store, account: &str, kind: SyncKind) -> i64 {
+    match store
+        .enqueue_run(account, kind, false)
+        .await
+        .expect("queue")
+    {
+        storage::Enqueued::Queued { run_id } | storage::Enqueued::AlreadyActive { run_id, .. } => {
+            run_id
+        }
+    }
+}
+
+/// Queues main's reference, offers and orders one after the other for the running scheduler;
+/// returns how long each ran (ms) and its requests.
+async fn three_runs_of_main(store: &Store) -> Vec<(SyncKind, i64, u64)> {
+    let mut took = Vec::new();
+    for kind in [SyncKind::Reference, SyncKind::Offers, SyncKind::Orders] {
+        let id = queue(store, "main", kind).await;
+        let run = finished(store, id).await;
+        assert_eq!(run.state, RunState::Succeeded, "{run:?}");
+        took.push((
+            kind,
+            run.finished_at.unwrap_or(0) - run.started_at.unwrap_or(0),
+            run.counts.requests,
+        ));
+    }
+    took
+}
+
+/// Waits until nothing is pending in the outbox (every notice, in its backoff or not, is out).
+async fn drained(store: &Store) {
+    bounded("the outbox drained", async {
+        while store
+            .outbox_counts()
+            .await
+            .expect("counts")
+            .iter()
+            .any(|(_, c)| c.pending > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+fn about<'a>(texts: &'a [String], needle: &str) -> Vec<&'a String> {
+    texts.iter().filter(|t| t.contains(needle)).collect()
+}
+
+/// A channel that hangs, then fails, then answers: the scheduler's runs go on meanwhile (three
+/// queued runs of main end while a send hangs), and the notice arrives once when it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_arrives_once() {
+    let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
+    let hook = Switchboard::start(Mode::Hold).await;
+
+    // The pace without any alert channel: the same three runs in a process of their own.
+    let (base_db, base_dir) = (TestDb::sqlite(), tempfile::tempdir().expect("dir"));
+    let mut base_vars = vars(&sim, &base_db.url, &hook, base_dir.path());
+    base_vars.remove("EMAG_ALERT_WEBHOOK_URL");
+    base_vars.insert("EMAG_FBE_API_PASSWORD".into(), "not-the-password".into());
+    let child = start(&base_vars, base_dir.path()).await;
+    let base_store = Store::open(&base_db.url).await.expect("store");
+    let baseline = three_runs_of_main(&base_store).await;
+    stop(child).await;
+
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut vars = vars(&sim, &db.url, &hook, dir.path());
+    vars.insert("EMAG_FBE_API_PASSWORD".into(), "not-the-password".into());
+    let child = start(&vars, dir.path()).await;
+    let store = Store::open(&db.url).await.expect("store");
+    hook.received_at_least(1).await;
+    let took = three_runs_of_main(&store).await;
+    // The channel held every send all along (each cut by the 1 s timeout and tried again).
+    assert!(hook.taken().is_empty(), "{:?}", hook.taken());
+    eprintln!(
+        "runs of main (kind, ms, requests) without a channel: {baseline:?}; while the channel hung: {took:?}; \
+         sends tried meanwhile: {}",
+        hook.received().len()
+    );
+
+    let before = hook.received().len();
+    hook.set(Mode::Fail);
+    hook.received_at_least(before + 2).await;
+    hook.set(Mode::Take);
+    hook.taken_about(FBE_REFUSED).await;
+    drained(&store).await;
+    stop(child).await;
+    let taken = hook.taken();
+    assert_eq!(about(&taken, FBE_REFUSED).len(), 1, "{taken:#?}");
+    assert!(about(&hook.received(), FBE_REFUSED).len() >= 3);
+    let counts = store.outbox_counts().await.expect("counts");
+    let webhook = counts[0].1;
+    assert_eq!(webhook.pending, 0, "{counts:?}");
+    assert!(webhook.failed_attempts >= 2, "{counts:?}");
+}
+
+/// SIGKILL while the first notice is being sent (the channel holds it): after a restart the
+/// notice is sent again and arrives once; nothing else is told twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_between_an_incident_and_its_delivery_still_delivers_it_once_after_restart() {
+    let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().expect("dir");
+    let hook = Switchboard::start(Mode::Hold).await;
+    let mut vars = vars(&sim, &db.url, &hook, dir.path());
+    vars.insert("EMAG_FBE_API_PASSWORD".into(), "not-the-password".into());
+    // Long enough that the kill lands while the send is held.
+    vars.insert("EMAG_ALERT_SEND_TIMEOUT".into(), "3".into());
+    let mut child = start(&vars, dir.path()).await;
+    hook.received_at_least(1).await;
+    child.start_kill().expect("SIGKILL");
+    bounded("the killed process", child.wait())
+        .await
+        .expect("wait");
+
+    let store = Store::open(&db.url).await.expect("store");
+    let open = store.open_incidents().await.expect("incidents");
+    assert!(
+        open.iter()
+            .any(|i| i.key == "access_refused:fbe:-" && i.state == IncidentState::Firing),
+        "{open:#?}"
+    );
+    let counts = store.outbox_counts().await.expect("counts");
+    assert_eq!(counts[0].1.delivered, 0, "{counts:?}");
+    assert!(counts[0].1.pending >= 1, "{counts:?}");
+
+    hook.set(Mode::Take);
+    let child = start(&vars, dir.path()).await;
+    hook.taken_about(FBE_REFUSED).await;
+    drained(&store).await;
+    stop(child).await;
+    let taken = hook.taken();
+    assert_eq!(about(&taken, FBE_REFUSED).len(), 1, "{taken:#?}");
+    // The held attempt reached the receiver but was never answered: the receiver saw the
+    // notice twice and took it once.
+    assert_eq!(about(&hook.received(), FBE_REFUSED).len(), 2);
+    let mut seen = std::collections::HashSet::new();
+    for t in &taken {
+        assert!(seen.insert(t), "told twice: {t}");
+    }
+}
+
+/// Two `start` processes ("two machines") on one PostgreSQL database evaluate the same
+/// incident every 0.2 s: one notice and one recovery notice between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_postgres_tell_an_incident_and_its_recovery_once_between_them() {
+    let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
+    sim.sim.set_faults(FaultPlan {
+        bad_credentials: true,
+        accounts: vec!["fbe".into()],
+        ..FaultPlan::default()
+    });
+    let db = TestDb::new(DbKind::Postgres).await;
+    let hook = Switchboard::start(Mode::Take).await;
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut vars_a = vars(&sim, &db.url, &hook, dir_a.path());
+    vars_a.insert("EMAG_INSTANCE_NAME".into(), "machine-a".into());
+    let mut vars_b = vars(&sim, &db.url, &hook, dir_b.path());
+    vars_b.insert("EMAG_INSTANCE_NAME".into(), "machine-b".into());
+    let a = start(&vars_a, dir_a.path()).await;
+    let b = start(&vars_b, dir_b.path()).await;
+    let store = Store::open(&db.url).await.expect("store");
+    hook.taken_about(FBE_REFUSED).await;
+    // Both keep evaluating it for two more seconds.
+    let first = store
+        .open_incidents()
+        .await
+        .expect("incidents")
+        .into_iter()
+        .find(|i| i.key == "access_refused:fbe:-")
+        .expect("the incident");
+    bounded("two seconds of evaluations", async {
+        loop {
+            let i = store.incident(first.id).await.expect("read").expect("row");
+            if i.last_seen_at > first.opened_at + 2_000 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+
+    // eMAG accepts fbe again; a queued run clears the refusal.
+    sim.sim.set_faults(FaultPlan::default());
+    let run = queue(&store, "fbe", SyncKind::Reference).await;
+    assert_eq!(finished(&store, run).await.state, RunState::Succeeded);
+    bounded("the recovery notice", async {
+        while about(&hook.taken(), FBE_REFUSED).len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // A second more of evaluations by both, then stop.
+    let settled = storage::now_ms() + 1_000;
+    while storage::now_ms() < settled {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(a).await;
+    stop(b).await;
+    let taken = hook.taken();
+    let fbe = about(&taken, FBE_REFUSED);
+    assert_eq!(fbe.len(), 2, "{taken:#?}");
+    assert!(
+        fbe[0].contains("Problem") && fbe[1].contains("Resolved"),
+        "{fbe:#?}"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for t in &taken {
+        assert!(seen.insert(t), "told twice: {t}");
+    }
+    let incident = store.incident(first.id).await.expect("read").expect("row");
+    assert_eq!(incident.state, IncidentState::Resolved);
+}
