@@ -306,8 +306,9 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a run with its outcome. `extra` holds the counters not already written page by
-    /// page (requests, rate-limit waits, retries, removals).
+    /// Ends a run with its outcome and eMAG's messages (kept on a success too). `extra` holds
+    /// the counters not already written page by page (requests, rate-limit waits, retries,
+    /// removals).
     pub async fn finish_run(
         &self,
         run: &ActiveRun,
@@ -315,18 +316,19 @@ impl Store {
         extra: &RunCounts,
         note: Option<&str>,
     ) -> Result<()> {
-        let (state, class, message, messages) = match outcome {
-            RunOutcome::Succeeded => (RunState::Succeeded, None, None, None),
-            RunOutcome::Failed {
-                class,
-                message,
-                emag_messages,
-            } => (
+        let (state, class, message) = match outcome {
+            RunOutcome::Succeeded { .. } => (RunState::Succeeded, None, None),
+            RunOutcome::Failed { class, message, .. } => (
                 RunState::Failed,
                 Some(class.as_str()),
                 Some(message.as_str()),
-                Some(serde_json::to_string(emag_messages).unwrap_or_default()),
             ),
+        };
+        // A success without messages stores none (NULL), as before messages were kept on
+        // successes; a failure stores its list, empty or not.
+        let messages = match outcome {
+            RunOutcome::Succeeded { emag_messages } if emag_messages.is_empty() => None,
+            _ => Some(serde_json::to_string(outcome.emag_messages()).unwrap_or_default()),
         };
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, extra).await?;
