@@ -166,6 +166,9 @@ pub(crate) struct KindResult {
     /// The mark this successful run clears when it raises none: an offer run that removed
     /// without refusing clears a refused-removal mark.
     pub clears: Option<AttentionCause>,
+    /// What eMAG said through credentials other than the account's own (reference data read
+    /// through another account); the account's own client reports its messages itself.
+    pub emag_messages: Vec<String>,
 }
 
 /// Runs one sync of `kind` for `account` now and records it.
@@ -251,6 +254,9 @@ pub async fn run_sync_for_slot(
     };
     drop(heartbeat);
     let api = account.client.stats().since(&before);
+    // The messages of the reads eMAG answered `isError` and that were retried: kept on the
+    // run however it ends (issue 9, point 5), not only logged.
+    let retried_messages = account.client.retried_messages_since(&before);
     let with_api = |mut extra: RunCounts| {
         extra.requests += api.requests;
         extra.rate_limit_waits += api.rate_limited;
@@ -273,10 +279,14 @@ pub async fn run_sync_for_slot(
                 );
             }
             raised = Some((done.attention.clone(), done.clears));
+            let messages = domain::run_messages(retried_messages.iter().chain(&done.emag_messages));
+            report.emag_messages = messages.clone();
             ctx.store
                 .finish_run(
                     &run,
-                    &RunOutcome::Succeeded,
+                    &RunOutcome::Succeeded {
+                        emag_messages: messages,
+                    },
                     &with_api(done.extra),
                     done.note.as_deref(),
                 )
@@ -302,6 +312,8 @@ pub async fn run_sync_for_slot(
         }
         Err(err) => {
             let (class, mut message, messages) = describe(account, &err);
+            // The error's own messages first, then those of the answers retried before it.
+            let messages = domain::run_messages(messages.iter().chain(&retried_messages));
             if let SyncError::Api(e) = &err {
                 if encoding::forget_after(ctx, account, e).await {
                     message.push_str(
@@ -452,6 +464,12 @@ async fn reference_with_failover(
             done.extra.requests += api.requests;
             done.extra.rate_limit_waits += api.rate_limited;
             done.extra.retries += api.retries;
+            done.emag_messages = own_error
+                .emag_messages()
+                .into_iter()
+                .chain(peer.client.retried_messages_since(&before))
+                .chain(done.emag_messages)
+                .collect();
             done.note = Some(format!(
                 "read through account {} (EMAG_AUTO_FAILOVER) because {} failed: {own_error}",
                 peer.name(),

@@ -326,6 +326,7 @@ pub(crate) async fn sync_offers(
         quarantined: scan.quarantine.count(),
         attention,
         clears,
+        ..KindResult::default()
     })
 }
 

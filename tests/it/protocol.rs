@@ -217,6 +217,45 @@ async fn a_transient_is_error_on_a_read_is_retried_and_the_run_succeeds() {
     app.assert_offers_match("main").await;
 }
 
+async fn a_read_that_succeeded_after_an_is_error_keeps_emags_message_on_its_run(kind: DbKind) {
+    let app = TestApp::with_vars(
+        kind,
+        small(150),
+        &[
+            ("EMAG_API_ENCODING", "json-data"),
+            ("EMAG_MAX_RETRIES", "3"),
+        ],
+    )
+    .await;
+    let temporary = "Temporary problem, please retry";
+    app.sim.sim.set_faults(FaultPlan {
+        is_error_next: 1,
+        is_error_message: Some(temporary.into()),
+        ..FaultPlan::default()
+    });
+
+    let report = app.sync("main", SyncKind::Offers).await;
+
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.counts.retries, 1);
+    assert_eq!(report.emag_messages, [temporary.to_owned()]);
+    let row = app
+        .store
+        .get_run(report.run_id.expect("a run"))
+        .await
+        .expect("read the run")
+        .expect("the run row");
+    assert_eq!(row.state, domain::RunState::Succeeded);
+    assert_eq!(row.error_class, None);
+    // eMAG's message alone: nothing of the answers' results (customer data) is kept.
+    assert_eq!(row.emag_messages, [temporary.to_owned()]);
+    app.assert_offers_match("main").await;
+    // The next run, answered without isError, has nothing to say.
+    let quiet = app.sync("main", SyncKind::Offers).await;
+    assert_eq!(quiet.status, RunStatus::Succeeded, "{:?}", quiet.error);
+    assert!(quiet.emag_messages.is_empty(), "{:?}", quiet.emag_messages);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_is_error_on_a_read_is_not_retried_and_its_message_is_recorded() {
     let app = TestApp::with_vars(
@@ -292,6 +331,7 @@ fn expected(accept: WireEncoding) -> ApiEncoding {
 on_both_backends!(
     a_simulator_that_ignores_current_page_ends_the_offer_scan_with_a_clear_error,
     sync_all_in_each_strict_encoding_probes_it_keeps_it_and_gets_the_data,
+    a_read_that_succeeded_after_an_is_error_keeps_emags_message_on_its_run,
 );
 
 async fn sync_all_in_each_strict_encoding_probes_it_keeps_it_and_gets_the_data(kind: DbKind) {

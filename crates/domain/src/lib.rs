@@ -319,15 +319,73 @@ impl RunCounts {
 }
 
 /// How a finished run ended; recorded once, with a classified error when it failed.
+/// `emag_messages` are what eMAG said on the way, recorded either way: a run that succeeded
+/// after reads answered `isError: true` and retried keeps their messages (issue 9, point 5).
+/// Build them with [`run_messages`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RunOutcome {
-    Succeeded,
+    Succeeded {
+        emag_messages: Vec<String>,
+    },
     Failed {
         class: ErrorClass,
         message: String,
         emag_messages: Vec<String>,
     },
+}
+
+impl RunOutcome {
+    /// Succeeded, and eMAG had nothing to say.
+    pub fn succeeded() -> Self {
+        RunOutcome::Succeeded {
+            emag_messages: Vec::new(),
+        }
+    }
+
+    pub fn emag_messages(&self) -> &[String] {
+        match self {
+            RunOutcome::Succeeded { emag_messages } | RunOutcome::Failed { emag_messages, .. } => {
+                emag_messages
+            }
+        }
+    }
+}
+
+/// The most distinct eMAG messages a run keeps.
+pub const RUN_MESSAGES_MAX: usize = 10;
+/// The most characters of one eMAG message a run keeps.
+pub const RUN_MESSAGE_CHARS: usize = 300;
+
+/// eMAG's messages as a run keeps them: the distinct texts in the order eMAG sent them, at
+/// most [`RUN_MESSAGES_MAX`], each cut to [`RUN_MESSAGE_CHARS`] characters (an ellipsis
+/// marks a cut). eMAG repeats its message on every retried answer, and a run row is read by
+/// every view of the history: it stays small whatever eMAG sends.
+pub fn run_messages<I, S>(messages: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut kept: Vec<String> = Vec::new();
+    for message in messages {
+        let text = message.as_ref().trim();
+        if text.is_empty() {
+            continue;
+        }
+        let text = match text.char_indices().nth(RUN_MESSAGE_CHARS - 1) {
+            Some((cut, _)) if text[cut..].chars().nth(1).is_some() => {
+                format!("{}…", &text[..cut])
+            }
+            _ => text.to_owned(),
+        };
+        if !kept.contains(&text) {
+            kept.push(text);
+            if kept.len() == RUN_MESSAGES_MAX {
+                break;
+            }
+        }
+    }
+    kept
 }
 
 /// How the lease of a running run stands: the one liveness rule of emag-sync, used by the
@@ -414,6 +472,32 @@ mod tests {
         );
         assert!(Marketplace::parse_lenient("de").is_err());
         assert!(Marketplace::EmagHu.api_url().ends_with("/api-3"));
+    }
+
+    #[test]
+    fn run_messages_are_distinct_bounded_in_number_and_cut_in_length() {
+        let long = "é".repeat(RUN_MESSAGE_CHARS + 5);
+        let exact = "x".repeat(RUN_MESSAGE_CHARS);
+        let kept = run_messages([
+            "Temporary problem, please retry",
+            " Temporary problem, please retry ",
+            "",
+            long.as_str(),
+            exact.as_str(),
+        ]);
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert_eq!(kept[0], "Temporary problem, please retry");
+        assert_eq!(kept[1].chars().count(), RUN_MESSAGE_CHARS);
+        assert!(kept[1].ends_with('…'));
+        assert_eq!(
+            kept[2], exact,
+            "a message of exactly the limit is kept whole"
+        );
+
+        let many: Vec<String> = (0..25).map(|i| format!("message {i}")).collect();
+        let kept = run_messages(&many);
+        assert_eq!(kept.len(), RUN_MESSAGES_MAX);
+        assert_eq!(kept[0], "message 0", "the first ones are kept, in order");
     }
 
     #[test]

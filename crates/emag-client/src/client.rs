@@ -1,7 +1,8 @@
 //! The HTTP client of one eMAG credential pair: pacing, retries, counters, pagination.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
@@ -140,6 +141,9 @@ pub struct ClientStats {
     pub requests: u64,
     pub rate_limited: u64,
     pub retries: u64,
+    /// `isError` answers to reads that were retried (their messages:
+    /// [`EmagClient::retried_messages_since`]).
+    pub rejections_retried: u64,
 }
 
 impl ClientStats {
@@ -148,18 +152,36 @@ impl ClientStats {
             requests: self.requests - earlier.requests,
             rate_limited: self.rate_limited - earlier.rate_limited,
             retries: self.retries - earlier.retries,
+            rejections_retried: self.rejections_retried - earlier.rejections_retried,
         }
     }
 }
+
+/// The messages of the latest `isError` answers to reads that were retried, numbered from the
+/// client's start, so a run can take those of its own calls (issue 9, point 5: a read that
+/// succeeded when retried still reports what eMAG said). Only eMAG's `messages`/`errors`
+/// texts are kept — never `results`, which may hold customer data — each answer's cut by
+/// [`domain::run_messages`], and only the last [`RETRIED_KEPT`] answers.
+#[derive(Debug, Default)]
+struct RetriedRejections {
+    /// How many were ever recorded: the number the next one gets.
+    next: u64,
+    recent: VecDeque<(u64, Vec<String>)>,
+}
+
+/// More than a run keeps ([`domain::RUN_MESSAGES_MAX`] distinct messages): a run's calls
+/// retried more often than this repeat themselves.
+const RETRIED_KEPT: usize = 32;
 
 #[derive(Debug, Default)]
 struct Counters {
     requests: AtomicU64,
     rate_limited: AtomicU64,
     retries: AtomicU64,
+    rejections: Mutex<RetriedRejections>,
     /// Requests by route class and answer. A lock per HTTP request costs nothing next to the
     /// request; the map holds a handful of keys.
-    by_answer: std::sync::Mutex<std::collections::BTreeMap<(RouteClass, ResponseCode), u64>>,
+    by_answer: Mutex<std::collections::BTreeMap<(RouteClass, ResponseCode), u64>>,
 }
 
 /// One page of a paginated read.
@@ -241,7 +263,40 @@ impl EmagClient {
             requests: self.counters.requests.load(Ordering::Relaxed),
             rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
+            rejections_retried: self.rejections().next,
         }
+    }
+
+    /// The distinct messages of the `isError` answers retried since the snapshot `earlier`
+    /// (of this client), oldest first, bounded as a run keeps them ([`domain::run_messages`]).
+    /// Like the counters, they are the client's: calls made meanwhile through a clone of it
+    /// count too.
+    pub fn retried_messages_since(&self, earlier: &ClientStats) -> Vec<String> {
+        let log = self.rejections();
+        domain::run_messages(
+            log.recent
+                .iter()
+                .filter(|(n, _)| *n >= earlier.rejections_retried)
+                .flat_map(|(_, messages)| messages.iter()),
+        )
+    }
+
+    fn rejections(&self) -> MutexGuard<'_, RetriedRejections> {
+        // A panic while recording leaves a consistent log: keep using it.
+        self.counters
+            .rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record_retried_rejection(&self, messages: &[String]) {
+        let mut log = self.rejections();
+        let n = log.next;
+        log.next += 1;
+        if log.recent.len() == RETRIED_KEPT {
+            log.recent.pop_front();
+        }
+        log.recent.push_back((n, domain::run_messages(messages)));
     }
 
     /// HTTP requests sent since the client was built, by route class and answer (429s
@@ -259,13 +314,12 @@ impl EmagClient {
 
     fn answers(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(RouteClass, ResponseCode), u64>>
-    {
+    ) -> MutexGuard<'_, std::collections::BTreeMap<(RouteClass, ResponseCode), u64>> {
         // A panic while counting leaves a consistent map: keep counting.
         self.counters
             .by_answer
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count_answer(&self, class: RouteClass, code: ResponseCode) {
@@ -338,6 +392,9 @@ impl EmagClient {
                 Err(e) if retryable(&e, is_read) && attempt < self.config.max_retries => {
                     attempt += 1;
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    if let EmagError::Rejected { messages } = &e {
+                        self.record_retried_rejection(messages);
+                    }
                     let wait = backoff(self.config.retry_delay, attempt, self.config.max_backoff);
                     tracing::warn!(
                         account.name = %self.config.label, api.resource = resource,
@@ -878,6 +935,32 @@ mod tests {
             "a write is never retried on isError"
         );
         assert!(!retryable(&validation, true));
+    }
+
+    #[test]
+    fn a_run_gets_the_messages_of_the_retried_is_errors_since_its_snapshot_once_each() {
+        let client = EmagClient::new(ClientConfig::new(
+            "http://127.0.0.1:9/api-3",
+            Credentials {
+                username: "u".into(),
+                password: SecretString::from("p"),
+            },
+        ))
+        .expect("client");
+        client.record_retried_rejection(&["of an earlier run".into()]);
+        let before = client.stats();
+        for _ in 0..3 {
+            client.record_retried_rejection(&["Temporary problem, please retry".into()]);
+        }
+        client.record_retried_rejection(&["x".repeat(1000)]);
+
+        let messages = client.retried_messages_since(&before);
+
+        assert_eq!(client.stats().since(&before).rejections_retried, 4);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0], "Temporary problem, please retry");
+        assert_eq!(messages[1].chars().count(), domain::RUN_MESSAGE_CHARS);
+        assert!(client.retried_messages_since(&client.stats()).is_empty());
     }
 
     #[test]

@@ -289,6 +289,19 @@ mod tests {
     }
 
     #[test]
+    fn an_is_error_answer_carries_its_messages_and_never_its_results() {
+        // What a run records of an isError answer are these messages: customer data that
+        // eMAG may put in `results` stays out of them.
+        let body = br#"{"isError":true,"messages":["Temporary problem, please retry"],"results":[{"customer":{"name":"Ion Popescu","phone_1":"0722000000"}}]}"#;
+        match decode(200, body) {
+            Err(EmagError::Rejected { messages }) => {
+                assert_eq!(messages, ["Temporary problem, please retry"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn vendor_ip_and_not_allowed_messages_are_classified() {
         let ip = br#"{"isError":true,"messages":["ERROR: Invalid vendor ip [188.214.106.10]"],"results":[]}"#;
         assert!(matches!(

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use domain::AttentionCause;
+use domain::{AttentionCause, RunState};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -584,12 +584,12 @@ impl Store {
 
     /// Deletes finished runs that ended before `before_ms`; returns how many.
     pub async fn prune_runs(&self, before_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM runs WHERE finished_at < $1 AND state IN ('succeeded', 'failed')",
-        )
-        .bind(before_ms)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query("DELETE FROM runs WHERE finished_at < $1 AND state IN ($2, $3)")
+            .bind(before_ms)
+            .bind(RunState::Succeeded.as_str())
+            .bind(RunState::Failed.as_str())
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 

@@ -19,6 +19,7 @@ mod quarantine;
 mod reference;
 mod runs;
 mod sql;
+mod states;
 mod totals;
 
 pub use alerts::{

@@ -98,11 +98,12 @@ impl Store {
         // Fence first: a stale holder must not write a single offer.
         let done = sqlx::query(
             "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
-             WHERE id = $2 AND holder = $3 AND state = 'running'",
+             WHERE id = $2 AND holder = $3 AND state = $4",
         )
         .bind(checkpoint)
         .bind(run.id)
         .bind(&run.holder)
+        .bind(domain::RunState::Running.as_str())
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), run.id)?;

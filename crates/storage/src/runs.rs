@@ -2,9 +2,12 @@
 //! `holder`); every write of a run presents the holder so a process that lost the run (killed,
 //! partitioned, superseded) cannot overwrite the new holder's progress (`LeaseLost`).
 
+use std::sync::LazyLock;
+
 use domain::{ErrorClass, RunCounts, RunOutcome, RunState, RunTrigger, SyncKind};
 use sqlx::Row;
 
+use crate::states::{self, lit};
 use crate::{now_ms, Result, StorageError, Store};
 
 /// A run this process holds.
@@ -87,7 +90,22 @@ pub struct RunFilter {
     pub limit: i64,
 }
 
-const ACTIVE_STATES: &str = "('queued', 'running', 'interrupted')";
+/// The active run of an (account, kind): a probe of the unique partial index `runs_one_active`.
+static ACTIVE_OF_KIND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, state, holder, heartbeat_at FROM runs \
+         WHERE account = $1 AND kind = $2 AND state IN {}",
+        states::list(&states::ACTIVE)
+    )
+});
+
+/// The running run of an account: the unique partial index `runs_one_running_per_account`.
+static RUNNING_OF_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, holder FROM runs WHERE account = $1 AND state = {}",
+        lit(RunState::Running)
+    )
+});
 
 impl Store {
     /// Claims the active run of (account, kind), or starts one. A run whose holder is dead
@@ -125,24 +143,22 @@ impl Store {
             }
             // The database's clock: hosts judging each other's heartbeats must share one.
             let now = self.clock_ms().await?;
-            let existing = sqlx::query(&format!(
-                "SELECT id, state, holder, heartbeat_at FROM runs \
-                 WHERE account = $1 AND kind = $2 AND state IN {ACTIVE_STATES}"
-            ))
-            .bind(account)
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+            let existing = sqlx::query(&ACTIVE_OF_KIND)
+                .bind(account)
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
 
             let Some(row) = existing else {
                 let inserted = sqlx::query(
                     "INSERT INTO runs (account, kind, trigger, state, attempt, full_scan, holder, \
                      heartbeat_at, created_at, started_at, slot) \
-                     VALUES ($1, $2, $3, 'running', 1, $4, $5, $6, $6, $6, $7) RETURNING id",
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $7, $7, $8) RETURNING id",
                 )
                 .bind(account)
                 .bind(kind.as_str())
                 .bind(trigger.as_str())
+                .bind(RunState::Running.as_str())
                 .bind(i64::from(full_scan))
                 .bind(holder)
                 .bind(now)
@@ -195,11 +211,11 @@ impl Store {
             // Compare-and-swap on the previous holder: of two processes taking over the same
             // run, exactly one wins.
             let taken = sqlx::query(
-                "UPDATE runs SET state = 'running', holder = $1, heartbeat_at = $2, \
+                "UPDATE runs SET state = $6, holder = $1, heartbeat_at = $2, \
                  started_at = COALESCE(started_at, $2), \
-                 attempt = CASE WHEN state = 'queued' THEN attempt ELSE attempt + 1 END, \
-                 reclaimed_from = CASE WHEN state = 'running' THEN holder ELSE reclaimed_from END, \
-                 reclaimed_at = CASE WHEN state = 'running' THEN $2 ELSE reclaimed_at END \
+                 attempt = CASE WHEN state = $7 THEN attempt ELSE attempt + 1 END, \
+                 reclaimed_from = CASE WHEN state = $6 THEN holder ELSE reclaimed_from END, \
+                 reclaimed_at = CASE WHEN state = $6 THEN $2 ELSE reclaimed_at END \
                  WHERE id = $3 AND state = $4 AND (holder = $5 OR (holder IS NULL AND $5 IS NULL)) \
                  RETURNING attempt, checkpoint_page, full_scan",
             )
@@ -208,6 +224,8 @@ impl Store {
             .bind(id)
             .bind(state.as_str())
             .bind(old_holder.clone())
+            .bind(RunState::Running.as_str())
+            .bind(RunState::Queued.as_str())
             .fetch_optional(&self.pool)
             .await;
             let taken = match taken {
@@ -248,22 +266,22 @@ impl Store {
 
     /// The running run of an account, of any kind, as `Busy`.
     async fn running_of_account(&self, account: &str) -> Result<Option<BeginRun>> {
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT id, holder FROM runs WHERE account = $1 AND state = 'running'")
-                .bind(account)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(&RUNNING_OF_ACCOUNT)
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(run_id, holder)| BeginRun::Busy { run_id, holder }))
     }
 
     /// Proves this process still holds the run, and tells others it is alive.
     pub async fn heartbeat_run(&self, run: &ActiveRun) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3 AND state = 'running'",
+            "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND holder = $3 AND state = $4",
         )
         .bind(self.clock_ms().await?)
         .bind(run.id)
         .bind(&run.holder)
+        .bind(RunState::Running.as_str())
         .execute(&self.pool)
         .await?;
         fenced(done.rows_affected(), run.id)
@@ -288,8 +306,9 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a run with its outcome. `extra` holds the counters not already written page by
-    /// page (requests, rate-limit waits, retries, removals).
+    /// Ends a run with its outcome and eMAG's messages (kept on a success too). `extra` holds
+    /// the counters not already written page by page (requests, rate-limit waits, retries,
+    /// removals).
     pub async fn finish_run(
         &self,
         run: &ActiveRun,
@@ -297,18 +316,19 @@ impl Store {
         extra: &RunCounts,
         note: Option<&str>,
     ) -> Result<()> {
-        let (state, class, message, messages) = match outcome {
-            RunOutcome::Succeeded => (RunState::Succeeded, None, None, None),
-            RunOutcome::Failed {
-                class,
-                message,
-                emag_messages,
-            } => (
+        let (state, class, message) = match outcome {
+            RunOutcome::Succeeded { .. } => (RunState::Succeeded, None, None),
+            RunOutcome::Failed { class, message, .. } => (
                 RunState::Failed,
                 Some(class.as_str()),
                 Some(message.as_str()),
-                Some(serde_json::to_string(emag_messages).unwrap_or_default()),
             ),
+        };
+        // A success without messages stores none (NULL), as before messages were kept on
+        // successes; a failure stores its list, empty or not.
+        let messages = match outcome {
+            RunOutcome::Succeeded { emag_messages } if emag_messages.is_empty() => None,
+            _ => Some(serde_json::to_string(outcome.emag_messages()).unwrap_or_default()),
         };
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, extra).await?;
@@ -339,9 +359,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, extra).await?;
         let done = sqlx::query(
-            "UPDATE runs SET state = 'interrupted', holder = NULL, note = $1 \
-             WHERE id = $2 AND holder = $3",
+            "UPDATE runs SET state = $1, holder = NULL, note = $2 \
+             WHERE id = $3 AND holder = $4",
         )
+        .bind(RunState::Interrupted.as_str())
         .bind(why)
         .bind(run.id)
         .bind(&run.holder)
@@ -390,6 +411,83 @@ const RUN_COLUMNS: &str = "SELECT id, account, kind, trigger, state, attempt, cr
     started_at, finished_at, checkpoint_page, total_items, pages, items_read, created, updated, \
     unchanged, removed, requests, rate_limit_waits, retries, error_class, error_message, \
     emag_messages, note, holder, heartbeat_at, slot, reclaimed_from, reclaimed_at FROM runs";
+
+// Queries that select runs by state through a partial index carry the state as a literal
+// written from `RunState` (see `crate::states`), built once.
+
+/// The active run's state of an (account, kind): `runs_one_active`.
+static ACTIVE_STATE_OF_KIND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, state FROM runs WHERE account = $1 AND kind = $2 AND state IN {}",
+        states::list(&states::ACTIVE)
+    )
+});
+
+/// Queued and running runs: `runs_queued` and `runs_one_running_per_account`.
+static ACTIVE_RUNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{RUN_COLUMNS} WHERE state = {} UNION ALL {RUN_COLUMNS} WHERE state = {}",
+        lit(RunState::Queued),
+        lit(RunState::Running)
+    )
+});
+
+/// Failed runs ended since $1: `runs_failed`.
+static RECENT_FAILURES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{RUN_COLUMNS} WHERE finished_at >= $1 AND state = {} \
+         ORDER BY finished_at DESC, id DESC LIMIT $2",
+        lit(RunState::Failed)
+    )
+});
+
+/// Failures in a row of every (account, kind) whose latest run failed: `runs_failed_by_kind`.
+static FAILURES_IN_ROW: LazyLock<String> = LazyLock::new(|| {
+    let failed = lit(RunState::Failed);
+    format!(
+        "SELECT l.account, l.kind, (SELECT COUNT(*) FROM runs f \
+         WHERE f.account = l.account AND f.kind = l.kind AND f.state = {failed} \
+         AND f.id > COALESCE(l.latest_success_id, 0)) \
+         FROM latest_runs l JOIN runs r ON r.id = l.latest_id WHERE r.state = {failed}"
+    )
+});
+
+/// Failures in a row of one (account, kind): `runs_failed_by_kind` after `runs_succeeded`.
+static FAILURES_IN_ROW_OF_KIND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM runs WHERE account = $1 AND kind = $2 AND state = {} \
+         AND id > COALESCE((SELECT MAX(id) FROM runs WHERE account = $1 AND kind = $2 \
+         AND state = {}), 0)",
+        lit(RunState::Failed),
+        lit(RunState::Succeeded)
+    )
+});
+
+/// Decided runs ended since $1 and the success before them: `runs_succeeded`.
+static OUTCOMES_SINCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
+         WHERE id IN (SELECT (SELECT s.id FROM runs s WHERE s.account = l.account \
+         AND s.kind = l.kind AND s.state = {} AND s.finished_at < $1 \
+         ORDER BY s.id DESC LIMIT 1) FROM latest_runs l) \
+         UNION ALL SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
+         WHERE finished_at >= $1 AND state IN {} \
+         ORDER BY 1, 2, 5",
+        lit(RunState::Succeeded),
+        states::list(&states::DECIDED)
+    )
+});
+
+/// Errors, warnings and the latest end since $1: `runs_failed`, `runs_warned`, `runs_finished`.
+static RUN_LOG_SUMMARY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (SELECT COUNT(*) FROM runs WHERE state = {} AND finished_at >= $1), \
+         (SELECT COUNT(*) FROM runs WHERE {} AND finished_at >= $1), \
+         (SELECT MAX(finished_at) FROM runs WHERE finished_at >= $1)",
+        lit(RunState::Failed),
+        *states::WARNED
+    )
+});
 
 fn run_from_row(r: &sqlx::any::AnyRow) -> Result<RunRow> {
     let corrupt = |detail: String| StorageError::Corrupt {
@@ -579,17 +677,12 @@ impl Store {
         // `runs_failed_by_kind` per failing (account, kind).
         let failures: std::collections::HashMap<(String, String), i64> =
             if latest.iter().any(|r| r.state == RunState::Failed) {
-                sqlx::query_as::<_, (String, String, i64)>(
-                    "SELECT l.account, l.kind, (SELECT COUNT(*) FROM runs f \
-                     WHERE f.account = l.account AND f.kind = l.kind AND f.state = 'failed' \
-                     AND f.id > COALESCE(l.latest_success_id, 0)) \
-                     FROM latest_runs l JOIN runs r ON r.id = l.latest_id WHERE r.state = 'failed'",
-                )
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .map(|(account, kind, n)| ((account, kind), n))
-                .collect()
+                sqlx::query_as::<_, (String, String, i64)>(&FAILURES_IN_ROW)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|(account, kind, n)| ((account, kind), n))
+                    .collect()
             } else {
                 Default::default()
             };
@@ -641,14 +734,11 @@ impl Store {
 
     /// Failed runs that ended at or after `since`, newest first, at most `limit`.
     pub async fn recent_failures(&self, since: i64, limit: i64) -> Result<Vec<RunRow>> {
-        let rows = sqlx::query(&format!(
-            "{RUN_COLUMNS} WHERE finished_at >= $1 AND state = 'failed' \
-             ORDER BY finished_at DESC, id DESC LIMIT $2"
-        ))
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&RECENT_FAILURES)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(run_from_row).collect()
     }
 
@@ -660,18 +750,10 @@ impl Store {
         // The success before the period: per (account, kind) of `latest_runs`, a backward
         // walk of `runs_succeeded` that stops at the first success ended before `since`
         // (it passes only the period's successes), not a grouping of the whole history.
-        let rows: Vec<Outcome> = sqlx::query_as(
-            "SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
-             WHERE id IN (SELECT (SELECT s.id FROM runs s WHERE s.account = l.account \
-             AND s.kind = l.kind AND s.state = 'succeeded' AND s.finished_at < $1 \
-             ORDER BY s.id DESC LIMIT 1) FROM latest_runs l) \
-             UNION ALL SELECT account, kind, state, started_at, finished_at, items_read FROM runs \
-             WHERE finished_at >= $1 AND state IN ('succeeded', 'failed') \
-             ORDER BY 1, 2, 5",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<Outcome> = sqlx::query_as(&OUTCOMES_SINCE)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
             .map(
                 |(account, kind, state, started_at, finished_at, items_read)| {
@@ -695,15 +777,10 @@ impl Store {
         // to every run of the period: with 1,000 accounts an hour holds thousands of runs.
         // The `runs_warned` condition is written exactly as in its index, or SQLite would not
         // see that the partial index applies.
-        let (errors, warnings, last): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM runs WHERE state = 'failed' AND finished_at >= $1), \
-             (SELECT COUNT(*) FROM runs WHERE state = 'succeeded' \
-             AND (retries > 0 OR reclaimed_from IS NOT NULL) AND finished_at >= $1), \
-             (SELECT MAX(finished_at) FROM runs WHERE finished_at >= $1)",
-        )
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
+        let (errors, warnings, last): (i64, i64, Option<i64>) = sqlx::query_as(&RUN_LOG_SUMMARY)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(RunLogSummary {
             errors,
             warnings,
@@ -724,11 +801,7 @@ impl Store {
     /// Queued and running runs: what a scheduler must look at every tick (manual runs to
     /// claim, holders that went silent).
     pub async fn active_runs(&self) -> Result<Vec<RunRow>> {
-        let rows = sqlx::query(&format!(
-            "{RUN_COLUMNS} WHERE state = 'queued' UNION ALL {RUN_COLUMNS} WHERE state = 'running'"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&ACTIVE_RUNS).fetch_all(&self.pool).await?;
         rows.iter().map(run_from_row).collect()
     }
 
@@ -742,13 +815,11 @@ impl Store {
         full_scan: bool,
     ) -> Result<Enqueued> {
         for _ in 0..2 {
-            let existing: Option<(i64, String)> = sqlx::query_as(&format!(
-                "SELECT id, state FROM runs WHERE account = $1 AND kind = $2 AND state IN {ACTIVE_STATES}"
-            ))
-            .bind(account)
-            .bind(kind.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+            let existing: Option<(i64, String)> = sqlx::query_as(&ACTIVE_STATE_OF_KIND)
+                .bind(account)
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
             if let Some((run_id, state)) = existing {
                 return Ok(Enqueued::AlreadyActive {
                     run_id,
@@ -757,10 +828,12 @@ impl Store {
             }
             let inserted = sqlx::query(
                 "INSERT INTO runs (account, kind, trigger, state, attempt, full_scan, created_at) \
-                 VALUES ($1, $2, 'manual', 'queued', 1, $3, $4) RETURNING id",
+                 VALUES ($1, $2, $3, $4, 1, $5, $6) RETURNING id",
             )
             .bind(account)
             .bind(kind.as_str())
+            .bind(RunTrigger::Manual.as_str())
+            .bind(RunState::Queued.as_str())
             .bind(i64::from(full_scan))
             .bind(now_ms())
             .fetch_one(&self.pool)
@@ -783,15 +856,11 @@ impl Store {
 
     async fn history_of(&self, latest: RunRow) -> Result<KindHistory> {
         let failures_in_row = if latest.state == RunState::Failed {
-            let row = sqlx::query(
-                "SELECT COUNT(*) FROM runs WHERE account = $1 AND kind = $2 AND state = 'failed' \
-                 AND id > COALESCE((SELECT MAX(id) FROM runs WHERE account = $1 AND kind = $2 \
-                 AND state = 'succeeded'), 0)",
-            )
-            .bind(&latest.account)
-            .bind(latest.kind.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+            let row = sqlx::query(&FAILURES_IN_ROW_OF_KIND)
+                .bind(&latest.account)
+                .bind(latest.kind.as_str())
+                .fetch_one(&self.pool)
+                .await?;
             u32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(u32::MAX)
         } else {
             0

@@ -5,10 +5,24 @@
 //! that ended and a reader needs one query over a table of a few rows per schedule, however
 //! long the run history grows.
 
+use std::sync::LazyLock;
+
 use domain::{RunState, RunTrigger, SyncKind};
 use sqlx::Row;
 
-use crate::{Result, StorageError, Store};
+use crate::{states, Result, StorageError, Store};
+
+/// The active runs by state, in one read of the unique partial index `runs_one_active`.
+static ACTIVE_RUN_COUNTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN state = $2 THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN state = $3 THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN reclaimed_from IS NULL THEN 0 ELSE 1 END), 0) \
+         FROM runs WHERE state IN {}",
+        states::list(&states::ACTIVE)
+    )
+});
 
 /// The totals of the runs of one (account, kind, trigger) that ended with one outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -114,18 +128,13 @@ impl Store {
     /// How many runs are running, queued or interrupted now, in one read of the active runs
     /// (a partial index: as cheap with a million ended runs as with none).
     pub async fn active_run_counts(&self) -> Result<ActiveRunCounts> {
-        let (running, queued, interrupted, reclaimed): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN state = $1 THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN state = $2 THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN state = $3 THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN reclaimed_from IS NULL THEN 0 ELSE 1 END), 0) \
-             FROM runs WHERE state IN ('queued', 'running', 'interrupted')",
-        )
-        .bind(RunState::Running.as_str())
-        .bind(RunState::Queued.as_str())
-        .bind(RunState::Interrupted.as_str())
-        .fetch_one(&self.pool)
-        .await?;
+        let (running, queued, interrupted, reclaimed): (i64, i64, i64, i64) =
+            sqlx::query_as(&ACTIVE_RUN_COUNTS)
+                .bind(RunState::Running.as_str())
+                .bind(RunState::Queued.as_str())
+                .bind(RunState::Interrupted.as_str())
+                .fetch_one(&self.pool)
+                .await?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(ActiveRunCounts {
             running: count(running),

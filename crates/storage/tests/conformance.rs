@@ -262,7 +262,7 @@ async fn finished(store: &Store, account: &str, kind: SyncKind, ok: bool) {
         panic!("expected a new run")
     };
     let outcome = if ok {
-        RunOutcome::Succeeded
+        RunOutcome::succeeded()
     } else {
         RunOutcome::Failed {
             class: domain::ErrorClass::Server,
@@ -325,7 +325,7 @@ async fn a_scheduled_slot_gets_one_run_even_after_it_finished(kind: DbKind) {
         BeginRun::SlotTaken { run_id } if run_id == run.id
     ));
     store
-        .finish_run(&run, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .finish_run(&run, &RunOutcome::succeeded(), &RunCounts::default(), None)
         .await
         .expect("finish");
     // …or after it finished, creates nothing.
@@ -657,6 +657,53 @@ async fn run_outcomes_and_counts_are_recorded(kind: DbKind) {
     ));
 }
 
+mod success_messages {
+    use super::*;
+
+    /// Issue 9, point 5: a run that succeeded after reads answered `isError` and retried
+    /// keeps eMAG's messages; a success without any stores none.
+    async fn a_success_keeps_emags_messages_and_a_quiet_one_has_none(kind: DbKind) {
+        let (_db, store) = store(kind).await;
+        let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        let outcome = RunOutcome::Succeeded {
+            emag_messages: vec!["Temporary problem, please retry".into()],
+        };
+        let retried = RunCounts {
+            retries: 1,
+            ..Default::default()
+        };
+        store
+            .finish_run(&run, &outcome, &retried, None)
+            .await
+            .expect("finish");
+        let BeginRun::Started(quiet) = begin(&store, "main", "h1", alive).await else {
+            panic!("expected a new run")
+        };
+        store
+            .finish_run(
+                &quiet,
+                &RunOutcome::succeeded(),
+                &RunCounts::default(),
+                None,
+            )
+            .await
+            .expect("finish");
+
+        let row = store.get_run(run.id).await.expect("get").expect("row");
+        assert_eq!(row.state, RunState::Succeeded);
+        assert_eq!(row.error_class, None);
+        assert_eq!(row.counts.retries, 1);
+        assert_eq!(row.emag_messages, ["Temporary problem, please retry"]);
+        let row = store.get_run(quiet.id).await.expect("get").expect("row");
+        assert_eq!(row.state, RunState::Succeeded);
+        assert!(row.emag_messages.is_empty());
+    }
+
+    on_both_backends!(a_success_keeps_emags_messages_and_a_quiet_one_has_none);
+}
+
 mod pause_and_prune {
     use super::*;
 
@@ -684,7 +731,7 @@ mod pause_and_prune {
             panic!("run")
         };
         store
-            .finish_run(&run, &RunOutcome::Succeeded, &RunCounts::default(), None)
+            .finish_run(&run, &RunOutcome::succeeded(), &RunCounts::default(), None)
             .await
             .expect("finish");
         assert_eq!(store.prune_runs(0).await.expect("prune nothing"), 0);
@@ -803,7 +850,7 @@ async fn run_totals_count_every_ended_run_and_outlive_pruning(kind: DbKind) {
         ..Default::default()
     };
     store
-        .finish_run(&run, &RunOutcome::Succeeded, &extra, None)
+        .finish_run(&run, &RunOutcome::succeeded(), &extra, None)
         .await
         .expect("finish");
     assert_eq!(
@@ -1086,7 +1133,7 @@ async fn status_reads_equal_the_whole_history_queries_through_failures_retries_a
         };
         match ok {
             Some(true) => store
-                .finish_run(&run, &RunOutcome::Succeeded, &retries, None)
+                .finish_run(&run, &RunOutcome::succeeded(), &retries, None)
                 .await
                 .expect("finish"),
             Some(false) => store
@@ -1112,7 +1159,12 @@ async fn status_reads_equal_the_whole_history_queries_through_failures_retries_a
     };
     assert_eq!(taken.id, first.id);
     store
-        .finish_run(&taken, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .finish_run(
+            &taken,
+            &RunOutcome::succeeded(),
+            &RunCounts::default(),
+            None,
+        )
         .await
         .expect("finish");
     ids.insert("tn1", taken.id);
@@ -1214,7 +1266,12 @@ async fn status_reads_equal_the_whole_history_queries_through_failures_retries_a
         Some((offers.id, RunState::Running, 0))
     );
     store
-        .finish_run(&offers, &RunOutcome::Succeeded, &RunCounts::default(), None)
+        .finish_run(
+            &offers,
+            &RunOutcome::succeeded(),
+            &RunCounts::default(),
+            None,
+        )
         .await
         .expect("finish");
     let view = assert_status_reads_match_old_queries(&store, &db.url).await;
@@ -1339,7 +1396,12 @@ mod offer_misses {
             0
         );
         store
-            .finish_run(&first, &RunOutcome::Succeeded, &RunCounts::default(), None)
+            .finish_run(
+                &first,
+                &RunOutcome::succeeded(),
+                &RunCounts::default(),
+                None,
+            )
             .await
             .expect("finish");
 

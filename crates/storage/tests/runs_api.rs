@@ -68,7 +68,7 @@ async fn run_pages_follow_ids_downwards_and_every_filter_narrows(kind: DbKind) {
                 emag_messages: vec!["down".into()],
             }
         } else {
-            RunOutcome::Succeeded
+            RunOutcome::succeeded()
         };
         store
             .finish_run(&run, &outcome, &RunCounts::default(), None)

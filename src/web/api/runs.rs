@@ -53,7 +53,8 @@ pub struct RunView {
     #[schema(value_type = Option<String>, example = "server")]
     pub error_class: Option<ErrorClass>,
     pub error_message: Option<String>,
-    /// eMAG's own messages of the failure.
+    /// eMAG's own messages: of the failure, or of reads answered `isError` and retried
+    /// before the run succeeded (issue 9, point 5).
     pub emag_messages: Vec<String>,
     pub note: Option<String>,
     /// The process holding a running run.

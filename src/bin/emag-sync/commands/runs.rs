@@ -70,8 +70,16 @@ pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
                     .as_ref()
                     .map(|h| format!("taken over from {h} (its lease expired)"))
             })
-            .or_else(|| r.note.clone())
-            .unwrap_or_default();
+            .or_else(|| r.note.clone());
+        // A failure's message already quotes eMAG; a success may carry what eMAG answered
+        // to reads that were retried (issue 9, point 5).
+        let said = (r.error_message.is_none() && !r.emag_messages.is_empty())
+            .then(|| format!("eMAG said: {}", r.emag_messages.join(" · ")));
+        let details = [details, said]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
         table.add_row(vec![
             r.id.to_string(),
             r.account.clone(),
