@@ -119,6 +119,47 @@ pub struct RunReport {
     /// Items eMAG sent that could not be read: stored in quarantine and skipped.
     #[serde(skip_serializing_if = "is_zero")]
     pub quarantined: u64,
+    /// Where an offer run's time went (the engine benchmark reads it from `sync --json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Stages>,
+}
+
+/// Where an offer run's time went, in ms per stage. The fetcher reads pages while the writer
+/// decodes and stores the previous ones: `fetch_ms` overlaps the rest, and `wait_ms` is what
+/// the writer spent waiting for a page not read yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stages {
+    /// Requests, bodies and the envelope's split into items (fetcher).
+    pub fetch_ms: u64,
+    /// The writer waiting for the fetcher.
+    pub wait_ms: u64,
+    /// Items into rows (typed fields).
+    pub decode_ms: u64,
+    /// Content hashes of the items.
+    pub hash_ms: u64,
+    /// Reading the stored hashes of a page's offers.
+    pub lookup_ms: u64,
+    /// Writing pages (changed rows, seen ids, checkpoint) in their transactions.
+    pub write_ms: u64,
+}
+
+impl Stages {
+    pub(crate) fn add(slot: &mut u64, since: Instant) {
+        *slot += u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+    }
+
+    /// Microseconds accumulated → milliseconds.
+    pub(crate) fn to_ms(self) -> Stages {
+        let ms = |us: u64| us / 1000;
+        Stages {
+            fetch_ms: ms(self.fetch_ms),
+            wait_ms: ms(self.wait_ms),
+            decode_ms: ms(self.decode_ms),
+            hash_ms: ms(self.hash_ms),
+            lookup_ms: ms(self.lookup_ms),
+            write_ms: ms(self.write_ms),
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -169,6 +210,8 @@ pub(crate) struct KindResult {
     /// What eMAG said through credentials other than the account's own (reference data read
     /// through another account); the account's own client reports its messages itself.
     pub emag_messages: Vec<String>,
+    /// Where the run's time went (offers).
+    pub stages: Option<Stages>,
 }
 
 /// Runs one sync of `kind` for `account` now and records it.
@@ -208,6 +251,7 @@ pub async fn run_sync_for_slot(
         note: None,
         blocked_by: None,
         quarantined: 0,
+        stages: None,
     };
     let Some(run) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await else {
         return report;
@@ -271,6 +315,7 @@ pub async fn run_sync_for_slot(
             report.note = done.note.clone();
             report.total_items = done.total;
             report.quarantined = done.quarantined;
+            report.stages = done.stages;
             if done.quarantined > 0 {
                 tracing::warn!(
                     account.name = account.name(), sync.kind = %kind, run.id = run.id,

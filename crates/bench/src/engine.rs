@@ -2,6 +2,10 @@
 //! the syncing process, at several catalog sizes. The simulator runs as a process of its own
 //! (limits off) and each sync is a child `emag-sync sync`, so the memory figure is the sync's
 //! alone. Figures are printed; nothing here asserts timings.
+//!
+//! `--engine-only` measures the engine alone: the simulator renders every page once, this
+//! program serves those bytes from memory, and the sync's own stage split (fetch, wait,
+//! decode, hash, lookup, write; `stages` of `sync --json`) is printed per 100,000 offers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +28,10 @@ pub struct Args {
     /// the achieved request rate and the number of 429 answers.
     #[arg(long)]
     rate_limited_offers: Option<u32>,
+    /// Serve pages the simulator rendered once, from memory: the figure is the engine's
+    /// alone, with its stage split.
+    #[arg(long)]
+    engine_only: bool,
 }
 
 pub struct SimProcess {
@@ -113,7 +121,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if let Some(offers) = args.rate_limited_offers {
         let sim = start_sim(&exe, offers, true)?;
         let url = format!("sqlite://{}/rate.db", dir.display());
-        let run = sync_once(&exe, &sim.base_url, &url, true)?;
+        let run = sync_once(&exe, &sim.base_url, &url, true, None)?;
         let requests = run.summary["runs"][0]["counts"]["requests"]
             .as_u64()
             .unwrap_or(0);
@@ -131,29 +139,143 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         return Ok(());
     }
-    println!("| offers | backend | seconds | offers/s | peak RSS of the sync (MiB) | re-sync unchanged (s) |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    if args.engine_only {
+        println!(
+            "| offers | backend | seconds | offers/s | peak RSS (MiB) | per 100k (ms): fetch | wait | decode | hash | lookup | write | re-sync unchanged (s) |"
+        );
+        println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        println!("| offers | backend | seconds | offers/s | peak RSS of the sync (MiB) | re-sync unchanged (s) |");
+        println!("|---:|---|---:|---:|---:|---:|");
+    }
     for &size in &args.sizes {
         let sim = start_sim(&exe, size, false)?;
+        // Engine only: the simulator renders once and stops; its pages are served from here.
+        let (_sim, _served, base_url) = if args.engine_only {
+            let pages = prerender(&sim.base_url, size).await?;
+            drop(sim);
+            let (server, url) = serve_prerendered(pages).await?;
+            (None, Some(server), url)
+        } else {
+            let url = sim.base_url.clone();
+            (Some(sim), None, url)
+        };
         for backend in &args.backends {
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/bench-{size}.db", dir.display()),
                 "postgres" => fresh_postgres(&args.postgres, &format!("emag_bench_{size}")).await?,
                 other => anyhow::bail!("unknown backend {other}"),
             };
-            let first = sync_once(&exe, &sim.base_url, &url, false)?;
-            let again = sync_once(&exe, &sim.base_url, &url, false)?;
-            println!(
-                "| {size} | {backend} | {:.2} | {:.0} | {:.1} | {:.2} |",
-                first.seconds,
-                f64::from(size) / first.seconds,
-                first.peak_rss_kib as f64 / 1024.0,
-                again.seconds,
-            );
+            let encoding = args.engine_only.then_some("json-data");
+            let first = sync_once(&exe, &base_url, &url, false, encoding)?;
+            let again = sync_once(&exe, &base_url, &url, false, encoding)?;
+            if args.engine_only {
+                let stage = |name: &str| {
+                    first.summary["runs"][0]["stages"][name]
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        * 100_000.0
+                        / f64::from(size)
+                };
+                println!(
+                    "| {size} | {backend} | {:.2} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} |",
+                    first.seconds,
+                    f64::from(size) / first.seconds,
+                    first.peak_rss_kib as f64 / 1024.0,
+                    stage("fetch_ms"),
+                    stage("wait_ms"),
+                    stage("decode_ms"),
+                    stage("hash_ms"),
+                    stage("lookup_ms"),
+                    stage("write_ms"),
+                    again.seconds,
+                );
+            } else {
+                println!(
+                    "| {size} | {backend} | {:.2} | {:.0} | {:.1} | {:.2} |",
+                    first.seconds,
+                    f64::from(size) / first.seconds,
+                    first.peak_rss_kib as f64 / 1024.0,
+                    again.seconds,
+                );
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Every page of main's catalog as the simulator answers it, and its count answer.
+struct Prerendered {
+    count: bytes::Bytes,
+    pages: Vec<bytes::Bytes>,
+}
+
+/// Reads the whole catalog of `size` offers from the simulator once, 100 per page.
+async fn prerender(sim_url: &str, size: u32) -> anyhow::Result<Prerendered> {
+    let http = reqwest::Client::new();
+    let post = |action: &str, data: serde_json::Value| {
+        http.post(format!("{sim_url}/product_offer/{action}"))
+            .basic_auth("sim-main", Some("pass-main"))
+            .json(&serde_json::json!({ "data": data }))
+            .send()
+    };
+    let count = post("count", serde_json::json!({})).await?.bytes().await?;
+    let mut pages = Vec::new();
+    for page in 1..=size.div_ceil(100) {
+        let body = post(
+            "read",
+            serde_json::json!({"currentPage": page, "itemsPerPage": 100}),
+        )
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+        pages.push(body);
+    }
+    Ok(Prerendered { count, pages })
+}
+
+/// Serves `pages` as eMAG would (`product_offer/count` and `/read` with `currentPage`, in
+/// the `json-data` encoding) until the returned token is dropped.
+async fn serve_prerendered(
+    pages: Prerendered,
+) -> anyhow::Result<(tokio_util::sync::DropGuard, String)> {
+    use axum::extract::{Path, State};
+    use std::sync::Arc;
+    const EMPTY: &str = r#"{"isError":false,"messages":[],"results":[]}"#;
+    async fn answer(
+        State(pages): State<Arc<Prerendered>>,
+        Path((_resource, action)): Path<(String, String)>,
+        body: bytes::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+        if action == "count" {
+            return (json, pages.count.clone()).into_response();
+        }
+        let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let page = asked["data"]["currentPage"].as_u64().unwrap_or(1);
+        let body = usize::try_from(page)
+            .ok()
+            .and_then(|p| p.checked_sub(1))
+            .and_then(|i| pages.pages.get(i).cloned())
+            .unwrap_or_else(|| bytes::Bytes::from_static(EMPTY.as_bytes()));
+        (json, body).into_response()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new()
+        .route("/{resource}/{action}", axum::routing::post(answer))
+        .with_state(Arc::new(pages));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    Ok((cancel.drop_guard(), url))
 }
 
 struct Measured {
@@ -167,10 +289,11 @@ fn sync_once(
     base_url: &str,
     database_url: &str,
     limits: bool,
+    encoding: Option<&str>,
 ) -> anyhow::Result<Measured> {
     let started = Instant::now();
-    let output = Command::new(exe)
-        .args(["sync", "main", "--kind", "offers", "--json"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["sync", "main", "--kind", "offers", "--json"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("EMAG_API_USERNAME", "sim-main")
@@ -179,8 +302,11 @@ fn sync_once(
         .env("EMAG_RATE_LIMIT", if limits { "on" } else { "off" })
         .env("EMAG_LOG_LEVEL", "warn")
         .env("DATABASE_URL", database_url)
-        .current_dir(std::env::temp_dir())
-        .output()?;
+        .current_dir(std::env::temp_dir());
+    if let Some(e) = encoding {
+        cmd.env("EMAG_API_ENCODING", e);
+    }
+    let output = cmd.output()?;
     let seconds = started.elapsed().as_secs_f64();
     if !output.status.success() {
         anyhow::bail!(

@@ -74,6 +74,12 @@ impl Store {
                                  PRAGMA foreign_keys = ON;",
                             )
                             .await?;
+                            // A page cache of 4 MiB instead of 2 per connection: a sync's
+                            // upserts and lookups walk the offers' B-tree, and with the
+                            // default cache most pages came back through a read system call
+                            // (100,000 offers: 5.3 → 4.0 s; 16 MiB gained no more and took
+                            // the sync's peak RSS from 46 to 92 MiB).
+                            conn.execute("PRAGMA cache_size = -4096").await?;
                             Ok(())
                         })
                     })

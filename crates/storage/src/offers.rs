@@ -50,6 +50,17 @@ pub struct PageWrite {
 /// SQLite allows 32766 bound values per statement; 16 columns × 500 rows stays well inside.
 const UPSERT_CHUNK: usize = 500;
 
+/// One scanned page to write: its key, the checkpoint it moves to (the first pass's pages),
+/// the ids it listed, the offers that changed, and its counters.
+#[derive(Debug, Clone, Copy)]
+pub struct OfferPage<'a> {
+    pub key: i64,
+    pub checkpoint: Option<i64>,
+    pub seen_ids: &'a [u32],
+    pub changed: &'a [OfferRow],
+    pub counts: domain::RunCounts,
+}
+
 impl Store {
     /// The stored hashes of the given offer ids of an account.
     pub async fn offer_hashes(
@@ -93,7 +104,25 @@ impl Store {
         changed: &[OfferRow],
         counts: &domain::RunCounts,
     ) -> Result<()> {
+        self.write_offer_pages(
+            run,
+            &[OfferPage {
+                key: page_key,
+                checkpoint,
+                seen_ids,
+                changed,
+                counts: *counts,
+            }],
+        )
+        .await
+    }
+
+    /// Writes several scanned pages in one transaction (fewer commits when pages arrive
+    /// faster than they are written): as if each were written by [`Store::write_offer_page`]
+    /// in order, the checkpoint ending at the last one that moves it.
+    pub async fn write_offer_pages(&self, run: &ActiveRun, pages: &[OfferPage<'_>]) -> Result<()> {
         let now = now_ms();
+        let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
         let mut tx = self.pool.begin().await?;
         // Fence first: a stale holder must not write a single offer.
         let done = sqlx::query(
@@ -107,6 +136,30 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         fenced(done.rows_affected(), run.id)?;
+        let mut counts = domain::RunCounts::default();
+        for page in pages {
+            self.write_page_in(&mut tx, run, page, now).await?;
+            counts.add(&page.counts);
+        }
+        add_counts(&mut tx, run, &counts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page's rows, seen ids and page record, inside the caller's fenced transaction.
+    async fn write_page_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        run: &ActiveRun,
+        page: &OfferPage<'_>,
+        now: i64,
+    ) -> Result<()> {
+        let OfferPage {
+            key: page_key,
+            seen_ids,
+            changed,
+            ..
+        } = *page;
 
         for chunk in changed.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(
@@ -164,7 +217,7 @@ impl Store {
                  removed_at = NULL, missed_scans = 0, missed_by_run = NULL, \
                  updated_at = excluded.updated_at",
             );
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         // Listed again: an offer a scan missed is not missing any more. Unchanged offers are
         // not written above, so this touches the (few) missed ones only.
@@ -176,7 +229,7 @@ impl Store {
             q.bind(run.account.as_str())
                 .push(" AND missed_scans > 0 AND id IN ")
                 .bind_list(chunk.iter().map(|&id| i64::from(id)));
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
 
         let mut blob = Vec::with_capacity(seen_ids.len() * 4);
@@ -190,10 +243,8 @@ impl Store {
         .bind(run.id)
         .bind(page_key)
         .bind(blob)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        add_counts(&mut tx, run, counts).await?;
-        tx.commit().await?;
         Ok(())
     }
 
