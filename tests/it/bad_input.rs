@@ -3,6 +3,7 @@
 //! document. Whatever the input: a clear message naming what is wrong, the documented exit
 //! code or a 4xx problem, never a panic, never a secret.
 
+mod api;
 mod cli;
 mod config;
 
