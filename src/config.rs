@@ -134,13 +134,29 @@ impl CronSpec {
                 ))
             }
         };
-        <cron::Schedule as std::str::FromStr>::from_str(&expr)
-            .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))?;
-        let zone = zone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("{zone:?} is not an IANA time zone"))?;
-        Ok(CronSpec { expr, zone })
+        <cron::Schedule as std::str::FromStr>::from_str(&expr).map_err(|e| {
+            // The cron crate's message repeats the expression over several lines with a
+            // caret under the fault; its last line says what is wrong.
+            let text = e.to_string();
+            let reason = text
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty() && *l != "^")
+                .unwrap_or("not understood")
+                .to_owned();
+            format!("{expr:?} is not a cron expression: {reason}")
+        })?;
+        Ok(CronSpec {
+            expr,
+            zone: parse_zone(zone)?,
+        })
     }
+}
+
+/// An IANA time zone name (`Europe/Bucharest`).
+fn parse_zone(zone: &str) -> Result<chrono_tz::Tz, String> {
+    zone.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("{zone:?} is not an IANA time zone"))
 }
 
 /// What the scheduler does with a schedule that missed slots while nothing ran
@@ -234,6 +250,16 @@ impl Default for SyncSettings {
         }
     }
 }
+
+/// The longest interval of a schedule, in minutes (a year); `manual` is for never.
+pub const MAX_INTERVAL_MINUTES: u64 = 525_600;
+/// The longest duration in seconds (timeouts, delays, leases, periods): a day. Anything
+/// longer is a typo, and values near u64::MAX overflow where a time is added to them.
+pub const MAX_SECONDS: Duration = Duration::from_secs(86_400);
+/// The longest period in hours (order overlap, backups): a year.
+const MAX_HOURS: u64 = 8_760;
+/// The longest first backfill of orders, in days: ten years.
+const MAX_BACKFILL_DAYS: u32 = 3_650;
 
 /// Order reads span at most this many days (`EMAG_ORDERS_WINDOW_DAYS`).
 pub const DEFAULT_ORDERS_WINDOW_DAYS: u32 = 7;
@@ -526,11 +552,19 @@ fn dotenv_error(path: &Path, e: &dotenvy::Error) -> String {
     let line = content
         .find(text.as_str())
         .map(|at| content[..at].matches('\n').count() + 1);
-    // The name from the file's own line: dotenvy's text may start inside the value.
+    // The name from the file's own line: dotenvy's text may start inside the value. A line
+    // without `=` (`EMAG_API_PASSWORD secret`) is named by its first word only when that is
+    // one of our names: a line holding only a password must not have it shown as a name.
     let name = line
         .and_then(|n| content.lines().nth(n - 1))
-        .and_then(|l| l.split_once('='))
-        .map(|(n, _)| n.trim().trim_start_matches("export ").trim())
+        .map(|l| l.trim_start().trim_start_matches("export "))
+        .and_then(|l| match l.split_once('=') {
+            Some((name, _)) => Some(name.trim()),
+            None => l
+                .split_whitespace()
+                .next()
+                .filter(|w| w.starts_with("EMAG_") || *w == "DATABASE_URL"),
+        })
         .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     match (line, name) {
         (Some(line), Some(name)) => format!("line {line} ({name}) cannot be parsed"),
@@ -538,6 +572,32 @@ fn dotenv_error(path: &Path, e: &dotenvy::Error) -> String {
         (None, Some(name)) => format!("the line of {name} cannot be parsed"),
         (None, None) => "a line cannot be parsed".into(),
     }
+}
+
+/// Parses `url` as the store will, without connecting: a port that is not a number or an
+/// unknown `sslmode` is a configuration problem (exit 2), not a failure to open. The message
+/// never holds the URL's password, whatever the driver quotes.
+fn check_database_url(url: &str) -> Result<(), String> {
+    use std::str::FromStr;
+    let parsed = if url.starts_with("sqlite:") {
+        sqlx::sqlite::SqliteConnectOptions::from_str(url).map(drop)
+    } else {
+        sqlx::postgres::PgConnectOptions::from_str(url).map(drop)
+    };
+    parsed.map_err(|e| {
+        let mut text = e.to_string();
+        let userinfo = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .map(|(userinfo, _)| userinfo);
+        if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
+            if !password.is_empty() {
+                text = text.replace(password, "***");
+            }
+        }
+        text
+    })
 }
 
 /// `.env` under the environment; the environment wins.
@@ -558,13 +618,17 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
                     vars.insert(k, v);
                 }
                 Err(e) => {
+                    let fix = if matches!(e, dotenvy::Error::LineParse(..)) {
+                        "write one NAME=value per line; quote a value with spaces, and close \
+                         every quote"
+                    } else {
+                        "make it a readable text file in UTF-8, or give another with --env-file"
+                    };
                     return Err(ConfigErrors(vec![ConfigProblem {
                         variable: path.display().to_string(),
                         problem: dotenv_error(path, &e),
-                        fix: "write one NAME=value per line; quote a value with spaces, and \
-                              close every quote"
-                            .into(),
-                    }]))
+                        fix: fix.into(),
+                    }]));
                 }
             }
         }
@@ -597,10 +661,12 @@ impl Parser<'_> {
     }
 
     fn problem(&mut self, variable: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        // One line per problem: the variable, what is wrong and the fix read together.
+        let one_line = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
         self.problems.push(ConfigProblem {
             variable: variable.to_owned(),
-            problem: problem.into(),
-            fix: fix.into(),
+            problem: one_line(problem.into()),
+            fix: one_line(fix.into()),
         });
     }
 
@@ -619,8 +685,13 @@ impl Parser<'_> {
 
     /// Whole minutes.
     fn minutes(&mut self, name: &str, default: u64) -> Duration {
-        let minutes = self.number::<u64>(name, default, "write whole minutes, e.g. 30");
-        Duration::from_secs(minutes.saturating_mul(60))
+        let minutes = self.number_in::<u64>(
+            name,
+            default,
+            0..=525_600,
+            "write whole minutes, at most a year, e.g. 30",
+        );
+        Duration::from_secs(minutes * 60)
     }
 
     /// `HH:MM-HH:MM`, or `off`.
@@ -636,6 +707,57 @@ impl Parser<'_> {
                     name,
                     format!("{text:?} is not a window of hours"),
                     "write FROM-TO in 24-hour time, e.g. 22:00-07:00, or off",
+                );
+                None
+            }
+        }
+    }
+
+    /// A whole number within `range`. Bounds keep every later sum of times and dates from
+    /// overflowing (u64::MAX minutes is a number, not an interval).
+    fn number_in<T>(
+        &mut self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+        fix: &str,
+    ) -> T
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(text) = self.get(name) else {
+            return default;
+        };
+        match text.parse::<T>() {
+            Ok(v) if range.contains(&v) => v,
+            Ok(v) => {
+                self.problem(
+                    name,
+                    format!("{v} is outside {} to {}", range.start(), range.end()),
+                    fix,
+                );
+                default
+            }
+            Err(_) => {
+                self.problem(name, format!("{text:?} is not a valid number"), fix);
+                default
+            }
+        }
+    }
+
+    /// An http(s) URL without its trailing slash; `None` when unset or (with a problem) not
+    /// such a URL. The value is not repeated: a relay's URL may hold a key.
+    fn http_url(&mut self, name: &str) -> Option<String> {
+        let text = self.get(name)?.to_owned();
+        match url::Url::parse(&text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                Some(text.trim_end_matches('/').to_owned())
+            }
+            _ => {
+                self.problem(
+                    name,
+                    "not an http(s) URL",
+                    "write the server's address, e.g. https://example.com",
                 );
                 None
             }
@@ -681,7 +803,15 @@ impl Parser<'_> {
         match self.get(name) {
             None => default,
             Some(text) => match parse_seconds(text) {
-                Some(d) => d,
+                Some(d) if d <= MAX_SECONDS => d,
+                Some(_) => {
+                    self.problem(
+                        name,
+                        format!("{text:?} is longer than a day"),
+                        format!("write at most {} seconds, e.g. 30", MAX_SECONDS.as_secs()),
+                    );
+                    default
+                }
                 None => {
                     self.problem(
                         name,
@@ -742,6 +872,16 @@ impl Parser<'_> {
                 "unsupported database URL",
                 "use sqlite://data/emag-sync.db or postgres://user@host:5432/db",
             );
+        } else if let Err(e) = check_database_url(&database_url) {
+            self.problem(
+                "DATABASE_URL",
+                format!(
+                    "{} is not a usable URL: {e}",
+                    storage::redact_url(&database_url)
+                ),
+                "use sqlite://data/emag-sync.db or postgres://user:password@host:5432/db \
+                 (percent-encode special characters of the password)",
+            );
         }
         let account_selection = match self
             .get("EMAG_ACCOUNT_TYPE")
@@ -784,13 +924,19 @@ impl Parser<'_> {
             self.problem("EMAG_API_TIMEOUT", "must be more than 0", "write e.g. 30");
         }
         let sync = SyncSettings {
-            orders_backfill_days: self.number(
+            orders_backfill_days: self.number_in(
                 "EMAG_ORDERS_BACKFILL_DAYS",
                 90,
-                "write a number of days, e.g. 90",
+                0..=MAX_BACKFILL_DAYS,
+                "write a number of days from 0 to 3650, e.g. 90",
             ),
             orders_overlap: Duration::from_secs(
-                3600 * self.number::<u64>("EMAG_ORDERS_OVERLAP_HOURS", 24, "write hours, e.g. 24"),
+                3600 * self.number_in(
+                    "EMAG_ORDERS_OVERLAP_HOURS",
+                    24,
+                    0..=MAX_HOURS,
+                    "write hours from 0 to 8760, e.g. 24",
+                ),
             ),
             orders_window_days: self.number(
                 "EMAG_ORDERS_WINDOW_DAYS",
@@ -881,7 +1027,12 @@ impl Parser<'_> {
                 "write how many snapshots to keep, e.g. 7",
             ),
             every: Duration::from_secs(
-                3600 * self.number::<u64>("EMAG_BACKUP_INTERVAL_HOURS", 24, "write hours, e.g. 24"),
+                3600 * self.number_in(
+                    "EMAG_BACKUP_INTERVAL_HOURS",
+                    24,
+                    0..=MAX_HOURS,
+                    "write hours from 0 to 8760, e.g. 24",
+                ),
             ),
         };
         let run_retention_days = self.number(
@@ -907,13 +1058,23 @@ impl Parser<'_> {
         }
         let freshness_target = Duration::from_secs(
             60 * self
-                .number::<u64>("EMAG_FRESHNESS_TARGET", 30, "write minutes, e.g. 30")
+                .number_in(
+                    "EMAG_FRESHNESS_TARGET",
+                    30,
+                    0..=MAX_INTERVAL_MINUTES,
+                    "write minutes from 1 to 525600, e.g. 30",
+                )
                 .max(1),
         );
         let freshness_critical = self.get("EMAG_FRESHNESS_CRITICAL").is_some().then(|| {
             Duration::from_secs(
                 60 * self
-                    .number::<u64>("EMAG_FRESHNESS_CRITICAL", 60, "write minutes, e.g. 60")
+                    .number_in(
+                        "EMAG_FRESHNESS_CRITICAL",
+                        60,
+                        0..=MAX_INTERVAL_MINUTES,
+                        "write minutes from 1 to 525600, e.g. 60",
+                    )
                     .max(1),
             )
         });
@@ -950,11 +1111,11 @@ impl Parser<'_> {
                 "write how many failed runs in a row open an alert, e.g. 2",
             )
             .max(1);
-        let errors_per_hour = self.number::<i64>(
+        let errors_per_hour = i64::from(self.number::<u32>(
             "EMAG_ALERT_ERRORS_PER_HOUR",
             5,
             "write how many failed runs in an hour are too many, e.g. 5",
-        );
+        ));
         let evaluate_every = self
             .seconds("EMAG_ALERT_EVALUATE_EVERY", Duration::from_secs(30))
             .max(Duration::from_millis(10));
@@ -986,26 +1147,23 @@ impl Parser<'_> {
                 Language::Ro
             }
         };
-        let ntfy = self
-            .get("EMAG_NTFY_URL")
-            .map(str::to_owned)
-            .and_then(|url| {
-                let Some(topic) = self.get("EMAG_NTFY_TOPIC").map(str::to_owned) else {
-                    self.problem(
-                        "EMAG_NTFY_TOPIC",
-                        "missing while EMAG_NTFY_URL is set",
-                        "write the topic the phones subscribe to, e.g. emag-shop-alerts-7f3c",
-                    );
-                    return None;
-                };
-                Some(NtfySettings {
-                    url: url.trim_end_matches('/').to_owned(),
-                    topic,
-                    token: self
-                        .get("EMAG_NTFY_TOKEN")
-                        .map(|t| SecretString::from(t.to_owned())),
-                })
-            });
+        let ntfy = self.http_url("EMAG_NTFY_URL").and_then(|url| {
+            let Some(topic) = self.get("EMAG_NTFY_TOPIC").map(str::to_owned) else {
+                self.problem(
+                    "EMAG_NTFY_TOPIC",
+                    "missing while EMAG_NTFY_URL is set",
+                    "write the topic the phones subscribe to, e.g. emag-shop-alerts-7f3c",
+                );
+                return None;
+            };
+            Some(NtfySettings {
+                url,
+                topic,
+                token: self
+                    .get("EMAG_NTFY_TOKEN")
+                    .map(|t| SecretString::from(t.to_owned())),
+            })
+        });
         let telegram = match (
             self.get("EMAG_TELEGRAM_BOT_TOKEN").map(str::to_owned),
             self.get("EMAG_TELEGRAM_CHAT_ID").map(str::to_owned),
@@ -1013,10 +1171,8 @@ impl Parser<'_> {
             (None, None) => None,
             (Some(token), Some(chat_id)) => Some(TelegramSettings {
                 api_url: self
-                    .get("EMAG_TELEGRAM_API_URL")
-                    .unwrap_or("https://api.telegram.org")
-                    .trim_end_matches('/')
-                    .to_owned(),
+                    .http_url("EMAG_TELEGRAM_API_URL")
+                    .unwrap_or_else(|| "https://api.telegram.org".to_owned()),
                 bot_token: SecretString::from(token),
                 chat_id,
             }),
@@ -1058,10 +1214,8 @@ impl Parser<'_> {
                 match (token, from) {
                     (Some(token), Some(from)) if !to.is_empty() => Some(SmsSettings {
                         api_url: self
-                            .get("EMAG_SMS_API_URL")
-                            .unwrap_or("https://api.twilio.com")
-                            .trim_end_matches('/')
-                            .to_owned(),
+                            .http_url("EMAG_SMS_API_URL")
+                            .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
                         account_sid,
                         auth_token: SecretString::from(token),
                         from,
@@ -1177,9 +1331,7 @@ impl Parser<'_> {
             telegram,
             sms,
             language,
-            dashboard_url: self
-                .get("EMAG_DASHBOARD_URL")
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            dashboard_url: self.http_url("EMAG_DASHBOARD_URL"),
         }
     }
 
@@ -1239,6 +1391,19 @@ impl Parser<'_> {
             );
             return None;
         };
+        // Parsed as the sender parses them: a typo shows at start, not at the first alert.
+        for (variable, address) in std::iter::once(("EMAG_SMTP_FROM", &from))
+            .chain(to.iter().map(|t| ("EMAG_ALERT_EMAIL_TO", t)))
+        {
+            if address.parse::<lettre::message::Mailbox>().is_err() {
+                self.problem(
+                    variable,
+                    format!("{address:?} is not an email address"),
+                    "write name@example.com or \"Name <name@example.com>\"; separate \
+                     recipients by commas",
+                );
+            }
+        }
         Some(EmailSettings {
             host,
             port,
@@ -1364,12 +1529,12 @@ impl Parser<'_> {
                 format!("set {password_var} to the API password of the {name} account"),
             );
         }
-        let marketplace_var = format!("EMAG_{upper}_MARKETPLACE");
-        let marketplace = match self.get(&marketplace_var).or(if name == "main" {
-            self.get("EMAG_MARKETPLACE")
-        } else {
-            None
-        }) {
+        // MAIN's may also be the seed's EMAG_MARKETPLACE: a problem names the one read.
+        let marketplace_var = match format!("EMAG_{upper}_MARKETPLACE") {
+            own if name == "main" && self.get(&own).is_none() => "EMAG_MARKETPLACE".to_owned(),
+            own => own,
+        };
+        let marketplace = match self.get(&marketplace_var) {
             None => Marketplace::EmagRo,
             Some(text) => match Marketplace::parse_lenient(text) {
                 Ok(m) => m,
@@ -1429,38 +1594,36 @@ impl Parser<'_> {
         let minutes: u64 = if manual_only {
             default_interval
         } else {
-            self.number(
+            self.number_in(
                 &interval_var,
                 default_interval,
-                "write minutes, e.g. 30, or manual",
+                1..=MAX_INTERVAL_MINUTES,
+                "write minutes from 1 to 525600 (a year), e.g. 30, or manual",
             )
         };
-        if minutes == 0 {
-            self.problem(
-                &interval_var,
-                "must be at least 1 minute",
-                "write minutes, e.g. 30",
-            );
-        }
         let orders_var = format!("EMAG_{upper}_ORDERS_INTERVAL");
-        let orders_interval = match self.get(&orders_var) {
-            None => None,
-            Some(_) => {
-                let m: u64 = self.number(&orders_var, 0, "write minutes, e.g. 10");
-                if m == 0 {
-                    self.problem(
-                        &orders_var,
-                        "must be at least 1 minute",
-                        "write minutes, e.g. 10",
-                    );
-                }
-                Some(Duration::from_secs(60 * m.max(1)))
-            }
-        };
+        let orders_interval = self.get(&orders_var).is_some().then(|| {
+            let m = self.number_in(
+                &orders_var,
+                1,
+                1..=MAX_INTERVAL_MINUTES,
+                "write minutes from 1 to 525600 (a year), e.g. 10",
+            );
+            Duration::from_secs(60 * m)
+        });
         let cron_var = format!("EMAG_{upper}_SYNC_CRON");
         let tz_var = format!("EMAG_{upper}_SYNC_TZ");
         let cron = match self.get(&cron_var) {
             None => None,
+            Some(_) if self.get(&tz_var).is_some_and(|z| parse_zone(z).is_err()) => {
+                let zone = self.get(&tz_var).unwrap_or_default().to_owned();
+                self.problem(
+                    &tz_var,
+                    format!("{zone:?} is not an IANA time zone"),
+                    "write a zone such as Europe/Bucharest (the default) or UTC",
+                );
+                None
+            }
             Some(expr) => {
                 let zone = self.get(&tz_var).unwrap_or("Europe/Bucharest").to_owned();
                 match CronSpec::parse(expr, &zone) {
@@ -1503,7 +1666,7 @@ impl Parser<'_> {
             },
             username_var,
             password_var,
-            sync_interval: Duration::from_secs(60 * minutes.max(1)),
+            sync_interval: Duration::from_secs(60 * minutes),
             manual_only,
             orders_interval,
             cron,
@@ -1529,7 +1692,7 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
         return None;
     }
     let millis: u64 = format!("{frac:0<3}").parse().ok()?;
-    Some(Duration::from_secs(secs) + Duration::from_millis(millis))
+    Duration::from_secs(secs).checked_add(Duration::from_millis(millis))
 }
 
 #[cfg(test)]

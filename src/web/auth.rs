@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -291,11 +292,27 @@ pub struct LoginForm {
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Session opened; the cookie is set"),
+        (status = 400, description = "Not the form, or no `token` in it", body = super::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/x-www-form-urlencoded`", body = super::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Wrong token", body = super::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "No token configured", body = super::openapi::ProblemDoc, content_type = "application/problem+json"),
     )
 )]
-pub async fn login(Extension(guard): Extension<Guard>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    Extension(guard): Extension<Guard>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    // A body that is not the form (another content type, no `token`, past the size limit)
+    // gets a problem like every other error, with the rejection's own status.
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(e) => {
+            return Problem::new(e.status(), "invalid-body", "Invalid request body")
+                .with_detail(e.body_text())
+                .with_instance("/login")
+                .into_response()
+        }
+    };
     if guard.inner.token.is_none() {
         return (*forbidden(
             "no EMAG_DASHBOARD_TOKEN is configured: there is nothing to log in with. On \

@@ -2,6 +2,7 @@
 //! ([`Kpis::read`]), for the page's KPI panel; `GET /api/series?range=24h|7d|30d
 //! [&account=][&kind=]`: the page's charts ([`Series::read`]). Render; decide nothing.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +19,27 @@ pub struct Window {
     days: Option<String>,
 }
 
-pub async fn get(State(state): State<AppState>, Query(window): Query<Window>) -> Response {
+/// A query string that does not deserialize (a parameter given twice): a 400 problem, as
+/// every error of the API.
+fn bad_query(e: &QueryRejection, path: &str) -> Response {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-parameter",
+        "Invalid parameter",
+    )
+    .with_detail(e.body_text())
+    .with_instance(path)
+    .into_response()
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    window: Result<Query<Window>, QueryRejection>,
+) -> Response {
+    let window = match window {
+        Ok(Query(w)) => w,
+        Err(e) => return bad_query(&e, "/api/kpis"),
+    };
     let days = match window.days.as_deref() {
         None | Some("7") => 7,
         Some("30") => 30,
@@ -50,7 +71,14 @@ pub struct SeriesQuery {
     kind: Option<String>,
 }
 
-pub async fn series(State(state): State<AppState>, Query(q): Query<SeriesQuery>) -> Response {
+pub async fn series(
+    State(state): State<AppState>,
+    q: Result<Query<SeriesQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e, "/api/series"),
+    };
     let bad = |field: &str, detail: &str, value: &str| {
         Problem::new(
             StatusCode::BAD_REQUEST,

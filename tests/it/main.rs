@@ -5,6 +5,7 @@ mod alert_daemon;
 mod alert_scenarios;
 mod alerts;
 mod api;
+mod bad_input;
 mod canary;
 mod cli;
 mod daemon;

@@ -516,6 +516,14 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Names of every account registered in the store, configured now or earlier.
+    pub async fn account_names(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM accounts ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
     /// Names of the paused accounts.
     pub async fn paused_accounts(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =

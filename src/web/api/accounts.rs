@@ -1,7 +1,7 @@
 //! `/api/accounts`: the accounts of the status snapshot, one with its kinds, and the
 //! operator's controls of an account (sync now, pause, resume).
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -85,6 +85,15 @@ pub struct PauseState {
     pub paused: bool,
 }
 
+/// The `{name}` of the path, or the 400 problem of one that does not decode (not UTF-8).
+fn path_name(
+    name: Result<Path<String>, PathRejection>,
+    template: &str,
+) -> Result<String, Box<Problem>> {
+    name.map(|Path(n)| n)
+        .map_err(|e| Box::new(super::bad_path(&e, "name", template)))
+}
+
 pub(crate) fn unknown_account(name: &str, path: &str) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "unknown-account", "Unknown account")
         .with_detail(format!(
@@ -121,7 +130,14 @@ pub async fn list(State(state): State<AppState>) -> Response {
         (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json"),
     ))]
-pub async fn one(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+pub async fn one(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let name = match path_name(name, "/api/accounts/{name}") {
+        Ok(n) => n,
+        Err(p) => return (*p).into_response(),
+    };
     let path = format!("/api/accounts/{name}");
     match state.snapshot().await {
         Ok(s) => match s.snapshot.account(&name) {
@@ -152,9 +168,13 @@ pub async fn one(State(state): State<AppState>, Path(name): Path<String>) -> Res
 pub async fn sync_now(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     body: Result<Json<SyncRequest>, JsonRejection>,
 ) -> Response {
+    let name = match path_name(name, "/api/accounts/{name}/sync") {
+        Ok(n) => n,
+        Err(p) => return (*p).into_response(),
+    };
     let path = format!("/api/accounts/{name}/sync");
     if state.config().account(&name).is_none() {
         return unknown_account(&name, &path).into_response();
@@ -208,9 +228,12 @@ async fn ensure_registered(state: &AppState, name: &str) -> Result<(), Problem> 
 pub async fn pause(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    set_paused(&state, op, &name, true).await
+    match path_name(name, "/api/accounts/{name}/pause") {
+        Ok(name) => set_paused(&state, op, &name, true).await,
+        Err(p) => (*p).into_response(),
+    }
 }
 
 #[utoipa::path(post, path = "/api/accounts/{name}/resume", tag = "accounts",
@@ -225,9 +248,12 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    set_paused(&state, op, &name, false).await
+    match path_name(name, "/api/accounts/{name}/resume") {
+        Ok(name) => set_paused(&state, op, &name, false).await,
+        Err(p) => (*p).into_response(),
+    }
 }
 
 async fn set_paused(state: &AppState, op: Operator, name: &str, paused: bool) -> Response {

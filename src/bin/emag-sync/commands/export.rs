@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::load_config_and_store;
+use super::{check_account_filter, load_config_and_store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -82,11 +82,16 @@ fn spreadsheet_safe(text: Option<&str>) -> String {
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
-    let (_config, store) = match load_config_and_store(env_file).await {
+    let (config, store) = match load_config_and_store(env_file).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let account = args.account.as_deref().map(str::to_ascii_lowercase);
+    if let Some(name) = &account {
+        if let Err(code) = check_account_filter(&config, &store, name).await {
+            return code;
+        }
+    }
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     let result = match args.what {
         What::Offers => export_offers(&store, account.as_deref(), args.format, out).await,

@@ -63,6 +63,38 @@ pub async fn open_store(config: &Config) -> Result<Store, u8> {
     })
 }
 
+/// Checks the `--account` filter of a command that reads history: an account configured now,
+/// or one the store knows from earlier (its history outlives its variables). Any other name
+/// is a typo that would print an empty list as if nothing had happened: exit 2.
+pub async fn check_account_filter(config: &Config, store: &Store, name: &str) -> Result<(), u8> {
+    if config.account(name).is_some() {
+        return Ok(());
+    }
+    let known = match store.account_names().await {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("error: cannot read the accounts from the database: {e}");
+            return Err(1);
+        }
+    };
+    if known.iter().any(|k| k == name) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+    names.extend(known.iter().map(String::as_str));
+    names.sort_unstable();
+    names.dedup();
+    eprintln!(
+        "error: no account named {name:?} (known: {})",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    );
+    Err(EXIT_CONFIG)
+}
+
 /// The configuration and the migrated store: what most commands start with.
 pub async fn load_config_and_store(env_file: Option<&Path>) -> Result<(Config, Store), u8> {
     let config = load_config(env_file)?;

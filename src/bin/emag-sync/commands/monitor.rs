@@ -33,12 +33,18 @@ enum What {
 struct HealthArgs {
     /// Data older than this many minutes is a WARNING (EMAG_FRESHNESS_TARGET; kinds synced
     /// less often are held to their interval + 5 min).
-    #[arg(long, short = 'w', value_name = "MINUTES")]
+    #[arg(long, short = 'w', value_name = "MINUTES", value_parser = minutes())]
     warning: Option<u64>,
     /// Data older than this many minutes is CRITICAL (EMAG_FRESHNESS_CRITICAL; default twice
     /// the warning threshold).
-    #[arg(long, short = 'c', value_name = "MINUTES")]
+    #[arg(long, short = 'c', value_name = "MINUTES", value_parser = minutes())]
     critical: Option<u64>,
+}
+
+/// Minutes up to a year, as EMAG_FRESHNESS_TARGET takes them: larger numbers overflow the
+/// thresholds' arithmetic.
+fn minutes() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(0..=emag_sync::config::MAX_INTERVAL_MINUTES)
 }
 
 /// Nagios plugin exit codes.

@@ -6,7 +6,7 @@ use std::path::Path;
 use domain::SyncKind;
 
 use super::daemon::local_time;
-use super::load_config_and_store;
+use super::{check_account_filter, load_config_and_store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,12 +25,18 @@ pub struct Args {
 }
 
 pub async fn run(env_file: Option<&Path>, args: Args) -> u8 {
-    let (_config, store) = match load_config_and_store(env_file).await {
+    let (config, store) = match load_config_and_store(env_file).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let account = args.account.map(|a| a.to_ascii_lowercase());
+    if let Some(name) = &account {
+        if let Err(code) = check_account_filter(&config, &store, name).await {
+            return code;
+        }
+    }
     let filter = storage::RunFilter {
-        account: args.account.map(|a| a.to_ascii_lowercase()),
+        account,
         kind: args.kind,
         limit: args.limit.max(1),
     };
