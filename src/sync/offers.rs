@@ -201,6 +201,11 @@ struct Scan<'a> {
     odd_without_id: std::collections::HashSet<i64>,
     /// Where the time went (µs until the run ends).
     stages: Stages,
+    /// The account had no offer stored when this (not resumed) scan began: an offer is
+    /// stored only if this run listed it before, so only those are looked up.
+    first_sync: bool,
+    /// Some offer of the account carried a missed-scan mark when the scan began.
+    marks_to_clear: bool,
 }
 
 impl Scan<'_> {
@@ -315,7 +320,16 @@ impl Scan<'_> {
         let looking = Instant::now();
         let mut stored: HashMap<i64, i64> = HashMap::with_capacity(keys);
         for page in listed.iter().map(|(_, _, rows)| rows) {
-            let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
+            let ids: Vec<i64> = page
+                .iter()
+                .map(|r| r.id)
+                .filter(|&id| {
+                    !self.first_sync || u32::try_from(id).is_ok_and(|id| self.seen.contains(id))
+                })
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
             let found = self
                 .ctx
                 .store
@@ -343,6 +357,7 @@ impl Scan<'_> {
                 seen_ids: ids,
                 changed: rows,
                 counts: *counts,
+                reset_missed: self.marks_to_clear,
             })
             .collect();
         let writing = Instant::now();
@@ -376,6 +391,8 @@ pub(crate) async fn sync_offers(
     if run.checkpoint_page > 0 {
         seen.extend(ctx.store.scanned_ids(run.id).await?);
     }
+    let first_sync = run.checkpoint_page == 0 && !ctx.store.has_offers(&run.account).await?;
+    let marks_to_clear = ctx.store.offers_marked_missed(&run.account).await?;
     let mut scan = Scan {
         ctx,
         account,
@@ -385,6 +402,8 @@ pub(crate) async fn sync_offers(
         quarantine: Quarantine::new(QuarantineKind::Offer),
         odd_without_id: std::collections::HashSet::new(),
         stages: Stages::default(),
+        first_sync,
+        marks_to_clear,
     };
     let first = u32::try_from(run.checkpoint_page + 1).unwrap_or(1);
     scan.pass(first, 0, count).await?;

@@ -25,6 +25,7 @@ on_both_backends!(
     a_paused_accounts_stale_data_fires_and_resolves_when_it_is_resumed,
     a_stopped_scheduler_fires_and_resolves_when_one_runs_again,
     a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_recovery,
+    a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -517,4 +518,77 @@ async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_re
         .expect("incident");
     assert_eq!(i.state, IncidentState::Resolved);
     assert_eq!(told(&hook, AlertRule::Takeover, Some("main")).len(), 1);
+}
+
+async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished(kind: DbKind) {
+    let hook = Receiver::start(0).await;
+    // The shortest lease emag-sync accepts: a holder silent for 10 s has left its run.
+    let app = app_with(kind, &hook, &[("EMAG_LEASE_TTL", "10")]).await;
+    let request = |holder| storage::RunRequest {
+        account: "main",
+        kind: SyncKind::Offers,
+        trigger: RunTrigger::Schedule,
+        full_scan: false,
+        slot: None,
+        holder,
+        stale_after_ms: 10_000,
+    };
+    let dead = "other-host:4243:dead";
+    let begun = app
+        .store
+        .begin_run(&request(dead), &|_| true)
+        .await
+        .expect("claim");
+    assert!(matches!(begun, storage::BeginRun::Started(_)), "{begun:?}");
+    // Still within its lease: nothing to say.
+    evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate");
+    assert!(incident(&app, "stopped_run:main:offers").await.is_none());
+    // Eleven seconds of silence (leases are judged by the database's clock: the heartbeat is
+    // aged where it is stored).
+    let pool = sqlx::AnyPool::connect(&app._db.url).await.expect("connect");
+    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - 11000")
+        .execute(&pool)
+        .await
+        .expect("age the heartbeat");
+    pool.close().await;
+    evaluate_once(&app.config, &app.store).await.expect("evaluate");
+    deliver(&app).await;
+    let stopped = told(&hook, AlertRule::StoppedRun, Some("main"));
+    assert_eq!(stopped.len(), 1, "{:#?}", hook.texts());
+    assert!(
+        stopped[0].starts_with("*[WARNING] Problem"),
+        "{}",
+        stopped[0]
+    );
+    assert!(stopped[0].contains(dead), "{}", stopped[0]);
+
+    // A live process takes it over and finishes it.
+    let taken = app
+        .store
+        .begin_run(&request(&app.ctx.holder), &|h| h != dead)
+        .await
+        .expect("take over");
+    let storage::BeginRun::Resumed { run, .. } = taken else {
+        panic!("not taken over: {taken:?}");
+    };
+    app.store
+        .finish_run(
+            &run,
+            &domain::RunOutcome::succeeded(),
+            &domain::RunCounts::default(),
+            None,
+        )
+        .await
+        .expect("finish");
+    evaluate_once(&app.config, &app.store).await.expect("evaluate");
+    deliver(&app).await;
+    let stopped = told(&hook, AlertRule::StoppedRun, Some("main"));
+    assert_eq!(stopped.len(), 2, "{stopped:#?}");
+    assert!(
+        stopped[1].starts_with("*[WARNING] Resolved"),
+        "{}",
+        stopped[1]
+    );
 }

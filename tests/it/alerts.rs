@@ -56,6 +56,15 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Receiver::serve(listener, path, fail_first)
+    }
+
+    /// A receiver of posts to `path` on `listener`.
+    pub(crate) fn serve(
+        listener: tokio::net::TcpListener,
+        path: &str,
+        fail_first: u32,
+    ) -> Receiver {
         let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
         let hook = Hook {
             got: Arc::default(),
@@ -727,4 +736,46 @@ async fn quiet_hours_hold_warnings_until_they_end_and_let_critical_alerts_throug
     // Attempts were not spent on the wait.
     let counts = app.store.outbox_counts().await.expect("counts");
     assert_eq!(counts[0].1.failed_attempts, 0);
+}
+
+/// A channel whose server is down (connection refused): the notice fails, waits for its
+/// backoff, and arrives once when a server listens on that address again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_and_the_notice_arrives_once_the_channel_is_back() {
+    // An address nothing listens on (bound, then closed).
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let path = "/services/T000/B000/refused";
+    let app = TestApp::with_vars(
+        DbKind::Sqlite,
+        SimConfig::default(),
+        &[
+            ("EMAG_FBE_API_PASSWORD", "not-the-password-of-fbe"),
+            ("EMAG_ALERT_WEBHOOK_URL", &format!("http://{addr}{path}")),
+        ],
+    )
+    .await;
+    app.sync("fbe", SyncKind::Reference).await;
+    let opened = evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate")
+        .opened
+        .len();
+    assert!(opened >= 1);
+    let (sent, failed) = deliver_all(&app, 0).await;
+    assert_eq!((sent, failed), (0, opened), "refused: every notice failed");
+    let counts = app.store.outbox_counts().await.expect("counts");
+    assert_eq!(counts[0].1.failing, i64::try_from(opened).expect("n"));
+
+    // The channel comes back on the same address.
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let hook = Receiver::serve(listener, path, 0);
+    let (sent, failed) = deliver_all(&app, 3_600_000).await;
+    assert_eq!((sent, failed), (opened, 0));
+    assert_eq!(hook.texts().len(), opened, "each notice once");
+    let (again, _) = deliver_all(&app, 7_200_000).await;
+    assert_eq!(again, 0, "nothing is sent twice");
 }

@@ -271,6 +271,17 @@ async fn the_demo_refuses_to_delete_a_database_it_did_not_make_and_replaces_its_
         .await
         .expect("a real database");
     store.close().await;
+    // Everything into the file itself before its bytes are taken: sqlx closes its SQLite
+    // connections on their own threads, and the checkpoint of the last one to close could
+    // otherwise rewrite the file later, under the test, not by the demo.
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", shop.display()))
+        .await
+        .expect("open");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .expect("checkpoint");
+    pool.close().await;
     let before = std::fs::read(&shop).expect("read");
     let demo = |db: &str| {
         let mut c = binary(&vars, dir.path());
@@ -295,11 +306,19 @@ async fn the_demo_refuses_to_delete_a_database_it_did_not_make_and_replaces_its_
         stderr.contains("shop.db exists and was not made by `emag-sync demo`"),
         "{stderr}"
     );
-    assert_eq!(
-        std::fs::read(&shop).expect("read"),
-        before,
-        "left as it was"
-    );
+    let after = std::fs::read(&shop).expect("read");
+    if after != before {
+        let first = after.iter().zip(&before).position(|(a, b)| a != b);
+        let files: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        panic!(
+            "changed: {} → {} bytes, first difference at {first:?}; files: {files:?}",
+            before.len(),
+            after.len()
+        );
+    }
 
     // A database the demo made is its own to replace, run after run.
     for run in 1..=2 {

@@ -59,6 +59,10 @@ pub struct OfferPage<'a> {
     pub seen_ids: &'a [u32],
     pub changed: &'a [OfferRow],
     pub counts: domain::RunCounts,
+    /// Clear the missed-scan marks of the listed offers. `false` only when the account had
+    /// no marked offer when the scan began (see [`Store::offers_marked_missed`]): marks are
+    /// set after a scan, never during one.
+    pub reset_missed: bool,
 }
 
 impl Store {
@@ -112,9 +116,30 @@ impl Store {
                 seen_ids,
                 changed,
                 counts: *counts,
+                reset_missed: true,
             }],
         )
         .await
+    }
+
+    /// Whether the account has any offer stored (a first sync of it has nothing to compare).
+    pub async fn has_offers(&self, account: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM offers WHERE account = $1 LIMIT 1")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether any offer of the account carries a missed-scan mark (the partial index
+    /// `offers_missed`).
+    pub async fn offers_marked_missed(&self, account: &str) -> Result<bool> {
+        let row =
+            sqlx::query("SELECT 1 FROM offers WHERE account = $1 AND missed_scans > 0 LIMIT 1")
+                .bind(account)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
     }
 
     /// Writes several scanned pages in one transaction (fewer commits when pages arrive
@@ -158,6 +183,7 @@ impl Store {
             key: page_key,
             seen_ids,
             changed,
+            reset_missed,
             ..
         } = *page;
 
@@ -221,7 +247,8 @@ impl Store {
         }
         // Listed again: an offer a scan missed is not missing any more. Unchanged offers are
         // not written above, so this touches the (few) missed ones only.
-        for chunk in seen_ids.chunks(UPSERT_CHUNK) {
+        let to_reset = if reset_missed { seen_ids } else { &[] };
+        for chunk in to_reset.chunks(UPSERT_CHUNK) {
             let mut q = Sql::new(
                 self.backend(),
                 "UPDATE offers SET missed_scans = 0, missed_by_run = NULL WHERE account = ",

@@ -18,7 +18,8 @@ use crate::web::AppState;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     pub id: i64,
-    /// consecutive_failures, stale_data, access_refused, scheduler_down, error_burst, …
+    /// consecutive_failures, stale_data, access_refused, scheduler_down, error_burst,
+    /// rate_limited, takeover, stopped_run.
     #[schema(value_type = String)]
     pub rule: domain::AlertRule,
     pub account: Option<String>,
@@ -39,6 +40,8 @@ pub struct IncidentView {
     pub resolved_at: Option<i64>,
     /// `auto` (the condition cleared) or the operator.
     pub resolved_by: Option<String>,
+    /// Unix ms when it passed both escalation thresholds and was raised to critical.
+    pub escalated_at: Option<i64>,
 }
 
 impl From<IncidentRow> for IncidentView {
@@ -57,6 +60,7 @@ impl From<IncidentRow> for IncidentView {
             acknowledged_at: r.acknowledged_at,
             resolved_at: r.resolved_at,
             resolved_by: r.resolved_by,
+            escalated_at: r.escalated_at,
         }
     }
 }

@@ -57,7 +57,7 @@
       'incidents.title': 'Incidente', 'incidents.none': 'Niciun incident deschis.', 'incidents.ack': 'Am văzut',
       'incidents.resolve': 'Rezolvat', 'incidents.history': 'Rezolvate recent ({n})', 'incidents.since': 'din {t}',
       'incidents.state.firing': 'activ', 'incidents.state.acknowledged': 'văzut', 'incidents.state.resolved': 'rezolvat',
-      'incidents.by': 'rezolvat {t} de {by}', 'toast.incident': 'Incidentul {id}: {s}.',
+      'incidents.by': 'rezolvat {t} de {by}', 'incidents.escalated': 'escaladat {t}', 'toast.incident': 'Incidentul {id}: {s}.',
       'count.pages': 'pagini', 'count.items_read': 'articole citite', 'count.created': 'create', 'count.updated': 'actualizate',
       'count.unchanged': 'neschimbate', 'count.removed': 'eliminate', 'count.requests': 'cereri eMAG',
       'count.rate_limit_waits': 'așteptări pentru limita de rată', 'count.retries': 'reîncercări',
@@ -114,7 +114,7 @@
       'incidents.title': 'Incidents', 'incidents.none': 'No open incident.', 'incidents.ack': 'Acknowledge',
       'incidents.resolve': 'Resolve', 'incidents.history': 'Recently resolved ({n})', 'incidents.since': 'since {t}',
       'incidents.state.firing': 'firing', 'incidents.state.acknowledged': 'acknowledged', 'incidents.state.resolved': 'resolved',
-      'incidents.by': 'resolved {t} by {by}', 'toast.incident': 'Incident {id}: {s}.',
+      'incidents.by': 'resolved {t} by {by}', 'incidents.escalated': 'escalated {t}', 'toast.incident': 'Incident {id}: {s}.',
       'count.pages': 'pages', 'count.items_read': 'items read', 'count.created': 'created', 'count.updated': 'updated',
       'count.unchanged': 'unchanged', 'count.removed': 'removed', 'count.requests': 'eMAG requests',
       'count.rate_limit_waits': 'rate-limit waits', 'count.retries': 'retries',
@@ -313,7 +313,8 @@
     const view = (i) => h('div', { class: 'incident ' + i.severity + ' ' + i.state, 'data-incident': i.id },
       h('strong', { text: i.message }),
       h('span', { class: 'fix', text: i.action }),
-      h('span', { class: 'meta', text: `#${i.id} · ${t('incidents.state.' + i.state)} · ${t('incidents.since', { t: fmtAgo(i.opened_at) })}` }),
+      h('span', { class: 'meta', text: `#${i.id} · ${t('incidents.state.' + i.state)} · ${t('incidents.since', { t: fmtAgo(i.opened_at) })}`
+        + (i.escalated_at ? ` · ${t('incidents.escalated', { t: fmtAgo(i.escalated_at) })}` : '') }),
       controls ? h('div', { class: 'row' },
         i.state === 'firing' ? h('button', { type: 'button', class: 'btn small', 'data-action': 'ack', text: t('incidents.ack'), onclick: (e) => incidentAction(i.id, 'ack', e.currentTarget) }) : null,
         h('button', { type: 'button', class: 'btn small', 'data-action': 'resolve', text: t('incidents.resolve'), onclick: (e) => incidentAction(i.id, 'resolve', e.currentTarget) })) : null);
