@@ -257,6 +257,11 @@ pub async fn run_sync_for_slot(
         return report;
     };
     report.run_id = Some(run.id);
+    // Readiness for harnesses that act at a run's claim (the kill harness SIGKILLs here).
+    tracing::debug!(
+        account.name = account.name(), sync.kind = %kind, run.id = run.id,
+        run.attempt = run.attempt, checkpoint.page = run.checkpoint_page, "run claimed"
+    );
 
     // The heartbeat runs beside the work, so a page that takes long (slow answers, retries
     // with backoff) does not make the run look abandoned to other instances.
@@ -400,6 +405,11 @@ pub async fn run_sync_for_slot(
         report.counts = row.counts;
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // Logged once the outcome is stored: whoever reads the store after this line sees it.
+    tracing::debug!(
+        account.name = account.name(), sync.kind = %kind, run.id = run.id,
+        status = ?report.status, duration_ms = report.duration_ms, "run ended"
+    );
     report
 }
 

@@ -4,8 +4,9 @@
 //! a killed scan resumes at its next page. A fetcher task reads the next pages while the
 //! writer stores the current one. An unchanged offer (same content hash) costs no write.
 //! Offers not seen are considered for removal only after a scan that saw the whole catalog:
-//! if the count moved while scanning, the scan is repeated once; if it still does not add
-//! up, removals wait for the next scan — a partial scan never hides anything.
+//! if the count moved while scanning (or, for a resumed scan, since its first attempt), the
+//! scan is repeated once; if it still does not add up, removals wait for the next scan — a
+//! partial scan never hides anything.
 //!
 //! Even a complete scan can miss a live offer: offset pages shift when an offer on a page
 //! already read is deleted, and the next offer moves up into that page unseen (issue 9,
@@ -382,6 +383,16 @@ pub(crate) async fn sync_offers(
     run: &ActiveRun,
 ) -> Result<KindResult, SyncError> {
     let client = &account.client;
+    // A resumed scan read its first pages under the count of an earlier attempt.
+    let earlier_total = if run.checkpoint_page > 0 {
+        ctx.store
+            .get_run(run.id)
+            .await?
+            .and_then(|r| r.total_items)
+            .and_then(|t| u64::try_from(t).ok())
+    } else {
+        None
+    };
     let count = client.count("product_offer", &Map::new()).await?;
     let total = count.items;
     ctx.store
@@ -408,9 +419,15 @@ pub(crate) async fn sync_offers(
     let first = u32::try_from(run.checkpoint_page + 1).unwrap_or(1);
     scan.pass(first, 0, count).await?;
 
-    // Did the scan see the whole catalog? Pages shift when offers come or go meanwhile.
+    // Did the scan see the whole catalog? Pages are offsets: when offers come or go while
+    // they are read, the others shift across page boundaries, and an offer that moves up into
+    // a page already read is never listed. Counts that add up prove nothing then — the
+    // deleted offer was listed in its place — and an offer the store does not hold yet (new
+    // since the last scan, or a first scan) cannot be found by the reads by id that settle
+    // missing ones: so when the count moved during this run's scan, it is scanned once more.
     let recount = client.count("product_offer", &Map::new()).await?;
-    let mut complete = scan.accounted() >= recount.items;
+    let moved = recount.items != total || earlier_total.is_some_and(|t| t != recount.items);
+    let mut complete = !moved && scan.accounted() >= recount.items;
     let mut note = None;
     if !complete {
         tracing::warn!(

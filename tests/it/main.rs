@@ -10,6 +10,7 @@ mod canary;
 mod cli;
 mod daemon;
 mod faults;
+mod kill;
 mod monitor;
 mod offers;
 mod open;

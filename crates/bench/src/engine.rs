@@ -72,38 +72,6 @@ pub fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Re
     Ok(SimProcess { child, base_url })
 }
 
-/// Databases the benchmarks create and drop carry one of these prefixes; no other name is ever
-/// dropped, whatever a flag says.
-pub const OWN_DATABASE_PREFIXES: [&str; 2] = ["emag_bench_", "emag_fleet_"];
-
-/// Refuses a database name the benchmarks did not make their own.
-pub fn check_own_database(name: &str) -> anyhow::Result<()> {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !plain || !OWN_DATABASE_PREFIXES.iter().any(|p| name.starts_with(p)) {
-        anyhow::bail!(
-            "refusing to drop and create the database {name:?}: benchmark databases are named \
-             emag_bench_* or emag_fleet_* (lowercase letters, digits, _)"
-        );
-    }
-    Ok(())
-}
-
-/// Drops (if it exists) and creates a benchmark database; returns its URL.
-pub async fn fresh_postgres(admin: &str, name: &str) -> anyhow::Result<String> {
-    use sqlx::{Connection, Executor};
-    check_own_database(name)?;
-    let mut conn = sqlx::PgConnection::connect(admin).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    Ok(format!("{base}/{name}"))
-}
-
 pub async fn run(args: Args) -> u8 {
     init_logging("warn");
     match bench(args).await {
@@ -163,7 +131,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         for backend in &args.backends {
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/bench-{size}.db", dir.display()),
-                "postgres" => fresh_postgres(&args.postgres, &format!("emag_bench_{size}")).await?,
+                "postgres" => {
+                    emag_bench::pg::fresh_postgres(&args.postgres, &format!("emag_bench_{size}"))
+                        .await?
+                }
                 other => anyhow::bail!("unknown backend {other}"),
             };
             let encoding = args.engine_only.then_some("json-data");

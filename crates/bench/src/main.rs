@@ -6,12 +6,15 @@
 //! - `emag-bench sync`: offer-sync throughput and peak memory at several catalog sizes.
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
+//! - `emag-bench kill`: `sync` and `start` SIGKILLed at chosen moments of their runs, restarted,
+//!   and the store compared with the simulator (the harness is `emag_bench::kill`).
 //! - `emag-bench status`: the cost of one status snapshot read with a long run history.
 //! - `emag-bench load`: `/api/status` and `/metrics` latency at a constant request rate, and
 //!   the server's peak memory, with that history.
 
 mod engine;
 mod fleet;
+mod kill_cmd;
 mod load;
 mod scheduler;
 mod status;
@@ -49,6 +52,11 @@ enum What {
     /// chosen moment: duplicate and overlapping runs, takeover time, hot loops, data equal to
     /// the simulator's.
     Fleet(fleet::Args),
+    /// SIGKILLs `sync` and `start` at chosen moments (offer scan pages, removal
+    /// confirmation, order windows, returns, right after a claim), restarts them and compares
+    /// the store with the simulator: exit 1 on any lost, duplicated or falsely removed row,
+    /// any store that did not settle, any run left unfinished.
+    Kill(kill_cmd::Args),
     /// Latency of the status snapshot's store reads (`/api/status`, `/health`, `status`)
     /// with many accounts and a long run history, on SQLite and PostgreSQL.
     Status(status::Args),
@@ -134,6 +142,7 @@ fn main() -> ExitCode {
             What::Sync(args) => engine::run(args).await,
             What::Scheduler(args) => scheduler::run(args).await,
             What::Fleet(args) => fleet::run(args).await,
+            What::Kill(args) => kill_cmd::run(args).await,
             What::Status(args) => status::run(args).await,
             What::Load(args) => load::run(args).await,
         }

@@ -15,8 +15,8 @@ use emag_sync::sync::SyncContext;
 use sqlx::Row;
 use storage::Store;
 
-use crate::engine::fresh_postgres;
 use crate::{init_logging, peak_rss_kib};
+use emag_bench::pg::fresh_postgres;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -18,8 +18,8 @@ use emag_sync::status::StoreState;
 use sqlx::{Connection, Executor};
 use storage::Store;
 
-use crate::engine::fresh_postgres;
 use crate::init_logging;
+use emag_bench::pg::fresh_postgres;
 
 /// The run history both `status` and `load` measure against.
 #[derive(Debug, clap::Args)]
