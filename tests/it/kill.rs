@@ -2,7 +2,7 @@
 //! `emag-sync sync` and `emag-sync start` processes — four on SQLite, four on PostgreSQL,
 //! eight different (command, phase) pairs among a claim, offer-scan pages, removal
 //! confirmation, order windows and returns — each restarted and the store compared with the
-//! simulator. The full run (`emag-bench kill --points 50`) is in docs/BENCHMARKS.md.
+//! simulator. The full run (`emag-bench kill --points 50`) is in docs/RELIABILITY.md.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -32,7 +32,7 @@ async fn a_small_fleet_with_a_killed_instance_passes_the_acceptance_checks() {
             "--kill-after",
             "25",
             // Pinned: the suite must not depend on a draw. The other moments are measured
-            // on demand (docs/BENCHMARKS.md).
+            // on demand (docs/PERFORMANCE.md).
             "--kill-moment",
             "mid-scan",
             "--seed",
