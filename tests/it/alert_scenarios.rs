@@ -458,6 +458,42 @@ async fn a_stopped_scheduler_fires_and_resolves_when_one_runs_again(kind: DbKind
         .expect("run");
 }
 
+/// The claim of main's offers (the scheduler's own call) as `holder` makes it.
+fn offers_of_main(holder: &str) -> storage::RunRequest<'_> {
+    storage::RunRequest {
+        account: "main",
+        kind: SyncKind::Offers,
+        trigger: RunTrigger::Schedule,
+        full_scan: false,
+        slot: None,
+        holder,
+        stale_after_ms: 10_000,
+    }
+}
+
+/// An instance on another machine claims main's offers (and then dies).
+async fn claim_offers_of_main(app: &TestApp, holder: &str) {
+    let begun = app
+        .store
+        .begin_run(&offers_of_main(holder), &|_| true)
+        .await
+        .expect("claim");
+    assert!(matches!(begun, storage::BeginRun::Started(_)), "{begun:?}");
+}
+
+/// This process takes over the run `dead` left.
+async fn take_over_offers_of_main(app: &TestApp, dead: &str) -> storage::ActiveRun {
+    let taken = app
+        .store
+        .begin_run(&offers_of_main(&app.ctx.holder), &|h| h != dead)
+        .await
+        .expect("take over");
+    let storage::BeginRun::Resumed { run, .. } = taken else {
+        panic!("not taken over: {taken:?}");
+    };
+    run
+}
+
 async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_recovery(
     kind: DbKind,
 ) {
@@ -465,30 +501,9 @@ async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_re
     let app = app_with(kind, &hook, &[("EMAG_ALERT_TAKEOVER_WINDOW", "15")]).await;
     // An instance on another machine claimed main's offers and died; this process's claim
     // (the scheduler's own call) takes the run over.
-    let request = |holder| storage::RunRequest {
-        account: "main",
-        kind: SyncKind::Offers,
-        trigger: RunTrigger::Schedule,
-        full_scan: false,
-        slot: None,
-        holder,
-        stale_after_ms: 60_000,
-    };
     let dead = "other-host:4242:dead";
-    let begun = app
-        .store
-        .begin_run(&request(dead), &|_| true)
-        .await
-        .expect("claim");
-    assert!(matches!(begun, storage::BeginRun::Started(_)), "{begun:?}");
-    let taken = app
-        .store
-        .begin_run(&request(&app.ctx.holder), &|h| h != dead)
-        .await
-        .expect("take over");
-    let storage::BeginRun::Resumed { run, .. } = taken else {
-        panic!("not taken over: {taken:?}");
-    };
+    claim_offers_of_main(&app, dead).await;
+    let run = take_over_offers_of_main(&app, dead).await;
     for _ in 0..3 {
         evaluate_once(&app.config, &app.store)
             .await
@@ -524,22 +539,8 @@ async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished
     let hook = Receiver::start(0).await;
     // The shortest lease emag-sync accepts: a holder silent for 10 s has left its run.
     let app = app_with(kind, &hook, &[("EMAG_LEASE_TTL", "10")]).await;
-    let request = |holder| storage::RunRequest {
-        account: "main",
-        kind: SyncKind::Offers,
-        trigger: RunTrigger::Schedule,
-        full_scan: false,
-        slot: None,
-        holder,
-        stale_after_ms: 10_000,
-    };
     let dead = "other-host:4243:dead";
-    let begun = app
-        .store
-        .begin_run(&request(dead), &|_| true)
-        .await
-        .expect("claim");
-    assert!(matches!(begun, storage::BeginRun::Started(_)), "{begun:?}");
+    claim_offers_of_main(&app, dead).await;
     // Still within its lease: nothing to say.
     evaluate_once(&app.config, &app.store)
         .await
@@ -553,7 +554,9 @@ async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished
         .await
         .expect("age the heartbeat");
     pool.close().await;
-    evaluate_once(&app.config, &app.store).await.expect("evaluate");
+    evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate");
     deliver(&app).await;
     let stopped = told(&hook, AlertRule::StoppedRun, Some("main"));
     assert_eq!(stopped.len(), 1, "{:#?}", hook.texts());
@@ -565,14 +568,7 @@ async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished
     assert!(stopped[0].contains(dead), "{}", stopped[0]);
 
     // A live process takes it over and finishes it.
-    let taken = app
-        .store
-        .begin_run(&request(&app.ctx.holder), &|h| h != dead)
-        .await
-        .expect("take over");
-    let storage::BeginRun::Resumed { run, .. } = taken else {
-        panic!("not taken over: {taken:?}");
-    };
+    let run = take_over_offers_of_main(&app, dead).await;
     app.store
         .finish_run(
             &run,
@@ -582,7 +578,9 @@ async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished
         )
         .await
         .expect("finish");
-    evaluate_once(&app.config, &app.store).await.expect("evaluate");
+    evaluate_once(&app.config, &app.store)
+        .await
+        .expect("evaluate");
     deliver(&app).await;
     let stopped = told(&hook, AlertRule::StoppedRun, Some("main"));
     assert_eq!(stopped.len(), 2, "{stopped:#?}");
