@@ -988,6 +988,13 @@ pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
         }
         match evaluate_once(&config, &store).await {
             Ok(e) => {
+                // Readiness for harnesses that wait for evaluations.
+                tracing::debug!(
+                    opened = e.opened.len(),
+                    escalated = e.escalated.len(),
+                    resolved = e.resolved.len(),
+                    "alerts evaluated"
+                );
                 for id in &e.opened {
                     tracing::warn!(incident = id, "alert opened");
                 }
@@ -1003,8 +1010,12 @@ pub async fn run(config: Config, store: Store, cancel: CancellationToken) {
         let deliver = deliver_due(&config, &store, &http, storage::now_ms());
         tokio::select! {
             _ = cancel.cancelled() => return,
-            r = deliver => if let Err(e) = r {
-                tracing::warn!("delivering alerts failed: {e}");
+            r = deliver => match r {
+                // Logged once the outbox says so: whoever reads it after this line sees it.
+                Ok(d) => tracing::debug!(
+                    sent = d.sent, failed = d.failed, postponed = d.postponed, "alerts delivered"
+                ),
+                Err(e) => tracing::warn!("delivering alerts failed: {e}"),
             }
         }
     }

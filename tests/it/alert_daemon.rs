@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -161,12 +160,42 @@ fn vars(
     v
 }
 
+/// A `start` process and the lines of its log (debug level), as they come.
+struct Started {
+    child: Child,
+    log: watch::Receiver<Vec<String>>,
+}
+
+impl Started {
+    /// Waits until the log holds at least `n` lines with `needle` (counting from the start).
+    async fn logged(&self, needle: &str, n: usize) {
+        let mut log = self.log.clone();
+        bounded(
+            &format!("{n} log line(s) with {needle:?}"),
+            log.wait_for(|lines| lines.iter().filter(|l| l.contains(needle)).count() >= n),
+        )
+        .await
+        .expect("the log reader lives as long as the process");
+    }
+
+    /// How many log lines hold `needle` so far.
+    fn count(&self, needle: &str) -> usize {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
 /// `start --no-dashboard` in the foreground, once it printed its readiness line.
-async fn start(vars: &HashMap<String, String>, dir: &std::path::Path) -> Child {
+async fn start(vars: &HashMap<String, String>, dir: &std::path::Path) -> Started {
     let mut child = binary(vars, dir)
+        .env("EMAG_LOG_LEVEL", "debug")
+        .env("NO_COLOR", "1")
         .args(["start", "--no-dashboard"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start");
@@ -177,11 +206,19 @@ async fn start(vars: &HashMap<String, String>, dir: &std::path::Path) -> Child {
         .expect("a readiness line");
     assert!(ready.contains("scheduler ready"), "{ready}");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    let (tx, log) = watch::channel(Vec::new());
+    let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = errors.next_line().await {
+            tx.send_modify(|lines| lines.push(line));
+        }
+    });
+    Started { child, log }
 }
 
 /// SIGTERM, and the exit.
-async fn stop(mut child: Child) {
+async fn stop(started: Started) {
+    let mut child = started.child;
     let pid = child.id().expect("pid").to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -190,18 +227,21 @@ async fn stop(mut child: Child) {
     assert!(status.success(), "{status:?}");
 }
 
-/// Waits for run `id` to end; returns its row.
-async fn finished(store: &Store, id: i64) -> storage::RunRow {
-    bounded("the run", async {
-        loop {
-            let run = store.get_run(id).await.expect("read").expect("the run");
-            if run.state.is_terminal() {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+/// Waits for run `id` of `process` to end (its "run ended" line is logged once the outcome is
+/// stored); returns its row.
+async fn finished(process: &Started, store: &Store, id: i64) -> storage::RunRow {
+    let mut log = process.log.clone();
+    bounded(
+        "the run's end",
+        log.wait_for(|lines| {
+            lines
+                .iter()
+                .any(|l| l.contains("run ended") && l.contains(&format!("run.id={id} ")))
+        }),
+    )
     .await
+    .expect("log");
+    store.get_run(id).await.expect("read").expect("the run")
 }
 
 /// Queues a manual run of (account, kind) for the running scheduler; returns its id.
@@ -219,11 +259,11 @@ async fn queue(store: &Store, account: &str, kind: SyncKind) -> i64 {
 
 /// Queues main's reference, offers and orders one after the other for the running scheduler;
 /// returns how long each ran (ms) and its requests.
-async fn three_runs_of_main(store: &Store) -> Vec<(SyncKind, i64, u64)> {
+async fn three_runs_of_main(process: &Started, store: &Store) -> Vec<(SyncKind, i64, u64)> {
     let mut took = Vec::new();
     for kind in [SyncKind::Reference, SyncKind::Offers, SyncKind::Orders] {
         let id = queue(store, "main", kind).await;
-        let run = finished(store, id).await;
+        let run = finished(process, store, id).await;
         assert_eq!(run.state, RunState::Succeeded, "{run:?}");
         took.push((
             kind,
@@ -234,20 +274,24 @@ async fn three_runs_of_main(store: &Store) -> Vec<(SyncKind, i64, u64)> {
     took
 }
 
-/// Waits until nothing is pending in the outbox (every notice, in its backoff or not, is out).
-async fn drained(store: &Store) {
-    bounded("the outbox drained", async {
-        while store
-            .outbox_counts()
-            .await
-            .expect("counts")
-            .iter()
-            .any(|(_, c)| c.pending > 0)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until each of `a` and `b` has evaluated the rules `n` more times.
+async fn more_evaluations(a: &Started, b: &Started, n: usize) {
+    let (from_a, from_b) = (a.count("alerts evaluated"), b.count("alerts evaluated"));
+    a.logged("alerts evaluated", from_a + n).await;
+    b.logged("alerts evaluated", from_b + n).await;
+}
+
+/// Waits until nothing is pending in the outbox (every notice, in its backoff or not, is out):
+/// read again after each delivery round `process` logs.
+async fn drained(process: &Started, store: &Store) {
+    loop {
+        let rounds = process.count("alerts delivered");
+        let counts = store.outbox_counts().await.expect("counts");
+        if counts.iter().all(|(_, c)| c.pending == 0) {
+            return;
         }
-    })
-    .await;
+        process.logged("alerts delivered", rounds + 1).await;
+    }
 }
 
 fn about<'a>(texts: &'a [String], needle: &str) -> Vec<&'a String> {
@@ -268,7 +312,7 @@ async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_ar
     base_vars.insert("EMAG_FBE_API_PASSWORD".into(), "not-the-password".into());
     let child = start(&base_vars, base_dir.path()).await;
     let base_store = Store::open(&base_db.url).await.expect("store");
-    let baseline = three_runs_of_main(&base_store).await;
+    let baseline = three_runs_of_main(&child, &base_store).await;
     stop(child).await;
 
     let db = TestDb::sqlite();
@@ -278,7 +322,7 @@ async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_ar
     let child = start(&vars, dir.path()).await;
     let store = Store::open(&db.url).await.expect("store");
     hook.received_at_least(1).await;
-    let took = three_runs_of_main(&store).await;
+    let took = three_runs_of_main(&child, &store).await;
     // The channel held every send all along (each cut by the 1 s timeout and tried again).
     assert!(hook.taken().is_empty(), "{:?}", hook.taken());
     eprintln!(
@@ -292,7 +336,7 @@ async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_ar
     hook.received_at_least(before + 2).await;
     hook.set(Mode::Take);
     hook.taken_about(FBE_REFUSED).await;
-    drained(&store).await;
+    drained(&child, &store).await;
     stop(child).await;
     let taken = hook.taken();
     assert_eq!(about(&taken, FBE_REFUSED).len(), 1, "{taken:#?}");
@@ -317,8 +361,8 @@ async fn a_sigkill_between_an_incident_and_its_delivery_still_delivers_it_once_a
     vars.insert("EMAG_ALERT_SEND_TIMEOUT".into(), "3".into());
     let mut child = start(&vars, dir.path()).await;
     hook.received_at_least(1).await;
-    child.start_kill().expect("SIGKILL");
-    bounded("the killed process", child.wait())
+    child.child.start_kill().expect("SIGKILL");
+    bounded("the killed process", child.child.wait())
         .await
         .expect("wait");
 
@@ -336,7 +380,7 @@ async fn a_sigkill_between_an_incident_and_its_delivery_still_delivers_it_once_a
     hook.set(Mode::Take);
     let child = start(&vars, dir.path()).await;
     hook.taken_about(FBE_REFUSED).await;
-    drained(&store).await;
+    drained(&child, &store).await;
     stop(child).await;
     let taken = hook.taken();
     assert_eq!(about(&taken, FBE_REFUSED).len(), 1, "{taken:#?}");
@@ -373,7 +417,6 @@ async fn two_instances_on_postgres_tell_an_incident_and_its_recovery_once_betwee
     let b = start(&vars_b, dir_b.path()).await;
     let store = Store::open(&db.url).await.expect("store");
     hook.taken_about(FBE_REFUSED).await;
-    // Both keep evaluating it for two more seconds.
     let first = store
         .open_incidents()
         .await
@@ -381,32 +424,26 @@ async fn two_instances_on_postgres_tell_an_incident_and_its_recovery_once_betwee
         .into_iter()
         .find(|i| i.key == "access_refused:fbe:-")
         .expect("the incident");
-    bounded("two seconds of evaluations", async {
-        loop {
-            let i = store.incident(first.id).await.expect("read").expect("row");
-            if i.last_seen_at > first.opened_at + 2_000 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    // Both keep evaluating it: ten more evaluations each.
+    more_evaluations(&a, &b, 10).await;
 
     // eMAG accepts fbe again; a queued run clears the refusal.
     sim.sim.set_faults(FaultPlan::default());
     let run = queue(&store, "fbe", SyncKind::Reference).await;
-    assert_eq!(finished(&store, run).await.state, RunState::Succeeded);
-    bounded("the recovery notice", async {
-        while about(&hook.taken(), FBE_REFUSED).len() < 2 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    // A second more of evaluations by both, then stop.
-    let settled = storage::now_ms() + 1_000;
-    while storage::now_ms() < settled {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ended = tokio::select! {
+        r = finished(&a, &store, run) => r,
+        r = finished(&b, &store, run) => r,
+    };
+    assert_eq!(ended.state, RunState::Succeeded);
+    let mut arrivals = hook.board.arrivals.subscribe();
+    bounded(
+        "the recovery notice",
+        arrivals.wait_for(|_| about(&hook.taken(), FBE_REFUSED).len() >= 2),
+    )
+    .await
+    .expect("receiver alive");
+    // Five more evaluations by each, then stop.
+    more_evaluations(&a, &b, 5).await;
     stop(a).await;
     stop(b).await;
     let taken = hook.taken();
