@@ -782,6 +782,12 @@ impl Scheduler {
         }
         let mut started = Vec::new();
         for (i, decision) in due {
+            // A stop was asked for (SIGTERM): runs in flight finish their page, nothing new
+            // starts — not even the run a stopping one has just interrupted, whose end may
+            // have woken this tick.
+            if self.ctx.cancel.is_cancelled() {
+                break;
+            }
             let schedule = &self.schedules[i];
             if self.in_flight.contains_key(&schedule.account) {
                 continue;
@@ -966,9 +972,11 @@ impl Scheduler {
             let sleep = self.sleep_after(storage::now_ms());
             let finished = self.finished.clone();
             tokio::select! {
+                // A stop wins over a run's end that woke the loop at the same moment.
+                biased;
+                () = self.ctx.cancel.cancelled() => break,
                 () = tokio::time::sleep(sleep) => {}
                 () = finished.notified() => {}
-                () = self.ctx.cancel.cancelled() => break,
             }
         }
         self.notify_systemd(&[sd_notify::NotifyState::Stopping]);

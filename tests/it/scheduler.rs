@@ -648,3 +648,64 @@ async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
     assert_eq!(app.store.reclaimed_runs(0).await.expect("count"), 1);
     app.assert_offers_match("main").await;
 }
+
+/// Found by the full suite on a loaded machine (the stop test above saw attempt 3): a stopping
+/// scheduler's run ended interrupted, its end woke the loop, and the tick resumed that very
+/// run after the stop was asked for — one more claim and request while shutting down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_asked_to_stop_starts_nothing_not_even_the_run_it_just_interrupted() {
+    // Arrange: main's offer run interrupted by this process's stop, and a stop asked for.
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let mut ctx = app.ctx.clone();
+    ctx.cancel = tokio_util::sync::CancellationToken::new();
+    let begun = app
+        .store
+        .begin_run(
+            &storage::RunRequest {
+                account: "main",
+                kind: SyncKind::Offers,
+                trigger: RunTrigger::Schedule,
+                full_scan: false,
+                slot: Some(0),
+                holder: &ctx.holder,
+                stale_after_ms: 120_000,
+            },
+            &|_| true,
+        )
+        .await
+        .expect("begin");
+    let storage::BeginRun::Started(run) = begun else {
+        panic!("{begun:?}")
+    };
+    app.store
+        .interrupt_run(&run, &domain::RunCounts::default(), "stopped on request")
+        .await
+        .expect("interrupt");
+    ctx.cancel.cancel();
+    let mut scheduler = Scheduler::new(
+        ctx,
+        app.accounts.clone(),
+        vec![
+            schedule("main", SyncKind::Offers),
+            schedule("fbe", SyncKind::Offers),
+        ],
+        policy(),
+    );
+
+    // Act
+    let started = scheduler.tick(storage::now_ms()).await.expect("tick");
+
+    // Assert: nothing started, the interrupted run waits for the next scheduler.
+    assert!(started.is_empty(), "{started:?}");
+    let row = app.store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.state, row.attempt), (domain::RunState::Interrupted, 1));
+    let runs = app
+        .store
+        .list_runs(&storage::RunFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "no run of fbe either: {runs:?}");
+}
