@@ -240,6 +240,8 @@ async fn stop_during_an_offer_scan_exits_at_once_the_next_start_resumes_it_a_kil
     let start = || async {
         let mut daemon = cmd(&["start"])
             .stdout(Stdio::piped())
+            // A failed assertion must not leave a scheduler running after the test.
+            .kill_on_drop(true)
             .spawn()
             .expect("start");
         let mut lines = BufReader::new(daemon.stdout.take().expect("stdout")).lines();
