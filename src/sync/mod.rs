@@ -143,21 +143,32 @@ pub struct Stages {
     pub write_ms: u64,
 }
 
-impl Stages {
-    pub(crate) fn add(slot: &mut u64, since: Instant) {
-        *slot += u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+/// Where an offer scan's time goes while it runs, at full resolution; [`Stages`] once it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StageTimes {
+    pub(crate) fetch: Duration,
+    pub(crate) wait: Duration,
+    pub(crate) decode: Duration,
+    pub(crate) hash: Duration,
+    pub(crate) lookup: Duration,
+    pub(crate) write: Duration,
+}
+
+impl StageTimes {
+    /// Adds the time since `since` to a stage.
+    pub(crate) fn add(slot: &mut Duration, since: Instant) {
+        *slot += since.elapsed();
     }
 
-    /// Microseconds accumulated → milliseconds.
-    pub(crate) fn to_ms(self) -> Stages {
-        let ms = |us: u64| us / 1000;
+    pub(crate) fn to_stages(self) -> Stages {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Stages {
-            fetch_ms: ms(self.fetch_ms),
-            wait_ms: ms(self.wait_ms),
-            decode_ms: ms(self.decode_ms),
-            hash_ms: ms(self.hash_ms),
-            lookup_ms: ms(self.lookup_ms),
-            write_ms: ms(self.write_ms),
+            fetch_ms: ms(self.fetch),
+            wait_ms: ms(self.wait),
+            decode_ms: ms(self.decode),
+            hash_ms: ms(self.hash),
+            lookup_ms: ms(self.lookup),
+            write_ms: ms(self.write),
         }
     }
 }

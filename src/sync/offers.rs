@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use domain::{AttentionCause, QuarantineKind, RunCounts, SyncKind};
 use emag_client::{Count, EmagError, Money, Page, PageLoop};
@@ -30,7 +30,7 @@ use storage::{ActiveRun, OfferPage, OfferRow};
 use tokio::sync::mpsc;
 
 use super::quarantine::{join_notes, Odd, Quarantine};
-use super::{changed_rows, content_hash, Account, KindResult, Stages, SyncContext, SyncError};
+use super::{changed_rows, content_hash, Account, KindResult, StageTimes, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 /// Pages already read are written together, up to this many per transaction.
@@ -149,8 +149,8 @@ struct Decoded {
     odd: Vec<(String, Odd)>,
     /// Hashes of odd items whose id fits no offer id (counted as seen).
     odd_without_id: Vec<i64>,
-    decode_us: u64,
-    hash_us: u64,
+    decode: Duration,
+    hash: Duration,
 }
 
 fn decode(page: &Page) -> Decoded {
@@ -161,16 +161,16 @@ fn decode(page: &Page) -> Decoded {
         rows: Vec::with_capacity(page.items.len()),
         odd: Vec::new(),
         odd_without_id: Vec::new(),
-        decode_us: 0,
-        hash_us: 0,
+        decode: Duration::ZERO,
+        hash: Duration::ZERO,
     };
     for item in &page.items {
         let hashing = Instant::now();
         let hash = content_hash(item.get());
-        Stages::add(&mut out.hash_us, hashing);
+        StageTimes::add(&mut out.hash, hashing);
         let decoding = Instant::now();
         let decoded = to_row(item.get(), hash);
-        Stages::add(&mut out.decode_us, decoding);
+        StageTimes::add(&mut out.decode, decoding);
         match decoded {
             Ok((id, row)) => {
                 out.ids.push(id);
@@ -200,8 +200,8 @@ struct Scan<'a> {
     quarantine: Quarantine,
     /// Distinct odd items (by content) whose id fits no offer id: counted as seen.
     odd_without_id: std::collections::HashSet<i64>,
-    /// Where the time went (µs until the run ends).
-    stages: Stages,
+    /// Where the time went.
+    stages: StageTimes,
     /// The account had no offer stored when this (not resumed) scan began: an offer is
     /// stored only if this run listed it before, so only those are looked up.
     first_sync: bool,
@@ -241,8 +241,7 @@ impl Scan<'_> {
                     page = client.read_page("product_offer", &no_filters, number, PER_PAGE) => page,
                     () = cancel.cancelled() => return,
                 };
-                let mut us = 0;
-                Stages::add(&mut us, asked);
+                let us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
                 fetched.fetch_add(us, Ordering::Relaxed);
                 // Decoded here, beside the writer: the two cores share the work.
                 let page = page.and_then(|mut p| pages.accept(&mut p).map(|()| decode(&p)));
@@ -256,7 +255,7 @@ impl Scan<'_> {
             loop {
                 let waited = Instant::now();
                 let Some(page) = rx.recv().await else { break };
-                Stages::add(&mut self.stages.wait_ms, waited);
+                StageTimes::add(&mut self.stages.wait, waited);
                 // Pages already read go into the same transaction (up to PAGES_PER_WRITE);
                 // a failed read after them is reported once they are stored.
                 let mut batch = vec![page?];
@@ -287,7 +286,7 @@ impl Scan<'_> {
         }
         .await;
         fetcher.abort();
-        self.stages.fetch_ms += fetch_us.load(Ordering::Relaxed);
+        self.stages.fetch += Duration::from_micros(fetch_us.load(Ordering::Relaxed));
         result
     }
 
@@ -302,12 +301,12 @@ impl Scan<'_> {
                 rows,
                 odd,
                 odd_without_id,
-                decode_us,
-                hash_us,
+                decode,
+                hash,
                 ..
             } = page;
-            self.stages.decode_ms += decode_us;
-            self.stages.hash_ms += hash_us;
+            self.stages.decode += decode;
+            self.stages.hash += hash;
             self.odd_without_id.extend(odd_without_id);
             for (raw, why) in odd {
                 self.quarantine.add(self.account.name(), &raw, why);
@@ -344,7 +343,7 @@ impl Scan<'_> {
                     .map(|(id, s)| (id, if s.removed { -1 } else { s.content_hash })),
             );
         }
-        Stages::add(&mut self.stages.lookup_ms, looking);
+        StageTimes::add(&mut self.stages.lookup, looking);
         let mut changed = Vec::with_capacity(listed.len());
         for (number, ids, rows) in listed {
             let (rows, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
@@ -363,7 +362,7 @@ impl Scan<'_> {
             .collect();
         let writing = Instant::now();
         self.ctx.store.write_offer_pages(self.run, &writes).await?;
-        Stages::add(&mut self.stages.write_ms, writing);
+        StageTimes::add(&mut self.stages.write, writing);
         for (_, ids, _, _) in &changed {
             self.seen.extend(ids.iter().copied());
         }
@@ -412,7 +411,7 @@ pub(crate) async fn sync_offers(
         total: Some(total),
         quarantine: Quarantine::new(QuarantineKind::Offer),
         odd_without_id: std::collections::HashSet::new(),
-        stages: Stages::default(),
+        stages: StageTimes::default(),
         first_sync,
         marks_to_clear,
     };
@@ -468,7 +467,7 @@ pub(crate) async fn sync_offers(
         quarantined: scan.quarantine.count(),
         attention,
         clears,
-        stages: Some(scan.stages.to_ms()),
+        stages: Some(scan.stages.to_stages()),
         ..KindResult::default()
     })
 }

@@ -5,133 +5,17 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use domain::{IncidentState, RunState, SyncKind};
 use emag_sim::{FaultPlan, RunningSim, SimConfig, Simulator};
-use serde_json::Value;
 use storage::Store;
 use test_support::{DbKind, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{binary, bounded, sim_vars};
-
-/// How the switchboard answers a post.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Mode {
-    /// Never answers (the sender's timeout cuts it).
-    Hold = 0,
-    /// 500.
-    Fail = 1,
-    /// 200: delivered.
-    Take = 2,
-}
-
-#[derive(Clone)]
-struct Board {
-    mode: Arc<AtomicU8>,
-    received: Arc<Mutex<Vec<String>>>,
-    taken: Arc<Mutex<Vec<String>>>,
-    /// How many posts arrived / were answered 200 (readiness for the test).
-    arrivals: watch::Sender<(usize, usize)>,
-}
-
-/// A webhook receiver whose answer the test switches at any time.
-struct Switchboard {
-    url: String,
-    board: Board,
-    cancel: CancellationToken,
-}
-
-async fn answer(State(board): State<Board>, Json(body): Json<Value>) -> StatusCode {
-    let text = body["text"].as_str().unwrap_or_default().to_owned();
-    board.received.lock().expect("received").push(text.clone());
-    board.arrivals.send_modify(|(r, _)| *r += 1);
-    match board.mode.load(Ordering::SeqCst) {
-        0 => std::future::pending().await,
-        1 => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => {
-            board.taken.lock().expect("taken").push(text);
-            board.arrivals.send_modify(|(_, t)| *t += 1);
-            StatusCode::OK
-        }
-    }
-}
-
-impl Switchboard {
-    async fn start(mode: Mode) -> Switchboard {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!(
-            "http://{}/hooks/alerts",
-            listener.local_addr().expect("addr")
-        );
-        let board = Board {
-            mode: Arc::new(AtomicU8::new(mode as u8)),
-            received: Arc::default(),
-            taken: Arc::default(),
-            arrivals: watch::channel((0, 0)).0,
-        };
-        let app = Router::new()
-            .route("/hooks/alerts", post(answer))
-            .with_state(board.clone());
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
-        Switchboard { url, board, cancel }
-    }
-
-    fn set(&self, mode: Mode) {
-        self.board.mode.store(mode as u8, Ordering::SeqCst);
-    }
-
-    /// Waits until at least `n` posts arrived (answered or not).
-    async fn received_at_least(&self, n: usize) {
-        let mut rx = self.board.arrivals.subscribe();
-        bounded("posts to the receiver", rx.wait_for(|(r, _)| *r >= n))
-            .await
-            .expect("receiver alive");
-    }
-
-    /// Waits until a post about `needle` was answered 200.
-    async fn taken_about(&self, needle: &str) {
-        let mut rx = self.board.arrivals.subscribe();
-        bounded(
-            "a delivered notice",
-            rx.wait_for(|_| self.taken().iter().any(|t| t.contains(needle))),
-        )
-        .await
-        .expect("receiver alive");
-    }
-
-    fn received(&self) -> Vec<String> {
-        self.board.received.lock().expect("received").clone()
-    }
-
-    fn taken(&self) -> Vec<String> {
-        self.board.taken.lock().expect("taken").clone()
-    }
-}
-
-impl Drop for Switchboard {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
+use crate::webhook::{Answer, Webhook};
 
 const FBE_REFUSED: &str = "fbe — access_refused";
 
@@ -139,7 +23,7 @@ const FBE_REFUSED: &str = "fbe — access_refused";
 fn vars(
     sim: &RunningSim,
     url: &str,
-    hook: &Switchboard,
+    hook: &Webhook,
     dir: &std::path::Path,
 ) -> HashMap<String, String> {
     let mut v = sim_vars(sim, url);
@@ -303,7 +187,7 @@ fn about<'a>(texts: &'a [String], needle: &str) -> Vec<&'a String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_arrives_once() {
     let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
-    let hook = Switchboard::start(Mode::Hold).await;
+    let hook = Webhook::start(Answer::Hold).await;
 
     // The pace without any alert channel: the same three runs in a process of their own.
     let (base_db, base_dir) = (TestDb::sqlite(), tempfile::tempdir().expect("dir"));
@@ -332,9 +216,9 @@ async fn a_hanging_then_failing_channel_never_holds_up_syncing_and_its_notice_ar
     );
 
     let before = hook.received().len();
-    hook.set(Mode::Fail);
+    hook.set(Answer::Fail);
     hook.received_at_least(before + 2).await;
-    hook.set(Mode::Take);
+    hook.set(Answer::Take);
     hook.taken_about(FBE_REFUSED).await;
     drained(&child, &store).await;
     stop(child).await;
@@ -354,7 +238,7 @@ async fn a_sigkill_between_an_incident_and_its_delivery_still_delivers_it_once_a
     let sim = Simulator::spawn(SimConfig::default()).await.expect("sim");
     let db = TestDb::sqlite();
     let dir = tempfile::tempdir().expect("dir");
-    let hook = Switchboard::start(Mode::Hold).await;
+    let hook = Webhook::start(Answer::Hold).await;
     let mut vars = vars(&sim, &db.url, &hook, dir.path());
     vars.insert("EMAG_FBE_API_PASSWORD".into(), "not-the-password".into());
     // Long enough that the kill lands while the send is held.
@@ -377,7 +261,7 @@ async fn a_sigkill_between_an_incident_and_its_delivery_still_delivers_it_once_a
     assert_eq!(counts[0].1.delivered, 0, "{counts:?}");
     assert!(counts[0].1.pending >= 1, "{counts:?}");
 
-    hook.set(Mode::Take);
+    hook.set(Answer::Take);
     let child = start(&vars, dir.path()).await;
     hook.taken_about(FBE_REFUSED).await;
     drained(&child, &store).await;
@@ -404,7 +288,7 @@ async fn two_instances_on_postgres_tell_an_incident_and_its_recovery_once_betwee
         ..FaultPlan::default()
     });
     let db = TestDb::new(DbKind::Postgres).await;
-    let hook = Switchboard::start(Mode::Take).await;
+    let hook = Webhook::start(Answer::Take).await;
     let (dir_a, dir_b) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
@@ -435,7 +319,7 @@ async fn two_instances_on_postgres_tell_an_incident_and_its_recovery_once_betwee
         r = finished(&b, &store, run) => r,
     };
     assert_eq!(ended.state, RunState::Succeeded);
-    let mut arrivals = hook.board.arrivals.subscribe();
+    let mut arrivals = hook.arrivals();
     bounded(
         "the recovery notice",
         arrivals.wait_for(|_| about(&hook.taken(), FBE_REFUSED).len() >= 2),

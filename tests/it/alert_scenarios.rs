@@ -15,8 +15,8 @@ use emag_sync::sync::RunStatus;
 use storage::IncidentRow;
 use test_support::DbKind;
 
-use crate::alerts::Receiver;
 use crate::support::{bounded, on_both_backends, TestApp};
+use crate::webhook::{Answer, Webhook};
 
 on_both_backends!(
     refused_credentials_are_critical_at_once_and_resolve_when_emag_accepts_them,
@@ -50,7 +50,7 @@ fn schedule(account: &str, kind: SyncKind) -> Schedule {
 }
 
 /// The app with the webhook receiver as its only channel, messages in English, and `extra`.
-async fn app_with(kind: DbKind, hook: &Receiver, extra: &[(&str, &str)]) -> TestApp {
+async fn app_with(kind: DbKind, hook: &Webhook, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("EMAG_ALERT_WEBHOOK_URL", hook.url.as_str()),
         ("EMAG_ALERT_LANGUAGE", "en"),
@@ -81,8 +81,8 @@ async fn deliver(app: &TestApp) {
 }
 
 /// The webhook texts about `rule` (and `account`, when given).
-fn told(hook: &Receiver, rule: AlertRule, account: Option<&str>) -> Vec<String> {
-    hook.texts()
+fn told(hook: &Webhook, rule: AlertRule, account: Option<&str>) -> Vec<String> {
+    hook.taken()
         .into_iter()
         .filter(|t| t.contains(&format!("— {rule}*")))
         .filter(|t| account.is_none_or(|a| t.contains(&format!(": {a} — "))))
@@ -95,7 +95,7 @@ async fn incident(app: &TestApp, key: &str) -> Option<IncidentRow> {
 }
 
 async fn refused_credentials_are_critical_at_once_and_resolve_when_emag_accepts_them(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(kind, &hook, &[]).await;
     app.sim.sim.set_faults(FaultPlan {
         bad_credentials: true,
@@ -119,7 +119,7 @@ async fn refused_credentials_are_critical_at_once_and_resolve_when_emag_accepts_
         .expect("evaluate");
     deliver(&app).await;
     let opened = told(&hook, AlertRule::AccessRefused, Some("fbe"));
-    assert_eq!(opened.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(opened.len(), 1, "{:#?}", hook.taken());
     assert!(
         opened[0].starts_with("*[CRITICAL] Problem"),
         "{}",
@@ -157,7 +157,7 @@ async fn refused_credentials_are_critical_at_once_and_resolve_when_emag_accepts_
 async fn a_5xx_storm_fires_failures_and_the_error_burst_escalates_what_still_fails_and_all_resolve(
     kind: DbKind,
 ) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(
         kind,
         &hook,
@@ -205,7 +205,7 @@ async fn a_5xx_storm_fires_failures_and_the_error_burst_escalates_what_still_fai
     assert!(!e.opened.is_empty());
     deliver(&app).await;
     let failures = told(&hook, AlertRule::ConsecutiveFailures, Some("main"));
-    assert_eq!(failures.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(failures.len(), 1, "{:#?}", hook.taken());
     assert!(
         failures[0].starts_with("*[WARNING] Problem"),
         "{}",
@@ -217,7 +217,7 @@ async fn a_5xx_storm_fires_failures_and_the_error_burst_escalates_what_still_fai
         failures[0]
     );
     let burst = told(&hook, AlertRule::ErrorBurst, None);
-    assert_eq!(burst.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(burst.len(), 1, "{:#?}", hook.taken());
 
     // Still failing: two more failed runs, and ten minutes later the incidents escalate —
     // once, whatever the number of evaluations.
@@ -293,7 +293,7 @@ async fn a_5xx_storm_fires_failures_and_the_error_burst_escalates_what_still_fai
 }
 
 async fn rate_limiting_fires_above_its_threshold_and_resolves_an_hour_later(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(kind, &hook, &[("EMAG_ALERT_RATE_LIMIT_WAITS", "2")]).await;
     // Another program spends main's budget: three answers in a row are 429.
     app.sim.sim.set_faults(FaultPlan {
@@ -317,7 +317,7 @@ async fn rate_limiting_fires_above_its_threshold_and_resolves_an_hour_later(kind
         .expect("evaluate");
     deliver(&app).await;
     let limited = told(&hook, AlertRule::RateLimited, Some("main"));
-    assert_eq!(limited.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(limited.len(), 1, "{:#?}", hook.taken());
     assert!(
         limited[0].contains("3 times in the last hour"),
         "{}",
@@ -334,7 +334,7 @@ async fn rate_limiting_fires_above_its_threshold_and_resolves_an_hour_later(kind
 }
 
 async fn a_paused_accounts_stale_data_fires_and_resolves_when_it_is_resumed(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(kind, &hook, &[]).await;
     let mut scheduler = Scheduler::new(
         app.ctx.clone(),
@@ -422,7 +422,7 @@ async fn run_scheduler(
 }
 
 async fn a_stopped_scheduler_fires_and_resolves_when_one_runs_again(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(kind, &hook, &[]).await;
     let (cancel, task) = run_scheduler(&app).await;
     evaluate_once(&app.config, &app.store)
@@ -439,7 +439,7 @@ async fn a_stopped_scheduler_fires_and_resolves_when_one_runs_again(kind: DbKind
         .expect("evaluate");
     deliver(&app).await;
     let down = told(&hook, AlertRule::SchedulerDown, None);
-    assert_eq!(down.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(down.len(), 1, "{:#?}", hook.taken());
     assert!(down[0].starts_with("*[CRITICAL] Problem"), "{}", down[0]);
     assert!(down[0].contains("emag-sync start"), "{}", down[0]);
 
@@ -497,7 +497,7 @@ async fn take_over_offers_of_main(app: &TestApp, dead: &str) -> storage::ActiveR
 async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_recovery(
     kind: DbKind,
 ) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = app_with(kind, &hook, &[("EMAG_ALERT_TAKEOVER_WINDOW", "15")]).await;
     // An instance on another machine claimed main's offers and died; this process's claim
     // (the scheduler's own call) takes the run over.
@@ -511,7 +511,7 @@ async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_re
     }
     deliver(&app).await;
     let takeovers = told(&hook, AlertRule::Takeover, Some("main"));
-    assert_eq!(takeovers.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(takeovers.len(), 1, "{:#?}", hook.taken());
     assert!(
         takeovers[0].starts_with("*[INFO] Problem"),
         "{}",
@@ -536,7 +536,7 @@ async fn a_run_taken_over_from_a_dead_instance_is_told_once_as_info_without_a_re
 }
 
 async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     // The shortest lease emag-sync accepts: a holder silent for 10 s has left its run.
     let app = app_with(kind, &hook, &[("EMAG_LEASE_TTL", "10")]).await;
     let dead = "other-host:4243:dead";
@@ -559,7 +559,7 @@ async fn a_run_left_by_a_dead_instance_fires_until_it_is_taken_over_and_finished
         .expect("evaluate");
     deliver(&app).await;
     let stopped = told(&hook, AlertRule::StoppedRun, Some("main"));
-    assert_eq!(stopped.len(), 1, "{:#?}", hook.texts());
+    assert_eq!(stopped.len(), 1, "{:#?}", hook.taken());
     assert!(
         stopped[0].starts_with("*[WARNING] Problem"),
         "{}",

@@ -2,12 +2,10 @@
 //! webhook receiver however many evaluations (by two processes' stores) see it, and its
 //! recovery told once; a channel that fails is retried until the notice arrives, once.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use axum::{Json, Router};
 use domain::{AlertChannel, IncidentState, SyncKind};
 use emag_sim::SimConfig;
@@ -18,91 +16,7 @@ use test_support::DbKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{on_both_backends, TestApp};
-
-/// An HTTP receiver of webhook posts on a port of its own; answers 500 to the first
-/// `fail_first` posts.
-pub(crate) struct Receiver {
-    pub(crate) url: String,
-    got: Arc<Mutex<Vec<Value>>>,
-    fail_first: Arc<AtomicU32>,
-    cancel: CancellationToken,
-}
-
-#[derive(Clone)]
-struct Hook {
-    got: Arc<Mutex<Vec<Value>>>,
-    fail_first: Arc<AtomicU32>,
-}
-
-async fn take(State(hook): State<Hook>, Json(body): Json<Value>) -> StatusCode {
-    let failing = hook
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    if failing {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    hook.got.lock().expect("got").push(body);
-    StatusCode::OK
-}
-
-impl Receiver {
-    pub(crate) async fn start(fail_first: u32) -> Receiver {
-        Receiver::start_at("/services/T000/B000/secret-path", fail_first).await
-    }
-
-    /// A receiver of posts to `path` (whose secret part a test may look for).
-    pub(crate) async fn start_at(path: &str, fail_first: u32) -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        Receiver::serve(listener, path, fail_first)
-    }
-
-    /// A receiver of posts to `path` on `listener`.
-    pub(crate) fn serve(
-        listener: tokio::net::TcpListener,
-        path: &str,
-        fail_first: u32,
-    ) -> Receiver {
-        let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
-        let hook = Hook {
-            got: Arc::default(),
-            fail_first: Arc::new(AtomicU32::new(fail_first)),
-        };
-        let app = Router::new()
-            .route(path, post(take))
-            .with_state(hook.clone());
-        let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
-        Receiver {
-            url,
-            got: hook.got,
-            fail_first: hook.fail_first,
-            cancel,
-        }
-    }
-
-    pub(crate) fn texts(&self) -> Vec<String> {
-        self.got
-            .lock()
-            .expect("got")
-            .iter()
-            .map(|v| v["text"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
+use crate::webhook::{Answer, Webhook};
 
 /// Sends everything due until nothing is (`ahead_ms` moves the clock of the claim forward,
 /// past the retry backoff).
@@ -147,7 +61,7 @@ fn about_fbe_access(texts: &[String]) -> Vec<&String> {
 }
 
 async fn a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates(kind: DbKind) {
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = TestApp::with_vars(
         kind,
         SimConfig::default(),
@@ -172,7 +86,7 @@ async fn a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates(kind: Db
     evaluate_50_times(&app, &other).await;
     let (sent, failed) = deliver_all(&app, 0).await;
     assert_eq!(failed, 0);
-    let texts = hook.texts();
+    let texts = hook.taken();
     assert_eq!(sent, texts.len());
     assert_eq!(about_fbe_access(&texts).len(), 1, "{texts:#?}");
     assert!(
@@ -187,7 +101,7 @@ async fn a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates(kind: Db
     app.store.set_attention("fbe", None).await.expect("clear");
     evaluate_50_times(&app, &other).await;
     deliver_all(&app, 0).await;
-    let texts = hook.texts();
+    let texts = hook.taken();
     let fbe = about_fbe_access(&texts);
     assert_eq!(fbe.len(), 2, "{texts:#?}");
     assert!(fbe[1].contains("Rezolvat"), "{}", fbe[1]);
@@ -202,7 +116,7 @@ async fn a_refusal_is_told_once_and_its_recovery_once_whoever_evaluates(kind: Db
 }
 
 async fn a_failing_channel_is_retried_until_the_notice_arrives_once(kind: DbKind) {
-    let hook = Receiver::start(3).await;
+    let hook = Webhook::failing_first(3).await;
     let app = TestApp::with_vars(
         kind,
         SimConfig::default(),
@@ -225,17 +139,21 @@ async fn a_failing_channel_is_retried_until_the_notice_arrives_once(kind: DbKind
     let (again, _) = deliver_all(&app, 0).await;
     assert_eq!(again, 0, "a failed notice waits for its backoff");
     let mut ahead = 0;
-    while hook.texts().len() < opened {
+    while hook.taken().len() < opened {
         ahead += 3_600_000;
         assert!(
             ahead < 10 * 3_600_000,
             "never delivered: {:?}",
-            hook.texts()
+            hook.taken()
         );
         deliver_all(&app, ahead).await;
     }
-    assert_eq!(hook.fail_first.load(Ordering::SeqCst), 0);
-    assert_eq!(hook.texts().len(), opened, "each notice arrives once");
+    assert_eq!(
+        hook.received().len(),
+        opened + 3,
+        "three posts refused, then each notice once"
+    );
+    assert_eq!(hook.taken().len(), opened, "each notice arrives once");
     let counts = app.store.outbox_counts().await.expect("counts");
     assert_eq!(
         counts,
@@ -592,7 +510,7 @@ async fn record(app: &TestApp, firing: &[storage::Firing]) -> storage::Evaluated
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_severities_wait_for_one_daily_digest_and_critical_ones_do_not() {
     use domain::{AlertRule, Severity};
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     let app = TestApp::with_vars(
         DbKind::Sqlite,
         SimConfig::default(),
@@ -629,9 +547,9 @@ async fn low_severities_wait_for_one_daily_digest_and_critical_ones_do_not() {
     let (sent, failed) = deliver_all(&app, 0).await;
     assert_eq!((sent, failed), (1, 0));
     assert!(
-        hook.texts()[0].contains("access_refused"),
+        hook.taken()[0].contains("access_refused"),
         "{:?}",
-        hook.texts()
+        hook.taken()
     );
 
     // Just before the digest's hour nothing more; at it, one message for both.
@@ -649,7 +567,7 @@ async fn low_severities_wait_for_one_daily_digest_and_critical_ones_do_not() {
         .await
         .expect("deliver");
     assert_eq!(digest.sent, 2, "both notices, in one message");
-    let texts = hook.texts();
+    let texts = hook.taken();
     assert_eq!(texts.len(), 2, "{texts:#?}");
     assert!(
         texts[1].contains("[Daily digest] emag-sync: 2 notices"),
@@ -675,7 +593,7 @@ async fn low_severities_wait_for_one_daily_digest_and_critical_ones_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_hold_warnings_until_they_end_and_let_critical_alerts_through() {
     use domain::{AlertRule, Severity};
-    let hook = Receiver::start(0).await;
+    let hook = Webhook::start(Answer::Take).await;
     // A window around this moment, by Bucharest's clock.
     let local = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Bucharest);
     let from = (local - chrono::Duration::hours(1)).format("%H:%M");
@@ -713,7 +631,7 @@ async fn quiet_hours_hold_warnings_until_they_end_and_let_critical_alerts_throug
         .await
         .expect("deliver");
     assert_eq!((first.sent, first.postponed), (1, 1));
-    assert!(hook.texts()[0].contains("access_refused"));
+    assert!(hook.taken()[0].contains("access_refused"));
     // Held: not due again before the window ends, due at its end.
     let end = emag_sync::alerts::quiet_until(
         app.config.alerts.quiet_hours[0].1,
@@ -730,7 +648,7 @@ async fn quiet_hours_hold_warnings_until_they_end_and_let_critical_alerts_throug
         .await
         .expect("deliver");
     assert_eq!(after.sent, 1);
-    let texts = hook.texts();
+    let texts = hook.taken();
     assert_eq!(texts.len(), 2);
     assert!(texts[1].contains("stale_data"), "{}", texts[1]);
     // Attempts were not spent on the wait.
@@ -772,10 +690,10 @@ async fn a_refused_connection_is_retried_and_the_notice_arrives_once_the_channel
 
     // The channel comes back on the same address.
     let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
-    let hook = Receiver::serve(listener, path, 0);
+    let hook = Webhook::serve(listener, path, Answer::Take);
     let (sent, failed) = deliver_all(&app, 3_600_000).await;
     assert_eq!((sent, failed), (opened, 0));
-    assert_eq!(hook.texts().len(), opened, "each notice once");
+    assert_eq!(hook.taken().len(), opened, "each notice once");
     let (again, _) = deliver_all(&app, 7_200_000).await;
     assert_eq!(again, 0, "nothing is sent twice");
 }

@@ -16,8 +16,8 @@ use sqlx::{Connection, Row};
 use test_support::{DbKind, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::alerts::Receiver;
 use crate::support::{binary, bounded, on_both_backends, sim_vars};
+use crate::webhook::{Answer, Webhook};
 
 const TOKEN: &str = "canary-test-dashboard-token-0123456789";
 
@@ -74,7 +74,7 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     let dir = tempfile::tempdir().expect("dir");
     // The alert webhook's path is a channel secret (Slack's holds its token).
     let hook_secret = format!("hook{canary}");
-    let hook = Receiver::start_at(&format!("/services/{hook_secret}"), 0).await;
+    let hook = Webhook::start_at(&format!("/services/{hook_secret}"), Answer::Take).await;
     let mut vars = sim_vars(&sim, &db.url);
     vars.insert("EMAG_ALERT_WEBHOOK_URL".into(), hook.url.clone());
     // The other channels point at the same receiver, which refuses them (404): their
@@ -288,7 +288,7 @@ async fn a_canary_password_never_leaves_its_config(kind: DbKind) {
     seen.add("start's stderr", out.stderr);
 
     // Every message sent to the alert channel.
-    let sent = hook.texts();
+    let sent = hook.taken();
     assert!(sent.len() >= 2, "the alerts were sent: {sent:?}");
     assert!(
         sent.iter().any(|t| t.contains("shop")),

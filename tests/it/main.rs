@@ -24,3 +24,4 @@ mod scheduler;
 mod support;
 mod takeover;
 mod web;
+mod webhook;

@@ -392,19 +392,56 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>> {
+        self.claim_due(None, now, lease_ms, limit).await
+    }
+
+    /// Claims every due digest notice of `channel` (at most `limit`), to be sent as one
+    /// message.
+    pub async fn claim_digest(
+        &self,
+        channel: AlertChannel,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        self.claim_due(Some(channel), now, lease_ms, limit).await
+    }
+
+    /// Claims due notices (only the digest ones of a channel, when given) in one
+    /// transaction. Each is claimed by id under a guard that makes a claim raced by another
+    /// process a no-op here.
+    async fn claim_due(
+        &self,
+        digest_of: Option<AlertChannel>,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        const DUE: &str = "SELECT id, channel, notice, attempts, incident_id, digest \
+             FROM alert_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1)";
         let mut tx = self.pool.begin().await?;
-        let due: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, channel, notice, attempts, incident_id, digest FROM alert_outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::new();
+        let due: Vec<(i64, String, String, i64, i64, i64)> = match digest_of {
+            None => {
+                sqlx::query_as(&format!("{DUE} ORDER BY id LIMIT $2"))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            Some(channel) => {
+                sqlx::query_as(&format!(
+                    "{DUE} AND digest = 1 AND channel = $3 ORDER BY id LIMIT $2"
+                ))
+                .bind(now)
+                .bind(limit)
+                .bind(channel.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        let mut out = Vec::with_capacity(due.len());
         for (id, channel, notice, attempts, incident_id, digest) in due {
-            // The guard makes a claim raced by another process a no-op here.
             let done = sqlx::query(
                 "UPDATE alert_outbox SET claimed_until = $2 WHERE id = $1 \
                  AND delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $3)",
@@ -431,63 +468,6 @@ impl Store {
             });
         }
         tx.commit().await?;
-        Ok(out)
-    }
-
-    /// Claims every due digest notice of `channel` (at most `limit`), to be sent as one
-    /// message.
-    pub async fn claim_digest(
-        &self,
-        channel: AlertChannel,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<Delivery>> {
-        let ids: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM alert_outbox WHERE delivered_at IS NULL AND digest = 1 \
-             AND channel = $1 AND next_attempt_at <= $2 \
-             AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3",
-        )
-        .bind(channel.as_str())
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::new();
-        // Each claimed by id, with the same guard as `claim_deliveries`.
-        for (id,) in ids {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE alert_outbox SET claimed_until = $2 WHERE id = $1 \
-                 AND delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $3)",
-            )
-            .bind(id)
-            .bind(now + lease_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                let (notice, attempts, incident_id): (String, i64, i64) = sqlx::query_as(
-                    "SELECT notice, attempts, incident_id FROM alert_outbox WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let row = sqlx::query(&format!("{INCIDENT_COLUMNS} WHERE id = $1"))
-                    .bind(incident_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                out.push(Delivery {
-                    id,
-                    channel,
-                    notice: notice.parse().map_err(|e| corrupt("alert_outbox", e))?,
-                    attempts,
-                    digest: true,
-                    incident: incident_from_row(&row)?,
-                });
-            }
-            tx.commit().await?;
-        }
         Ok(out)
     }
 

@@ -39,14 +39,6 @@ pub struct StoredHash {
     pub removed: bool,
 }
 
-/// The result of writing one page.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PageWrite {
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-}
-
 /// SQLite allows 32766 bound values per statement; 16 columns × 500 rows stays well inside.
 const UPSERT_CHUNK: usize = 500;
 
