@@ -4,6 +4,7 @@
 //! print figures, and assert no timings.
 //!
 //! - `emag-bench sync`: offer-sync throughput and peak memory at several catalog sizes.
+//! - `emag-bench accounts`: how many accounts one instance syncs at their full rate at once.
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
 //! - `emag-bench kill`: `sync` and `start` SIGKILLed at chosen moments of their runs, restarted,
@@ -12,6 +13,7 @@
 //! - `emag-bench load`: `/api/status` and `/metrics` latency at a constant request rate, and
 //!   the server's peak memory, with that history.
 
+mod accounts;
 mod engine;
 mod fleet;
 mod kill_cmd;
@@ -45,6 +47,9 @@ enum What {
     /// Offers per second into SQLite and PostgreSQL and the sync's peak memory, per catalog
     /// size (simulator limits off), or the request rate with eMAG's limits on.
     Sync(engine::Args),
+    /// How many accounts one instance syncs at their full rate limit at once (300 offers/s
+    /// each) before it falls behind, on SQLite and PostgreSQL.
+    Accounts(accounts::Args),
     /// Lateness of run starts: many schedules on one scheduler instance, on SQLite and
     /// PostgreSQL.
     Scheduler(scheduler::Args),
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.what {
             What::Sync(args) => engine::run(args).await,
+            What::Accounts(args) => accounts::run(args).await,
             What::Scheduler(args) => scheduler::run(args).await,
             What::Fleet(args) => fleet::run(args).await,
             What::Kill(args) => kill_cmd::run(args).await,
