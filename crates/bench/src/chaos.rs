@@ -14,9 +14,11 @@
 //!    simulator's journal, nothing slept for), one fault: below HTTP through the proxy (a
 //!    reset or a half-close mid-body, a blackhole, a stall past the client's timeout, a slow
 //!    body, refused connections, every connection cut), in HTTP through the simulator's fault
-//!    plan (a burst of 502s, truncated bodies, a storm of 429s), or at PostgreSQL (restarted
+//!    plan (a burst of 502s, truncated bodies, a storm of 429s), at PostgreSQL (restarted
 //!    with `-m fast` or `-m immediate`, down for seconds, its connections cut and refused,
-//!    its answers stalled or reset). The fault ends by itself (a number of answers, a time).
+//!    its answers stalled or reset), or at SQLite (its write lock held by another connection
+//!    past the engine's busy timeout). The fault ends by itself (a number of answers, a
+//!    time).
 //! 3. **Recovery**: nobody touches anything; the scheduler must bring every schedule back to
 //!    a succeeded run by itself — retries of the runs that failed, or the next scheduled
 //!    slot. Every run of the round must have ended succeeded, or failed with a classified
@@ -77,6 +79,9 @@ const LEASE_TTL_SECS: u64 = 30;
 /// over about 1.4 s, a failed run retried three times by the scheduler over about as long.
 const RETRY_DELAY_MS: u64 = 200;
 const MAX_RETRIES: u32 = 3;
+/// How often the run history is read while waiting for it to settle, besides at every line
+/// the scheduler prints.
+const SETTLED_FALLBACK: Duration = Duration::from_secs(5);
 /// The longest an armed fault may wait for the answers it is to spoil.
 const FAULT_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -90,6 +95,8 @@ pub enum Place {
     ApiHttp,
     /// PostgreSQL: the private cluster, or the TCP proxy in front of it.
     Postgres,
+    /// SQLite: the database file, locked by another connection.
+    Sqlite,
 }
 
 impl Place {
@@ -98,6 +105,7 @@ impl Place {
             Place::ApiTcp => "engine ↔ simulator, TCP proxy",
             Place::ApiHttp => "simulator's fault plan",
             Place::Postgres => "engine ↔ PostgreSQL",
+            Place::Sqlite => "engine ↔ SQLite file",
         }
     }
 }
@@ -138,6 +146,9 @@ pub enum FaultKind {
     PgStall,
     /// PostgreSQL connections reset in the middle of their next answers.
     PgResetMidAnswer,
+    /// SQLite's write lock held by another connection for seconds (some longer than the
+    /// engine's 10 s busy timeout).
+    SqliteLocked,
 }
 
 impl FaultKind {
@@ -162,11 +173,14 @@ impl FaultKind {
         FaultKind::PgResetMidAnswer,
     ];
 
-    /// The faults of a backend: every API fault, and PostgreSQL's on PostgreSQL.
+    pub const SQLITE: [FaultKind; 1] = [FaultKind::SqliteLocked];
+
+    /// The faults of a backend: every API fault, and the database's own.
     pub fn for_backend(kind: BackendKind) -> Vec<FaultKind> {
         let mut all = FaultKind::API.to_vec();
-        if kind == BackendKind::Postgres {
-            all.extend(FaultKind::POSTGRES);
+        match kind {
+            BackendKind::Postgres => all.extend(FaultKind::POSTGRES),
+            BackendKind::Sqlite => all.extend(FaultKind::SQLITE),
         }
         all
     }
@@ -190,6 +204,7 @@ impl FaultKind {
             FaultKind::PgCut => "pg-cut",
             FaultKind::PgStall => "pg-stall",
             FaultKind::PgResetMidAnswer => "pg-reset-mid-answer",
+            FaultKind::SqliteLocked => "sqlite-locked",
         }
     }
 
@@ -198,6 +213,7 @@ impl FaultKind {
         FaultKind::API
             .into_iter()
             .chain(FaultKind::POSTGRES)
+            .chain(FaultKind::SQLITE)
             .find(|f| f.name() == name.trim())
     }
 
@@ -219,6 +235,7 @@ impl FaultKind {
             FaultKind::PgCut => "PostgreSQL connections cut, refused",
             FaultKind::PgStall => "PostgreSQL answers stalled",
             FaultKind::PgResetMidAnswer => "PostgreSQL reset mid-answer",
+            FaultKind::SqliteLocked => "SQLite write lock held elsewhere",
         }
     }
 
@@ -234,6 +251,7 @@ impl FaultKind {
             FaultKind::ServerErrors | FaultKind::Malformed | FaultKind::RateLimitStorm => {
                 Place::ApiHttp
             }
+            FaultKind::SqliteLocked => Place::Sqlite,
             _ => Place::Postgres,
         }
     }
@@ -390,6 +408,16 @@ impl RunTally {
     }
 }
 
+/// When the steps of a round happened, in seconds from its start.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timeline {
+    pub moment: f64,
+    pub fault_ended: f64,
+    pub recovered: Option<f64>,
+    pub settle_queued: f64,
+    pub settled: Option<f64>,
+}
+
 /// One fault and what followed it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoundResult {
@@ -419,6 +447,9 @@ pub struct RoundResult {
     pub settled: bool,
     /// The same `start` process was running at the end of the round.
     pub scheduler_alive: bool,
+    /// Seconds from the round's start: the moment came, the fault ended, every schedule
+    /// was back to success, the settling pass was queued, it ended.
+    pub timeline: Timeline,
     pub seconds: f64,
     pub notes: Vec<String>,
     /// Problems of the harness or of the engine that fail the round.
@@ -740,7 +771,7 @@ fn secs(d: Duration) -> f64 {
 fn one_line(r: &RoundResult) -> String {
     let failures = r.failures();
     format!(
-        "chaos: {} {:>2} {} ({}) at {}{}: applied {}, {:.1} s; runs {} ({} succeeded, failed {}, {} retried, {} scheduled; {} call retries, {} 429 waits); {}; after recovery {} lost/{} dup/{} falsely removed, after settling {} unsettled; {:.1} s{}",
+        "chaos: {} {:>2} {} ({}) at {}{}: applied {}, {:.1} s; runs {} ({} succeeded, failed {}, {} retried, {} scheduled; {} call retries, {} 429 waits); {}; after recovery {} lost/{} dup/{} falsely removed, after settling {} unsettled; {:.1} s (moment {:.1}, fault over {:.1}, recovered {}, settle queued {:.1}, settled {}){}",
         r.backend.as_str(),
         r.index + 1,
         r.fault.as_str(),
@@ -765,6 +796,15 @@ fn one_line(r: &RoundResult) -> String {
         r.after_recovery.falsely_removed,
         r.after_settle.unsettled(),
         r.seconds,
+        r.timeline.moment,
+        r.timeline.fault_ended,
+        r.timeline
+            .recovered
+            .map_or_else(|| "-".to_owned(), |t| format!("{t:.1}")),
+        r.timeline.settle_queued,
+        r.timeline
+            .settled
+            .map_or_else(|| "-".to_owned(), |t| format!("{t:.1}")),
         if failures.is_empty() {
             String::new()
         } else {
@@ -782,7 +822,8 @@ fn one_line(r: &RoundResult) -> String {
 enum Moment {
     /// Page `k` of an offer scan of the account answered.
     OfferPage { account: String, k: u32 },
-    /// The `j`-th answer of the account's order windows.
+    /// The `j`-th answer of the account's order windows (a run reads at least one window of
+    /// each order type: two answers).
     OrderAnswer { account: String, j: u32 },
     /// The account's first return window answered.
     ReturnWindow { account: String },
@@ -838,6 +879,10 @@ enum Throw {
         mode: StopMode,
         hold: Duration,
     },
+    /// SQLite's write lock taken by another connection (`BEGIN IMMEDIATE`) and held.
+    SqliteLock {
+        hold: Duration,
+    },
 }
 
 /// One backend: its store, simulator, proxies, cluster, and the scheduler.
@@ -846,6 +891,7 @@ struct Bench<'a> {
     kind: BackendKind,
     /// The harness's own connection (to PostgreSQL directly, not through the proxy).
     store: Store,
+    store_url: String,
     sim: RunningSim,
     api: FaultProxy,
     pg: Option<(PgCluster, FaultProxy)>,
@@ -902,6 +948,7 @@ impl<'a> Bench<'a> {
             opts,
             kind,
             store,
+            store_url,
             sim,
             api,
             pg,
@@ -965,7 +1012,7 @@ impl<'a> Bench<'a> {
         // Every schedule's first run (the scheduler starts them at once), then the data as
         // the simulator has it.
         let baseline = self.wait_until_settled(self.opts.step_timeout).await?;
-        if !baseline {
+        if baseline.is_none() {
             bail!(
                 "the scheduler's first runs did not all succeed within {} s",
                 self.opts.step_timeout.as_secs()
@@ -999,6 +1046,8 @@ impl<'a> Bench<'a> {
     ) -> anyhow::Result<RoundResult> {
         let started = Instant::now();
         let runs_before = last_run_id(&self.store).await?;
+        // Arrange first: the moment's page must still be there after the changes.
+        self.arrange(rng);
         let (throw, detail) = self.choose(fault, rng);
         let moment = self.choose_moment(fault, rng);
         let mut result = RoundResult {
@@ -1017,14 +1066,14 @@ impl<'a> Bench<'a> {
             after_settle: Tally::default(),
             settled: false,
             scheduler_alive: false,
+            timeline: Timeline::default(),
             seconds: 0.0,
             notes: Vec::new(),
             errors: Vec::new(),
             examples: Vec::new(),
         };
 
-        // Arrange: changes, then every account and data kind queued.
-        self.arrange(rng);
+        // Every account and data kind queued.
         let after = self.sim().journal().last().map_or(0, |e| e.seq);
         self.queue_all().await?;
 
@@ -1043,6 +1092,7 @@ impl<'a> Bench<'a> {
                 .push("the moment did not come; the fault was thrown anyway".to_owned());
         }
         let thrown = Instant::now();
+        result.timeline.moment = secs(thrown - started);
         match self.throw(&throw).await {
             Ok((applied, notes)) => {
                 result.applied = applied;
@@ -1052,14 +1102,19 @@ impl<'a> Bench<'a> {
         }
         let fault_ended = Instant::now();
         result.fault_secs = secs(fault_ended - thrown);
+        result.timeline.fault_ended = secs(fault_ended - started);
 
-        // Recovery, by the scheduler alone.
+        // Recovery, by the scheduler alone. The runs are tallied from the history that
+        // showed it (a scheduled slot may start another run the next moment).
+        let mut round_runs = None;
         match self.wait_until_settled(self.opts.recovery_timeout).await {
-            Ok(true) => {
+            Ok(Some(runs)) => {
                 result.recovered = true;
                 result.recovery_secs = Some(secs(fault_ended.elapsed()));
+                result.timeline.recovered = Some(secs(started.elapsed()));
+                round_runs = Some(runs);
             }
-            Ok(false) => result.notes.push(format!(
+            Ok(None) => result.notes.push(format!(
                 "not recovered within {} s: {}",
                 self.opts.recovery_timeout.as_secs(),
                 self.describe_latest().await
@@ -1077,11 +1132,13 @@ impl<'a> Bench<'a> {
                 index + 1
             )
         }));
-        let round_runs: Vec<RunRow> = all_runs(&self.store)
-            .await?
-            .into_iter()
-            .filter(|r| r.id > runs_before)
-            .collect();
+        let round_runs: Vec<RunRow> = match round_runs {
+            Some(runs) => runs,
+            None => all_runs(&self.store).await?,
+        }
+        .into_iter()
+        .filter(|r| r.id > runs_before)
+        .collect();
         result.runs = RunTally::of(&round_runs);
         for r in round_runs.iter().filter(|r| r.state == RunState::Failed) {
             if result.notes.len() < 12 {
@@ -1099,9 +1156,10 @@ impl<'a> Bench<'a> {
         // Settle: everything once more, without faults.
         let settle_from = round_runs.last().map_or(runs_before, |r| r.id);
         self.queue_all().await?;
+        result.timeline.settle_queued = secs(started.elapsed());
         match self.wait_until_settled(self.opts.step_timeout).await {
-            Ok(true) => {}
-            Ok(false) => result.errors.push(format!(
+            Ok(Some(_)) => result.timeline.settled = Some(secs(started.elapsed())),
+            Ok(None) => result.errors.push(format!(
                 "the settling pass did not end within {} s: {}",
                 self.opts.step_timeout.as_secs(),
                 self.describe_latest().await
@@ -1259,7 +1317,7 @@ impl<'a> Bench<'a> {
                 )
             }
             FaultKind::RateLimitStorm => {
-                let n = rng.between(2, 10);
+                let n = rng.between(2, 8);
                 (
                     Throw::Sim(FaultPlan {
                         latency_ms: latency,
@@ -1319,6 +1377,15 @@ impl<'a> Bench<'a> {
                     format!("{:.1} s stall, {h} answer(s)", f64::from(ms) / 1000.0),
                 )
             }
+            FaultKind::SqliteLocked => {
+                let ms = rng.between(1_000, 14_000);
+                (
+                    Throw::SqliteLock {
+                        hold: Duration::from_millis(u64::from(ms)),
+                    },
+                    format!("write lock held for {:.1} s", f64::from(ms) / 1000.0),
+                )
+            }
             FaultKind::PgResetMidAnswer => {
                 let (n, h) = (u64::from(rng.between(0, 120)), rng.between(1, 6));
                 (
@@ -1339,11 +1406,8 @@ impl<'a> Bench<'a> {
         let pages = u32::try_from(self.sim().offers(&account).len().div_ceil(PAGE))
             .unwrap_or(1)
             .max(1);
-        let roll = rng.below(if fault.place() == Place::Postgres {
-            5
-        } else {
-            8
-        });
+        let at_the_store = matches!(fault.place(), Place::Postgres | Place::Sqlite);
+        let roll = rng.below(if at_the_store { 5 } else { 8 });
         match roll {
             0..=3 | 5 => Moment::OfferPage {
                 account,
@@ -1351,7 +1415,7 @@ impl<'a> Bench<'a> {
             },
             4 | 6 => Moment::OrderAnswer {
                 account,
-                j: rng.between(1, 3),
+                j: rng.between(1, 2),
             },
             _ => Moment::ReturnWindow { account },
         }
@@ -1430,6 +1494,24 @@ impl<'a> Bench<'a> {
                 notes.push(format!("PostgreSQL away for {:.2} s", took.as_secs_f64()));
                 Ok((1, notes))
             }
+            Throw::SqliteLock { hold } => {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::SqliteConnection::connect(&self.store_url)
+                    .await
+                    .context("cannot open the SQLite file to lock it")?;
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .context("cannot take SQLite's write lock")?;
+                // The lock held is the fault: the engine's writers wait, then give up.
+                tokio::time::sleep(*hold).await;
+                sqlx::query("ROLLBACK")
+                    .execute(&mut conn)
+                    .await
+                    .context("cannot release SQLite's write lock")?;
+                let _closed = conn.close().await;
+                Ok((1, notes))
+            }
             Throw::PgDown { mode, hold } => {
                 let cluster = self.cluster()?;
                 cluster.stop(*mode).await?;
@@ -1473,15 +1555,22 @@ impl<'a> Bench<'a> {
 
     /// Waits until the run history is settled ([`settled_history`]), looking at the store at
     /// every line the scheduler prints (a claim and an end of a run print one each) — at
-    /// most `within`. False when the time ran out.
-    async fn wait_until_settled(&mut self, within: Duration) -> anyhow::Result<bool> {
+    /// most `within`. The history that showed it, or `None` when the time ran out.
+    async fn wait_until_settled(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<Option<Vec<RunRow>>> {
         let deadline = Instant::now() + within;
+        // A look every few seconds as well: the store may have been away (PostgreSQL
+        // restarting) at the last line, after which no line may come.
+        let mut fallback = tokio::time::interval(SETTLED_FALLBACK);
+        fallback.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // The store may be away for a moment (PostgreSQL restarting): look again at the
             // next line.
             if let Ok(runs) = all_runs(&self.store).await {
                 if settled_history(&runs) {
-                    return Ok(true);
+                    return Ok(Some(runs));
                 }
             }
             let Some(child) = self.scheduler.as_mut() else {
@@ -1499,7 +1588,8 @@ impl<'a> Bench<'a> {
                     // Every line that came meanwhile: one look at the store for all.
                     while child.lines.try_recv().is_ok() {}
                 }
-                () = tokio::time::sleep_until(deadline) => return Ok(false),
+                _ = fallback.tick() => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(None),
             }
         }
     }

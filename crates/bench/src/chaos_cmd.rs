@@ -26,8 +26,9 @@ pub struct Args {
     backends: Vec<String>,
     /// Only these faults, comma-separated (default: every fault of the backend): reset-mid-body,
     /// half-close-mid-body, blackhole-mid-body, stall, slow-body, refuse, cut-all,
-    /// server-errors, malformed, rate-limit-storm, and on PostgreSQL pg-restart-fast,
-    /// pg-restart-immediate, pg-down, pg-cut, pg-stall, pg-reset-mid-answer.
+    /// server-errors, malformed, rate-limit-storm; on PostgreSQL pg-restart-fast,
+    /// pg-restart-immediate, pg-down, pg-cut, pg-stall, pg-reset-mid-answer; on SQLite
+    /// sqlite-locked.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Seed of every choice (fault and parameters per round, moment, changes); default: from
