@@ -1388,6 +1388,25 @@ mod tests {
     }
 
     #[test]
+    fn a_run_failed_on_the_database_is_retried_with_backoff_not_at_the_next_slot() {
+        // A PostgreSQL restart mid-run fails the run with a storage error; before the chaos
+        // harness it waited for the schedule's next slot (30 minutes here).
+        let p = policy(CatchUp::Once);
+        let h = history(RunState::Failed, 0, Some(ErrorClass::Storage), 1);
+        match evaluate(&schedule(), Some(&h), MIN, &p) {
+            Decision::Wait { at_ms } => assert!(at_ms - MIN < 6_250, "{at_ms}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            evaluate(&schedule(), Some(&h), MIN + 6_250, &p),
+            Decision::Due {
+                trigger: RunTrigger::Retry,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn auth_failures_are_not_retried() {
         let p = policy(CatchUp::Once);
         let h = history(RunState::Failed, 0, Some(ErrorClass::Auth), 1);

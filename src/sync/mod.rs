@@ -325,7 +325,7 @@ pub async fn run_sync_for_slot(
     };
 
     let mut raised = None;
-    let recorded = match result {
+    let ending = match result {
         Ok(done) => {
             report.status = RunStatus::Succeeded;
             report.note = done.note.clone();
@@ -342,16 +342,13 @@ pub async fn run_sync_for_slot(
             raised = Some((done.attention.clone(), done.clears));
             let messages = domain::run_messages(retried_messages.iter().chain(&done.emag_messages));
             report.emag_messages = messages.clone();
-            ctx.store
-                .finish_run(
-                    &run,
-                    &RunOutcome::Succeeded {
-                        emag_messages: messages,
-                    },
-                    &with_api(done.extra),
-                    done.note.as_deref(),
-                )
-                .await
+            Ending::Finish {
+                outcome: RunOutcome::Succeeded {
+                    emag_messages: messages,
+                },
+                extra: with_api(done.extra),
+                note: done.note,
+            }
         }
         Err(SyncError::Cancelled) if operator_cancel.get().is_some() => {
             let by = operator_cancel.get().cloned().unwrap_or_default();
@@ -359,17 +356,18 @@ pub async fn run_sync_for_slot(
             tracing::info!(account.name = account.name(), sync.kind = %kind, run.id = run.id, "run cancelled by an operator");
             report.status = RunStatus::Cancelled;
             report.note = Some(note.clone());
-            ctx.store
-                .cancel_run(&run, &with_api(RunCounts::default()), &note)
-                .await
+            Ending::Cancel {
+                extra: with_api(RunCounts::default()),
+                note,
+            }
         }
         Err(SyncError::Cancelled) => {
             report.status = RunStatus::Interrupted;
             report.note =
                 Some("stopped on request; the next sync resumes from the checkpoint".into());
-            ctx.store
-                .interrupt_run(&run, &with_api(RunCounts::default()), "stopped on request")
-                .await
+            Ending::Interrupt {
+                extra: with_api(RunCounts::default()),
+            }
         }
         Err(err) => {
             let (class, mut message, messages) = describe(account, &err);
@@ -389,20 +387,27 @@ pub async fn run_sync_for_slot(
             report.error_class = Some(class);
             report.error = Some(message.clone());
             report.emag_messages = messages.clone();
-            let outcome = RunOutcome::Failed {
-                class,
-                message,
-                emag_messages: messages,
-            };
             if matches!(err, SyncError::Storage(StorageError::LeaseLost(_))) {
-                Ok(())
+                Ending::Lost
             } else {
-                ctx.store
-                    .finish_run(&run, &outcome, &with_api(RunCounts::default()), None)
-                    .await
+                Ending::Finish {
+                    outcome: RunOutcome::Failed {
+                        class,
+                        message,
+                        emag_messages: messages,
+                    },
+                    extra: with_api(RunCounts::default()),
+                    note: None,
+                }
             }
         }
     };
+    let recorded = record_ending(ctx, &run, &ending, |e| {
+        let store = ctx.store.clone();
+        let run = run.clone();
+        async move { e.write(&store, &run).await }
+    })
+    .await;
     record_attention(ctx, account, kind, &report).await;
     if let Some((attention, clears)) = raised {
         record_kind_attention(ctx, account, attention, clears).await;
@@ -422,6 +427,127 @@ pub async fn run_sync_for_slot(
         status = ?report.status, duration_ms = report.duration_ms, "run ended"
     );
     report
+}
+
+/// What the end of a run writes to its row.
+#[derive(Debug, Clone)]
+enum Ending {
+    /// Succeeded or failed: its outcome, the counters not written page by page, a note.
+    Finish {
+        outcome: RunOutcome,
+        extra: RunCounts,
+        note: Option<String>,
+    },
+    /// An operator's cancel.
+    Cancel { extra: RunCounts, note: String },
+    /// A stop on request: resumable from its checkpoint.
+    Interrupt { extra: RunCounts },
+    /// Taken over by another process: nothing of ours is accepted any more.
+    Lost,
+}
+
+impl Ending {
+    async fn write(&self, store: &Store, run: &ActiveRun) -> Result<(), StorageError> {
+        match self {
+            Ending::Finish {
+                outcome,
+                extra,
+                note,
+            } => store.finish_run(run, outcome, extra, note.as_deref()).await,
+            Ending::Cancel { extra, note } => store.cancel_run(run, extra, note).await,
+            Ending::Interrupt { extra } => {
+                store.interrupt_run(run, extra, "stopped on request").await
+            }
+            Ending::Lost => Ok(()),
+        }
+    }
+}
+
+/// The first wait before writing a run's end again, and the longest.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long a run's end is written again at most (or the lease TTL, if shorter): a `sync`
+/// in a terminal should not hang for minutes, and a longer outage ends in the lease's
+/// takeover anyway.
+const RECORD_RETRY_LIMIT: Duration = Duration::from_secs(30);
+/// How long a run's end is written again once a stop was asked for: a stopping process
+/// should go, and the next start takes over a run whose holder is gone at once.
+const RECORD_RETRY_STOPPING: Duration = Duration::from_secs(5);
+
+/// Writes a run's end with `write`, again and again while the store is away (a database
+/// restarting, its connections cut). Until the end is written the row says `running` under
+/// this process's lease, which no process takes over before `EMAG_LEASE_TTL` of silence: one
+/// failed write held the account that long, and the scheduler retried nothing meanwhile
+/// (found by the chaos harness: a PostgreSQL restart at a run's end blocked the account for
+/// the whole TTL). Gives up after [`RECORD_RETRY_LIMIT`] or the lease TTL if shorter (another
+/// process may take the run over from then on, and our write would be refused anyway), at
+/// once when the run was taken over, and [`RECORD_RETRY_STOPPING`] after a stop was asked
+/// for.
+async fn record_ending<'e, F, Fut>(
+    ctx: &SyncContext,
+    run: &ActiveRun,
+    ending: &'e Ending,
+    write: F,
+) -> Result<(), StorageError>
+where
+    F: Fn(&'e Ending) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StorageError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = RECORD_RETRY_FIRST;
+    let mut failures: u32 = 0;
+    loop {
+        let error = match write(ending).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(
+                        account.name = %run.account, sync.kind = %run.kind, run.id = run.id,
+                        attempts = failures + 1, "the run's end is recorded"
+                    );
+                }
+                return Ok(());
+            }
+            Err(StorageError::LeaseLost(id)) if failures > 0 => {
+                // An earlier attempt may have been written with its answer lost (the
+                // connection cut after the commit): then the row is ours and ended. A
+                // takeover would have raised the attempt.
+                return match ctx.store.get_run(run.id).await {
+                    Ok(Some(row))
+                        if row.attempt == run.attempt
+                            && row.holder.is_none()
+                            && row.state != domain::RunState::Running =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(StorageError::LeaseLost(id)),
+                };
+            }
+            Err(e @ StorageError::LeaseLost(_)) => return Err(e),
+            Err(e) => e,
+        };
+        failures += 1;
+        let limit = ctx.settings.stale_after.min(if ctx.cancel.is_cancelled() {
+            RECORD_RETRY_STOPPING
+        } else {
+            RECORD_RETRY_LIMIT
+        });
+        if started.elapsed() + wait > limit {
+            tracing::error!(
+                account.name = %run.account, sync.kind = %run.kind, run.id = run.id,
+                attempts = failures, error = %error,
+                "cannot record the run's end; it stays running until its lease expires and another run takes it over"
+            );
+            return Err(error);
+        }
+        if failures == 1 {
+            tracing::warn!(
+                account.name = %run.account, sync.kind = %run.kind, run.id = run.id,
+                error = %error, "cannot record the run's end; trying again while the database is away"
+            );
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECORD_RETRY_MAX);
+    }
 }
 
 /// Aborts its task when dropped: by the normal end of a run, and by unwinding too.
@@ -769,6 +895,157 @@ pub(crate) fn content_hash(text: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A context whose store is never used: `record_ending` is given its writes.
+    async fn context(stale_after: Duration) -> (SyncContext, ActiveRun, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::open(&url).await.expect("store");
+        let settings = SyncSettings {
+            stale_after,
+            ..crate::config::Config::from_vars(&std::collections::HashMap::new())
+                .expect("defaults")
+                .sync
+        };
+        let run = ActiveRun {
+            id: 1,
+            account: "main".into(),
+            kind: SyncKind::Offers,
+            holder: "h:1:a".into(),
+            attempt: 1,
+            checkpoint_page: 0,
+            full_scan: false,
+        };
+        (SyncContext::new(store, settings), run, dir)
+    }
+
+    fn away() -> StorageError {
+        StorageError::Sqlx(sqlx::Error::PoolTimedOut)
+    }
+
+    /// A write that fails `failures` times, then succeeds; counts its calls.
+    fn flaky(
+        failures: u32,
+        calls: &std::sync::atomic::AtomicU32,
+    ) -> impl Fn(&Ending) -> std::future::Ready<Result<(), StorageError>> + '_ {
+        move |_| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(if n < failures { Err(away()) } else { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runs_end_is_written_again_while_the_database_is_away() {
+        // Before the chaos harness one failed write left the run `running` under a live
+        // lease: its account blocked for the whole lease TTL.
+        let (ctx, run, _dir) = context(Duration::from_secs(120)).await;
+        tokio::time::pause();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let ended = record_ending(&ctx, &run, &Ending::Lost, flaky(4, &calls)).await;
+        assert!(ended.is_ok(), "{ended:?}");
+        assert_eq!(calls.into_inner(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_runs_end_is_given_up_after_the_lease_ttl_and_soon_after_a_stop() {
+        // The stores are opened before the clock is paused (a pool's timeouts run on it).
+        let (ctx, run, _dir) = context(Duration::from_secs(20)).await;
+        let (long_ttl, _, _long_dir) = context(Duration::from_secs(120)).await;
+        tokio::time::pause();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let ended = record_ending(&ctx, &run, &Ending::Lost, flaky(u32::MAX, &calls)).await;
+        assert!(ended.is_err());
+        let took = started.elapsed();
+        assert!(
+            took <= Duration::from_secs(20) && took >= Duration::from_secs(15),
+            "{took:?}"
+        );
+
+        // A long lease: no longer than the limit (a `sync` in a terminal does not hang).
+        let started = tokio::time::Instant::now();
+        let ended = record_ending(&long_ttl, &run, &Ending::Lost, flaky(u32::MAX, &calls)).await;
+        assert!(ended.is_err());
+        let took = started.elapsed();
+        assert!(
+            took <= RECORD_RETRY_LIMIT && took >= RECORD_RETRY_LIMIT / 2,
+            "{took:?}"
+        );
+
+        long_ttl.cancel.cancel();
+        let started = tokio::time::Instant::now();
+        let ended = record_ending(&long_ttl, &run, &Ending::Lost, flaky(u32::MAX, &calls)).await;
+        assert!(ended.is_err());
+        assert!(
+            started.elapsed() <= RECORD_RETRY_STOPPING,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_taken_over_is_not_written_again() {
+        let (ctx, run, _dir) = context(Duration::from_secs(120)).await;
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let ended = record_ending(&ctx, &run, &Ending::Lost, |_| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Err(StorageError::LeaseLost(1)))
+        })
+        .await;
+        assert!(
+            matches!(ended, Err(StorageError::LeaseLost(1))),
+            "{ended:?}"
+        );
+        assert_eq!(calls.into_inner(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_end_written_by_an_attempt_whose_answer_was_lost_counts_as_written() {
+        // The first write committed but its answer never came (the connection was cut after
+        // the commit); the second finds the row no longer held by this process.
+        let (ctx, _, _dir) = context(Duration::from_secs(120)).await;
+        ctx.store
+            .upsert_account("main", "main", "emag_ro", "http://127.0.0.1:1/api-3")
+            .await
+            .expect("account");
+        let request = RunRequest {
+            account: "main",
+            kind: SyncKind::Offers,
+            trigger: RunTrigger::Manual,
+            full_scan: false,
+            slot: None,
+            holder: "h:1:a",
+            stale_after_ms: 120_000,
+        };
+        let Ok(BeginRun::Started(run)) = ctx.store.begin_run(&request, &|_| true).await else {
+            panic!("a run starts");
+        };
+        let ending = Ending::Finish {
+            outcome: RunOutcome::Succeeded {
+                emag_messages: Vec::new(),
+            },
+            extra: RunCounts::default(),
+            note: None,
+        };
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let ended = record_ending(&ctx, &run, &ending, |e| {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let (store, run) = (ctx.store.clone(), run.clone());
+            async move {
+                let written = e.write(&store, &run).await;
+                if first {
+                    written?;
+                    return Err(away());
+                }
+                written
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{ended:?}");
+        assert_eq!(calls.into_inner(), 2);
+        let row = ctx.store.get_run(run.id).await.expect("read").expect("row");
+        assert_eq!(row.state, domain::RunState::Succeeded);
+    }
 
     #[tokio::test]
     async fn a_panicking_run_stops_its_heartbeat() {

@@ -7,6 +7,7 @@ mod alerts;
 mod api;
 mod bad_input;
 mod canary;
+mod chaos;
 mod cli;
 mod daemon;
 mod faults;

@@ -31,10 +31,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -45,13 +43,11 @@ use emag_sim::{
 use rust_decimal::Decimal;
 use serde::Serialize;
 use storage::{RunRow, Store};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::journal::{AnswerWatch, ScanMark, ScanStep, ScanWatch, ORDER_RESOURCE, RETURN_RESOURCE};
-use crate::proc::{has_field, strip_ansi, tail};
+use crate::proc::{has_field, tail, Proc};
 use crate::rng::Rng;
 use crate::runs::{all_runs, held_by, run_untouched};
 use crate::truth::{self, Tally};
@@ -1217,7 +1213,7 @@ impl<'a> Bench<'a> {
                 tail(&child.log, 15)
             )));
         }
-        child.terminate().await
+        child.terminate(STOP_TIMEOUT).await
     }
 
     /// Runs `args` to their end (bounded by the step time); stderr goes to the log `name`.
@@ -1308,51 +1304,11 @@ impl<'a> Bench<'a> {
 
     fn spawn(&self, args: &[String], name: &str) -> anyhow::Result<Proc> {
         let log = self.dir.join(format!("{name}.log"));
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start `emag-sync {}`", args.join(" ")))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| anyhow::anyhow!("`emag-sync {}` exited at once", args.join(" ")))?;
-        let file = Arc::new(Mutex::new(
-            std::fs::File::create(&log)
-                .with_context(|| format!("cannot create {}", log.display()))?,
-        ));
-        let (tx, lines) = mpsc::unbounded_channel();
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(out, Arc::clone(&file), tx.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(err, file, tx));
-        }
-        Ok(Proc {
-            child,
-            pid,
-            lines,
+        Proc::spawn(
+            self.command(args),
+            &format!("emag-sync {}", args.join(" ")),
             log,
-        })
-    }
-}
-
-/// Copies a child's output, line by line without colours, to its log file and to the
-/// harness.
-async fn forward(
-    pipe: impl AsyncRead + Unpin,
-    file: Arc<Mutex<std::fs::File>>,
-    tx: mpsc::UnboundedSender<String>,
-) {
-    let mut lines = BufReader::new(pipe).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let line = strip_ansi(&line);
-        if let Ok(mut f) = file.lock() {
-            // A log that cannot be written loses diagnostics, not the measurement.
-            let _ignored = writeln!(f, "{line}");
-        }
-        // The harness may have stopped listening (the child is being killed).
-        let _ignored = tx.send(line);
+        )
     }
 }
 
@@ -1379,52 +1335,6 @@ impl std::fmt::Debug for CliOutcome {
             self.log.display(),
             tail(&self.log, 10)
         )
-    }
-}
-
-/// A running `emag-sync` child whose output lines the harness reads.
-struct Proc {
-    child: Child,
-    pid: u32,
-    lines: mpsc::UnboundedReceiver<String>,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// SIGKILL, and reaped, so its pid is free of doubt: a dead holder.
-    async fn kill(&mut self) {
-        if let Err(e) = self.child.start_kill() {
-            tracing::debug!(pid = self.pid, error = %e, "the child had already exited");
-        }
-        if let Err(e) = self.child.wait().await {
-            tracing::warn!(pid = self.pid, error = %e, "cannot reap a killed child");
-        }
-    }
-
-    /// SIGTERM, then a clean exit within [`STOP_TIMEOUT`].
-    async fn terminate(&mut self) -> anyhow::Result<()> {
-        let pid = i32::try_from(self.pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .ok_or_else(|| anyhow::anyhow!("pid {} is not a process id", self.pid))?;
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
-            .with_context(|| format!("cannot send SIGTERM to pid {}", self.pid))?;
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => bail!(
-                "`start` exited with {status} after SIGTERM; log {}:\n{}",
-                self.log.display(),
-                tail(&self.log, 15)
-            ),
-            Ok(Err(e)) => Err(e).context("waiting for `start` to exit"),
-            Err(_) => {
-                self.kill().await;
-                bail!(
-                    "`start` did not exit within {} s of SIGTERM",
-                    STOP_TIMEOUT.as_secs()
-                )
-            }
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! what the simulator's journal says about a sync, and the store against the simulator's
 //! truth.
 
+pub mod chaos;
 pub mod journal;
 pub mod kill;
 pub mod pg;

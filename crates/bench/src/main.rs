@@ -9,11 +9,15 @@
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
 //! - `emag-bench kill`: `sync` and `start` SIGKILLed at chosen moments of their runs, restarted,
 //!   and the store compared with the simulator (the harness is `emag_bench::kill`).
+//! - `emag-bench chaos`: faults thrown at a running `start` — through a TCP proxy to the
+//!   simulator and to a private PostgreSQL cluster that is restarted — and the store compared
+//!   with the simulator after the scheduler recovered by itself (`emag_bench::chaos`).
 //! - `emag-bench status`: the cost of one status snapshot read with a long run history.
 //! - `emag-bench load`: `/api/status` and `/metrics` latency at a constant request rate, and
 //!   the server's peak memory, with that history.
 
 mod accounts;
+mod chaos_cmd;
 mod engine;
 mod fleet;
 mod kill_cmd;
@@ -62,6 +66,12 @@ enum What {
     /// the store with the simulator: exit 1 on any lost, duplicated or falsely removed row,
     /// any store that did not settle, any run left unfinished.
     Kill(kill_cmd::Args),
+    /// Faults below and in HTTP (resets and half-closes mid-body, stalls past the timeout,
+    /// slow bodies, refused and cut connections, 502 bursts, malformed bodies, 429 storms)
+    /// and at PostgreSQL (restarts, outages, cut connections) thrown at a running scheduler:
+    /// exit 1 unless every run succeeded or failed with a classified error, the scheduler
+    /// recovered by itself, and nothing was lost, duplicated or falsely removed.
+    Chaos(chaos_cmd::Args),
     /// Latency of the status snapshot's store reads (`/api/status`, `/health`, `status`)
     /// with many accounts and a long run history, on SQLite and PostgreSQL.
     Status(status::Args),
@@ -89,10 +99,11 @@ pub fn emag_sync_exe() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Logs to stderr at `level`, unless RUST_LOG says otherwise.
+/// Logs to stderr at `level` (a filter: `warn`, `warn,sqlx=error`), unless RUST_LOG says
+/// otherwise.
 pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn"))
+        tracing_subscriber::EnvFilter::new(format!("sqlx=warn,hyper=warn,reqwest=warn,{level}"))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -149,6 +160,7 @@ fn main() -> ExitCode {
             What::Scheduler(args) => scheduler::run(args).await,
             What::Fleet(args) => fleet::run(args).await,
             What::Kill(args) => kill_cmd::run(args).await,
+            What::Chaos(args) => chaos_cmd::run(args).await,
             What::Status(args) => status::run(args).await,
             What::Load(args) => load::run(args).await,
         }

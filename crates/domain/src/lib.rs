@@ -184,7 +184,10 @@ impl ErrorClass {
     /// need a person, and so does a call eMAG rejected (`isError: true`): sending the same
     /// filters again gets the same answer. So does a protocol violation (pages repeated, more
     /// items than asked, an oversized body): the same request gets the same answer. Everything
-    /// transient may heal by itself.
+    /// transient may heal by itself — a database that went away mid-run too (restarted, its
+    /// connections cut): a run failed on it is retried with backoff like one failed on eMAG,
+    /// instead of waiting for the schedule's next slot (found by the chaos harness; a store
+    /// that stays broken is retried `EMAG_MAX_RETRIES` times and no more).
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
@@ -193,6 +196,7 @@ impl ErrorClass {
                 | ErrorClass::Server
                 | ErrorClass::Timeout
                 | ErrorClass::Transport
+                | ErrorClass::Storage
         )
     }
 }
@@ -506,6 +510,7 @@ mod tests {
         assert!(!ErrorClass::IpNotWhitelisted.is_retryable());
         assert!(!ErrorClass::Config.is_retryable());
         assert!(ErrorClass::Server.is_retryable());
+        assert!(ErrorClass::Storage.is_retryable());
     }
 
     #[test]

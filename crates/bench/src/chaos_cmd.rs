@@ -1,0 +1,144 @@
+//! `emag-bench chaos`: the chaos harness (`emag_bench::chaos`) on fresh databases — a SQLite
+//! file, and a private PostgreSQL cluster it may restart — its table on stdout, exit 1 on any
+//! lost, duplicated or falsely removed row, any store that did not settle, any run left
+//! unfinished or failed without a classified error, any schedule the scheduler did not bring
+//! back by itself, a scheduler that did not survive.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use emag_bench::chaos::{self, FaultKind, Options};
+use emag_bench::kill::BackendKind;
+use emag_bench::rng;
+
+use crate::{emag_sync_exe, init_logging};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Faults (rounds) per backend.
+    #[arg(long, default_value_t = 50)]
+    rounds: usize,
+    /// Backends, comma-separated: sqlite, postgres (a private cluster, initdb'd and started
+    /// by the harness: PostgreSQL's server programs must be installed — EMAG_PG_BIN names
+    /// their directory if they are not in /usr/lib/postgresql/*/bin).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+    /// Only these faults, comma-separated (default: every fault of the backend): reset-mid-body,
+    /// half-close-mid-body, blackhole-mid-body, stall, slow-body, refuse, cut-all,
+    /// server-errors, malformed, rate-limit-storm; on PostgreSQL pg-restart-fast,
+    /// pg-restart-immediate, pg-down, pg-cut, pg-stall, pg-reset-mid-answer; on SQLite
+    /// sqlite-locked.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// Seed of every choice (fault and parameters per round, moment, changes); default: from
+    /// the clock. Always printed, so that a run can be replayed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The engine's EMAG_API_TIMEOUT in seconds; stalls last 2 s longer.
+    #[arg(long, default_value_t = 1.0)]
+    api_timeout: f64,
+    /// Milliseconds the simulator adds to every answer.
+    #[arg(long, default_value_t = 20)]
+    latency_ms: u64,
+    /// Offers per simulated account at the start (100 per page).
+    #[arg(long, default_value_t = 450)]
+    offers: u32,
+    /// Orders per simulated account at the start.
+    #[arg(long, default_value_t = 200)]
+    orders: u32,
+    /// Keep the logs and the SQLite file even when every check passes (they, and the
+    /// private PostgreSQL cluster, are always kept when one fails).
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> u8 {
+    // PostgreSQL restarts are the point: the harness's own connections noticing them are not
+    // news.
+    init_logging("warn,sqlx=error");
+    match Box::pin(chaos_rounds(&args)).await {
+        Ok(passed) => u8::from(!passed),
+        Err(e) => {
+            eprintln!("error: bench chaos could not complete: {e:#}");
+            1
+        }
+    }
+}
+
+async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
+    let exe = emag_sync_exe()?;
+    let seed = args.seed.unwrap_or_else(rng::seed_from_clock);
+    if !(args.api_timeout > 0.0 && args.api_timeout <= 60.0) {
+        anyhow::bail!(
+            "--api-timeout: {} is not within (0, 60] seconds",
+            args.api_timeout
+        );
+    }
+    let mut backends = Vec::new();
+    for name in &args.backends {
+        backends.push(match name.trim() {
+            "sqlite" => BackendKind::Sqlite,
+            "postgres" => BackendKind::Postgres,
+            other => anyhow::bail!("--backends: {other:?} is not sqlite or postgres"),
+        });
+    }
+    let mut only = Vec::new();
+    for name in &args.faults {
+        match FaultKind::parse(name) {
+            Some(f) => only.push(f),
+            None => anyhow::bail!("--faults: {name:?} is not a fault (see --help)"),
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("emag-sync-chaos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    eprintln!(
+        "chaos: {} round(s) per backend on {}, seed {seed}, API timeout {} s, latency {} ms, logs in {}",
+        args.rounds,
+        args.backends.join(", "),
+        args.api_timeout,
+        args.latency_ms,
+        dir.display()
+    );
+    let mut opts = Options::new(exe, backends, dir.clone());
+    opts.rounds = args.rounds;
+    opts.only = only;
+    opts.seed = seed;
+    opts.api_timeout = Duration::from_secs_f64(args.api_timeout);
+    opts.latency = Duration::from_millis(args.latency_ms);
+    opts.offers = args.offers;
+    opts.orders = args.orders;
+    opts.verbose = true;
+    let report = chaos::run(&opts).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("writing the JSON report")?
+        );
+    } else {
+        print!("{}", report.markdown());
+    }
+    let passed = report.passed();
+    if passed && !args.keep {
+        remove_dir(&dir);
+    } else {
+        eprintln!(
+            "chaos: kept for inspection: logs and the SQLite file in {}",
+            dir.display()
+        );
+    }
+    if !passed {
+        eprintln!("bench chaos FAILED: {}", report.failures.join("; "));
+    }
+    Ok(passed)
+}
+
+fn remove_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!("warning: cannot remove {}: {e}", dir.display());
+    }
+}
