@@ -543,12 +543,11 @@ impl Config {
 
 /// What is wrong with a `.env` file, by line number and variable name only: dotenvy's own
 /// message quotes the line — and an unclosed quote everything after it — so a password would
-/// be printed.
-fn dotenv_error(path: &Path, e: &dotenvy::Error) -> String {
+/// be printed. `content` is the file's text.
+fn dotenv_error(content: &str, e: &dotenvy::Error) -> String {
     let dotenvy::Error::LineParse(text, _) = e else {
         return format!("cannot read: {e}");
     };
-    let content = std::fs::read_to_string(path).unwrap_or_default();
     let line = content
         .find(text.as_str())
         .map(|at| content[..at].matches('\n').count() + 1);
@@ -605,33 +604,14 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
     let mut vars = HashMap::new();
     let path = dotenv.unwrap_or(Path::new(".env"));
     if path.exists() {
-        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+        let content = std::fs::read(path).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
                 variable: path.display().to_string(),
                 problem: format!("cannot read: {e}"),
-                fix: "make the file readable or remove it".into(),
+                fix: "make it a readable text file, or give another with --env-file".into(),
             }])
         })?;
-        for item in iter {
-            match item {
-                Ok((k, v)) => {
-                    vars.insert(k, v);
-                }
-                Err(e) => {
-                    let fix = if matches!(e, dotenvy::Error::LineParse(..)) {
-                        "write one NAME=value per line; quote a value with spaces, and close \
-                         every quote"
-                    } else {
-                        "make it a readable text file in UTF-8, or give another with --env-file"
-                    };
-                    return Err(ConfigErrors(vec![ConfigProblem {
-                        variable: path.display().to_string(),
-                        problem: dotenv_error(path, &e),
-                        fix: fix.into(),
-                    }]));
-                }
-            }
-        }
+        vars = parse_dotenv(&path.display().to_string(), &content)?;
     } else if dotenv.is_some() {
         return Err(ConfigErrors(vec![ConfigProblem {
             variable: path.display().to_string(),
@@ -642,6 +622,33 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
     for (k, v) in std::env::vars() {
         if k.starts_with("EMAG_") || k == "DATABASE_URL" {
             vars.insert(k, v);
+        }
+    }
+    Ok(vars)
+}
+
+/// The variables of a `.env` file whose bytes are `content`; `file` names it in problems.
+/// A problem names the file, the line and the variable, never a value.
+pub fn parse_dotenv(file: &str, content: &[u8]) -> Result<HashMap<String, String>, ConfigErrors> {
+    let mut vars = HashMap::new();
+    for item in dotenvy::from_read_iter(content) {
+        match item {
+            Ok((k, v)) => {
+                vars.insert(k, v);
+            }
+            Err(e) => {
+                let fix = if matches!(e, dotenvy::Error::LineParse(..)) {
+                    "write one NAME=value per line; quote a value with spaces, and close \
+                     every quote"
+                } else {
+                    "make it a readable text file in UTF-8, or give another with --env-file"
+                };
+                return Err(ConfigErrors(vec![ConfigProblem {
+                    variable: file.to_owned(),
+                    problem: dotenv_error(&String::from_utf8_lossy(content), &e),
+                    fix: fix.into(),
+                }]));
+            }
         }
     }
     Ok(vars)

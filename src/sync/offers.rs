@@ -114,7 +114,7 @@ fn eans(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The row of offer `raw`, whose content hash is `hash` (see [`content_hash`]).
-fn to_row(raw: &str, hash: i64) -> Result<(u32, OfferRow), Odd> {
+pub(crate) fn to_row(raw: &str, hash: i64) -> Result<(u32, OfferRow), Odd> {
     let f: OfferFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "offer", &e))?;
     let id = u32::try_from(f.id)
         .map_err(|_| Odd::new(&f.id, format!("offer id {} is out of range", f.id)))?;

@@ -81,7 +81,7 @@ struct LineFields {
     status: Option<Value>,
 }
 
-fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
+pub(crate) fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
     let f: OrderFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "order", &e))?;
     let id = i64::try_from(f.id)
         .map_err(|_| Odd::new(&f.id, format!("order id {} is out of range", f.id)))?;

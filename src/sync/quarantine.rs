@@ -10,7 +10,7 @@ use super::{content_hash, SyncContext, SyncError};
 
 /// Why one item could not be decoded, in our words: nothing of the item's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Odd {
+pub struct Odd {
     /// The item's id as sent, when there is one.
     pub item_id: Option<String>,
     pub reason: String,

@@ -33,7 +33,7 @@ fn reread_key(t: OrderType) -> String {
     format!("returns.reread_after.type{}", t.code())
 }
 
-fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
+pub(crate) fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
     let v: Value = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "return", &e))?;
     let emag_id = int(v.get("emag_id"))
         .or_else(|| int(v.get("id")))

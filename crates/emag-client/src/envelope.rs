@@ -116,8 +116,8 @@ fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
-/// Decodes an answer with HTTP `status` (429 is handled by the caller).
-pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
+/// Decodes an answer with HTTP `status` (429 and 3xx are handled by the caller before).
+pub fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
     let parsed: Result<RawEnvelope<'_>, _> = serde_json::from_slice(body);
     let env = match parsed {
         Ok(env) => env,
@@ -205,7 +205,7 @@ fn raw_null() -> Box<RawValue> {
 }
 
 /// Reads `results` as a list of raw items; an object keyed by id is accepted as its values.
-pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
+pub fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
     let malformed = |why: String| EmagError::Malformed {
         status: 200,
         excerpt: why,
@@ -242,7 +242,7 @@ pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>,
 }
 
 /// Reads a `…/count` answer: `{"noOfItems": "38", "noOfPages": "1", "itemsPerPage": "100"}`.
-pub(crate) fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
+pub fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
     let value: Value = serde_json::from_str(results.get()).map_err(|e| EmagError::Malformed {
         status: 200,
         excerpt: format!("count answer unreadable: {e}"),
