@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use domain::{OrderType, QuarantineKind, SyncKind};
+use domain::{storable_text, OrderType, QuarantineKind, SyncKind};
 use emag_client::PageLoop;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReturnRow};
@@ -46,7 +46,10 @@ pub(crate) fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
         order_id: int(v.get("order_id")),
         rma_type: int(v.get("type")).or(Some(asked.code())),
         status: int(v.get("request_status")),
-        date: v.get("date").and_then(Value::as_str).map(str::to_owned),
+        date: v
+            .get("date")
+            .and_then(Value::as_str)
+            .map(|d| storable_text(d.to_owned())),
         data: raw.to_owned(),
         content_hash: content_hash(raw),
     })
