@@ -54,20 +54,22 @@ const PERSONAL_KEYS: &[&str] = &[
     "locker_name",
 ];
 
+/// Shapes of customer data; `{}` is where the mark goes. Quotes, backslashes and backticks
+/// around the mark: a rule that strips quoted values but stops at an escaped quote shows it.
 const SHAPES: &[&str] = &[
-    "Ana Pop",
-    "Ion \"Nelu\" Popescu",
-    "Str. Lalelelor 3\\B",
-    "Șoseaua Ștefan cel Mare 12, București",
-    "O'Brien `Ltd`",
-    "0722 123 456",
-    "a\tb\nc",
+    "Ana Pop {}",
+    "Ion \"{}\" Popescu",
+    "Str. Lalelelor 3\\{} B",
+    "Șoseaua Ștefan cel Mare 12, {} București",
+    "O'Brien `{}` Ltd",
+    "0722 123 456 {}",
+    "a\tb\n{}",
 ];
 
 /// A text canary `n` in one of the tricky shapes.
 pub fn text(rng: &mut ChaCha8Rng, n: u32) -> String {
-    let shape = SHAPES.choose(rng).copied().unwrap_or("Ana Pop");
-    format!("{shape} {TEXT_MARK}{n:04}")
+    let shape = SHAPES.choose(rng).copied().unwrap_or("Ana Pop {}");
+    shape.replace("{}", &format!("{TEXT_MARK}{n:04}"))
 }
 
 /// Replaces the personal values of `tree` by canaries; phones sometimes as JSON numbers.

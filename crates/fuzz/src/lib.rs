@@ -172,6 +172,10 @@ impl Report {
     }
 }
 
+/// The stack a run needs: inputs nest thousands of levels deep (the decoders stop at 128, the
+/// mutator's own trees do not), so runs go on a thread with this much room.
+pub const STACK_SIZE: usize = 256 << 20;
+
 /// Examples kept per kind of finding.
 const EXAMPLES: usize = 3;
 /// Inputs the pool holds at most (beyond, a new one replaces an old one).

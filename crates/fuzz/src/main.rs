@@ -104,7 +104,18 @@ fn main() -> ExitCode {
     }
     let mut failed = false;
     for target in targets(args.target) {
-        match emag_fuzz::run(target, args.cases, args.seed, &corpus) {
+        let corpus = corpus.clone();
+        let run = std::thread::Builder::new()
+            .name(target.name().into())
+            .stack_size(emag_fuzz::STACK_SIZE)
+            .spawn(move || emag_fuzz::run(target, args.cases, args.seed, &corpus))
+            .map_err(anyhow::Error::from)
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("the run's thread panicked"))
+            })
+            .and_then(|r| r);
+        match run {
             Ok(report) => {
                 failed |= report.failed();
                 if args.json {

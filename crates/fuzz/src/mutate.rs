@@ -104,7 +104,7 @@ pub fn interesting_string(rng: &mut ChaCha8Rng) -> String {
         "offers",
         "<script>alert(1)</script>",
         "%00",
-        "${EMAG_API_PASSWORD}",
+        "${EMAG_API_TIMEOUT}",
         "$HOME",
     ];
     match rng.gen_range(0..10) {

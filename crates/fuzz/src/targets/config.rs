@@ -243,22 +243,54 @@ fn is_secret(name: &str) -> bool {
 }
 
 /// Judges `Config::from_vars(vars)`.
+/// Whether a value shows it took in other lines of a `.env` file (a line break, or `NAME=`
+/// of one of our variables): the configuration can tell, and must not show it.
+fn took_in_lines(value: &str) -> bool {
+    value.contains(['\n', '\r'])
+        || ["EMAG_", "DATABASE_URL="].iter().any(|start| {
+            value.match_indices(start).any(|(at, _)| {
+                let rest = &value[at..];
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                    .unwrap_or(rest.len());
+                rest[len..].starts_with('=')
+            })
+        })
+}
+
 fn judge_config(out: &mut Outcome, vars: &HashMap<String, String>) {
-    // A secret moved into another variable's value (a .env line joined to the one before)
-    // may be quoted as that variable's bad value: not a leak the parser can know of.
-    let secrets_only_in_secrets = vars.iter().all(|(k, v)| is_secret(k) || !secret_in(v));
+    // A secret that ended up inside another variable's value where nothing shows it (a line
+    // break lost and part of the next name with it: `EMAG_API_TIMEOUT=30ELEGRAM_BOT_TOKEN=…`)
+    // is that variable's value to the parser, and quoting a bad value is the rule. Where the
+    // value shows it took in other lines, the secret must stay hidden.
+    let secrets_unrecognisable = vars
+        .iter()
+        .any(|(k, v)| !is_secret(k) && secret_in(v) && !took_in_lines(v));
     match Config::from_vars(vars) {
         Err(ConfigErrors(problems)) => {
-            let mut names: Vec<&str> = problems.iter().map(|p| p.variable.as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
+            // By each problem's variable and the first words of what is wrong (values left
+            // out): a new kind of problem is an outcome, a new combination of them is not.
+            let mut kinds: Vec<String> = problems
+                .iter()
+                .map(|p| {
+                    let words: String = p
+                        .problem
+                        .split_whitespace()
+                        .skip(1)
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    format!("{} {}", p.variable, shape(&words, 30))
+                })
+                .collect();
+            kinds.sort_unstable();
+            kinds.dedup();
             out.signature.push_str(&format!(
-                " {} problems: {}",
-                problems.len().min(3),
-                shape(&names.join(","), 60)
+                " problem {}",
+                kinds.first().cloned().unwrap_or_default()
             ));
             for p in &problems {
-                if secrets_only_in_secrets && secret_in(&p.to_string()) {
+                if !secrets_unrecognisable && secret_in(&p.to_string()) {
                     out.problems.push(Problem::new(
                         "secret in a configuration problem",
                         p.to_string(),
@@ -591,7 +623,7 @@ fn break_lines(rng: &mut ChaCha8Rng, bytes: &[u8]) -> Vec<u8> {
             lines[at] = line
                 .split_once('=')
                 .map(|(_, v)| v.to_owned())
-                .unwrap_or(line)
+                .unwrap_or(line);
         }
         // Two lines joined.
         4 if at + 1 < lines.len() => {
@@ -607,15 +639,16 @@ fn break_lines(rng: &mut ChaCha8Rng, bytes: &[u8]) -> Vec<u8> {
                 [
                     "\\",
                     "\\n",
-                    "${EMAG_API_PASSWORD}",
-                    "$EMAG_API_PASSWORD",
+                    // Not a password's: a value that asks for one by name gets it.
+                    "${EMAG_API_TIMEOUT}",
+                    "$HOME",
                     "${",
                     " # comment",
                     "\\\""
                 ]
                 .choose(rng)
                 .unwrap_or(&"\\")
-            )
+            );
         }
         // The line twice.
         7 => lines.insert(at, line),

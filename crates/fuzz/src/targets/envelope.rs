@@ -15,6 +15,7 @@ use emag_client::{
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{show_bytes, Pool};
@@ -28,22 +29,25 @@ const STATUSES: &[u16] = &[
     500, 501, 502, 503, 504, 520, 599, 600, 999,
 ];
 
-/// Whether `body` reads as JSON to a person (its first non-blank character opens one).
+/// Whether `body` reads as JSON to a person (its first non-blank character opens one; a
+/// byte-order mark before it changes nothing).
 fn looks_like_json(body: &[u8]) -> bool {
     String::from_utf8_lossy(body)
-        .trim_start()
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
         .starts_with(['{', '['])
 }
 
-/// The text of eMAG's own message fields of `body` (where a canary may legitimately be).
+/// The text of eMAG's own message fields of `body` (where a canary may legitimately be), as
+/// sent (raw: the rest of the body may be nested past what a `Value` holds).
 fn message_fields(body: &[u8]) -> String {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let Ok(map) = serde_json::from_slice::<std::collections::BTreeMap<String, Box<RawValue>>>(body)
+    else {
         return String::new();
     };
-    ["messages", "errors", "message"]
-        .iter()
-        .filter_map(|k| map.get(*k))
-        .map(Value::to_string)
+    map.iter()
+        .filter(|(k, _)| ["messages", "errors", "message"].contains(&k.as_str()))
+        .map(|(_, v)| v.get())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -70,10 +74,27 @@ fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
+/// An outcome by its kind: the error's variant and our own words, never the excerpt of a
+/// body (every garbage body would be an outcome of its own and churn the pool).
 fn signature_of<T>(r: &Result<T, EmagError>, ok: impl FnOnce(&T) -> String) -> String {
+    const OURS: [&str; 6] = [
+        "a JSON",
+        "answer without",
+        "results",
+        "unexpected",
+        "count answer",
+        "(empty",
+    ];
     match r {
         Ok(v) => format!("ok {}", ok(v)),
-        Err(e) => format!("{} {}", e.class(), shape(&e.to_string(), 70)),
+        Err(EmagError::Malformed { excerpt, .. }) => {
+            if OURS.iter().any(|p| excerpt.starts_with(p)) {
+                format!("malformed {}", shape(excerpt, 60))
+            } else {
+                "malformed text".to_owned()
+            }
+        }
+        Err(e) => format!("{} {}", e.class(), e.emag_messages().len().min(3)),
     }
 }
 
@@ -196,7 +217,7 @@ impl Harness for Envelope {
     }
 }
 
-fn check_results(out: &mut Outcome, results: &serde_json::value::RawValue, parsed: Option<&Value>) {
+fn check_results(out: &mut Outcome, results: &RawValue, parsed: Option<&Value>) {
     let expected = match parsed.map(|v| v.get("results")) {
         None => None,
         Some(None | Some(Value::Null)) => Some(0),
@@ -275,11 +296,8 @@ fn pages_asked(count: Count, limit: u32) -> Option<u32> {
         }
         let items: Vec<emag_client::RawItem> = (0..100)
             .map(|i| {
-                serde_json::value::RawValue::from_string(format!(
-                    r#"{{"id":{}}}"#,
-                    u64::from(number) * 100 + i
-                ))
-                .unwrap_or_else(|_| unreachable!("an object is JSON"))
+                RawValue::from_string(format!(r#"{{"id":{}}}"#, u64::from(number) * 100 + i))
+                    .unwrap_or_else(|_| unreachable!("an object is JSON"))
             })
             .collect();
         let mut page = Page {
@@ -302,9 +320,9 @@ impl Harness for CountTarget {
     }
 
     fn execute(&mut self, body: &Vec<u8>) -> Outcome {
-        let count = decode_answer(200, body).and_then(|env| {
+        let count = decode_answer(200, body).map(|env| {
             let count = results_as_count(&env.results);
-            Ok((count, env.results))
+            (count, env.results)
         });
         let (count, results) = match count {
             Ok((count, results)) => (count, Some(results)),

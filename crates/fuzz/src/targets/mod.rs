@@ -69,7 +69,7 @@ impl Pool {
         let donor_bytes: [&[u8]; 1] = [&donor.bytes];
         let bytes = match (&entry.tree, rng.gen_range(0..10)) {
             (Some(tree), 0..=8) => {
-                let donors = donor.tree.as_ref().map(std::slice::from_ref).unwrap_or(&[]);
+                let donors = donor.tree.as_slice();
                 mutate::mutate_json(rng, tree, donors, &donor_bytes)
             }
             _ => {
@@ -91,10 +91,11 @@ impl Entry {
     }
 }
 
-/// `bytes` for a finding: text when UTF-8, escaped; bytes otherwise.
+/// `bytes` for a finding: a JSON string when UTF-8 (to paste into a test), escaped bytes
+/// otherwise.
 pub(crate) fn show_bytes(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
-        Ok(text) => format!("{text:?}"),
+        Ok(text) => serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}")),
         Err(_) => format!("b\"{}\"", bytes.escape_ascii()),
     }
 }

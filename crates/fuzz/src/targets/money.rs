@@ -129,7 +129,7 @@ impl Harness for MoneyTarget {
                 (Ok(m), Some(d)) => {
                     out.check(m.0 == d, "money disagrees with rust_decimal", || {
                         format!("{literal} read as {m}, exactly {d}")
-                    })
+                    });
                 }
                 (Ok(m), None) => out.problems.push(Problem::new(
                     "money rounded silently",
