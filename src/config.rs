@@ -134,7 +134,7 @@ impl CronSpec {
                 ))
             }
         };
-        <cron::Schedule as std::str::FromStr>::from_str(&expr).map_err(|e| {
+        let schedule = <cron::Schedule as std::str::FromStr>::from_str(&expr).map_err(|e| {
             // The cron crate's message repeats the expression over several lines with a
             // caret under the fault; its last line says what is wrong.
             let text = e.to_string();
@@ -146,10 +146,15 @@ impl CronSpec {
                 .to_owned();
             format!("{expr:?} is not a cron expression: {reason}")
         })?;
-        Ok(CronSpec {
-            expr,
-            zone: parse_zone(zone)?,
-        })
+        let zone = parse_zone(zone)?;
+        // A schedule of a day that does not exist (30 February, 31 April) or of past years
+        // only parses, and then never runs anything, silently (found by the fuzzer, issue 11).
+        if schedule.upcoming(zone).next().is_none() {
+            return Err(format!(
+                "{expr:?} never fires: no such day in any month it names, or only years that are past"
+            ));
+        }
+        Ok(CronSpec { expr, zone })
     }
 }
 
@@ -494,10 +499,42 @@ impl Config {
 
     /// Parses a configuration from variables (for tests and embedding).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+        // A value that took in other lines is refused unread and never shown: a quote opened
+        // on its line and closed lines later (or a lost line break) puts the lines between
+        // into it — other variables, their passwords among them — and a problem quoting the
+        // value printed them (found by the fuzzer, issue 11).
+        let swallowed: Vec<&String> = vars
+            .iter()
+            .filter(|(_, v)| holds_other_lines(v))
+            .map(|(k, _)| k)
+            .collect();
+        let kept: HashMap<String, String>;
+        let vars = if swallowed.is_empty() {
+            vars
+        } else {
+            kept = vars
+                .iter()
+                .filter(|(k, _)| !swallowed.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            &kept
+        };
         let mut p = Parser {
             vars,
             problems: Vec::new(),
+            probe: None,
+            probed: std::cell::Cell::new(false),
         };
+        let mut names: Vec<&String> = swallowed;
+        names.sort();
+        for name in names {
+            p.problem(
+                name,
+                "its value runs over several lines or holds another variable's line (a quote \
+                 opened and closed lines later, or a lost line break); the value is not shown",
+                "close each quote on the line it opens, one NAME=value per line",
+            );
+        }
         let config = p.config();
         if p.problems.is_empty() {
             Ok(config)
@@ -543,29 +580,31 @@ impl Config {
 
 /// What is wrong with a `.env` file, by line number and variable name only: dotenvy's own
 /// message quotes the line — and an unclosed quote everything after it — so a password would
-/// be printed.
-fn dotenv_error(path: &Path, e: &dotenvy::Error) -> String {
+/// be printed. `content` is the file's text.
+fn dotenv_error(content: &str, e: &dotenvy::Error) -> String {
     let dotenvy::Error::LineParse(text, _) = e else {
         return format!("cannot read: {e}");
     };
-    let content = std::fs::read_to_string(path).unwrap_or_default();
     let line = content
         .find(text.as_str())
         .map(|at| content[..at].matches('\n').count() + 1);
     // The name from the file's own line: dotenvy's text may start inside the value. A line
-    // without `=` (`EMAG_API_PASSWORD secret`) is named by its first word only when that is
-    // one of our names: a line holding only a password must not have it shown as a name.
+    // without `=` (`EMAG_API_PASSWORD secret`) is named by its first word. Either is shown
+    // only when it is a name emag-sync reads: a line holding only a password (`abc==`) must
+    // not have it shown as a name, nor one whose `=` was lost between name and value
+    // (`EMAG_API_PASSWORDsecret`, found by the fuzzer, issue 11).
     let name = line
         .and_then(|n| content.lines().nth(n - 1))
         .map(|l| l.trim_start().trim_start_matches("export "))
         .and_then(|l| match l.split_once('=') {
             Some((name, _)) => Some(name.trim()),
-            None => l
-                .split_whitespace()
-                .next()
-                .filter(|w| w.starts_with("EMAG_") || *w == "DATABASE_URL"),
+            None => l.split_whitespace().next(),
         })
-        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && is_variable_name(n)
+        });
     match (line, name) {
         (Some(line), Some(name)) => format!("line {line} ({name}) cannot be parsed"),
         (Some(line), None) => format!("line {line} cannot be parsed"),
@@ -605,33 +644,14 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
     let mut vars = HashMap::new();
     let path = dotenv.unwrap_or(Path::new(".env"));
     if path.exists() {
-        let iter = dotenvy::from_path_iter(path).map_err(|e| {
+        let content = std::fs::read(path).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
                 variable: path.display().to_string(),
                 problem: format!("cannot read: {e}"),
-                fix: "make the file readable or remove it".into(),
+                fix: "make it a readable text file, or give another with --env-file".into(),
             }])
         })?;
-        for item in iter {
-            match item {
-                Ok((k, v)) => {
-                    vars.insert(k, v);
-                }
-                Err(e) => {
-                    let fix = if matches!(e, dotenvy::Error::LineParse(..)) {
-                        "write one NAME=value per line; quote a value with spaces, and close \
-                         every quote"
-                    } else {
-                        "make it a readable text file in UTF-8, or give another with --env-file"
-                    };
-                    return Err(ConfigErrors(vec![ConfigProblem {
-                        variable: path.display().to_string(),
-                        problem: dotenv_error(path, &e),
-                        fix: fix.into(),
-                    }]));
-                }
-            }
-        }
+        vars = parse_dotenv(&path.display().to_string(), &content)?;
     } else if dotenv.is_some() {
         return Err(ConfigErrors(vec![ConfigProblem {
             variable: path.display().to_string(),
@@ -647,13 +667,100 @@ pub fn gather_vars(dotenv: Option<&Path>) -> Result<HashMap<String, String>, Con
     Ok(vars)
 }
 
+/// The variables of a `.env` file whose bytes are `content`; `file` names it in problems.
+/// A problem names the file, the line and the variable, never a value.
+pub fn parse_dotenv(file: &str, content: &[u8]) -> Result<HashMap<String, String>, ConfigErrors> {
+    // Editors on Windows save a byte-order mark first; dotenvy would take it for part of the
+    // first name and refuse the line (found by the fuzzer, issue 11).
+    let content = content.strip_prefix(b"\xef\xbb\xbf").unwrap_or(content);
+    let mut vars = HashMap::new();
+    for item in dotenvy::from_read_iter(content) {
+        match item {
+            Ok((k, v)) => {
+                vars.insert(k, v);
+            }
+            Err(e) => {
+                let fix = if matches!(e, dotenvy::Error::LineParse(..)) {
+                    "write one NAME=value per line; quote a value with spaces, and close \
+                     every quote"
+                } else {
+                    "make it a readable text file in UTF-8, or give another with --env-file"
+                };
+                return Err(ConfigErrors(vec![ConfigProblem {
+                    variable: file.to_owned(),
+                    problem: dotenv_error(&String::from_utf8_lossy(content), &e),
+                    fix: fix.into(),
+                }]));
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// Whether `value` took in other lines of a `.env` file: it runs over several lines, or holds
+/// `NAME=` of one of our variables.
+fn holds_other_lines(value: &str) -> bool {
+    if value.contains(['\n', '\r']) {
+        return true;
+    }
+    ["EMAG_", "DATABASE_URL="].iter().any(|start| {
+        value.match_indices(start).any(|(at, _)| {
+            let rest = &value[at..];
+            let name_len = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[name_len..].starts_with('=')
+        })
+    })
+}
+
+/// Whether emag-sync reads a variable named `name`: a `.env` problem may show such a word of
+/// a broken line; any other word may be a value (a password whose `=` was lost).
+pub fn is_variable_name(name: &str) -> bool {
+    let mut vars = HashMap::from([(name.to_owned(), "x".to_owned())]);
+    // Account variables are read for configured accounts only: every account `name` could
+    // belong to (`EMAG_SHOP2_SYNC_CRON` → SHOP2, SHOP2_SYNC), and MAIN, is configured.
+    let mut prefixes = vec!["EMAG_API".to_owned()];
+    prefixes.extend(
+        name.match_indices('_')
+            .map(|(at, _)| name[..at].to_owned())
+            .filter(|p| p.len() > "EMAG_".len() && p.starts_with("EMAG_")),
+    );
+    for prefix in prefixes {
+        let middle = prefix.strip_prefix("EMAG_").unwrap_or(&prefix);
+        let prefix = if middle == "API" {
+            prefix.clone()
+        } else {
+            format!("{prefix}_API")
+        };
+        for suffix in ["USERNAME", "PASSWORD"] {
+            vars.entry(format!("{prefix}_{suffix}"))
+                .or_insert_with(|| "x".to_owned());
+        }
+    }
+    let mut p = Parser {
+        vars: &vars,
+        problems: Vec::new(),
+        probe: Some(name),
+        probed: std::cell::Cell::new(false),
+    };
+    p.config();
+    p.probed.get()
+}
+
 struct Parser<'a> {
     vars: &'a HashMap<String, String>,
     problems: Vec<ConfigProblem>,
+    /// A name [`is_variable_name`] asks about, and whether it was read.
+    probe: Option<&'a str>,
+    probed: std::cell::Cell<bool>,
 }
 
 impl Parser<'_> {
     fn get(&self, name: &str) -> Option<&str> {
+        if self.probe == Some(name) {
+            self.probed.set(true);
+        }
         self.vars
             .get(name)
             .map(|v| v.trim())
@@ -1836,6 +1943,101 @@ mod tests {
         .expect_err("invalid");
         assert_eq!(err.0[0].variable, "EMAG_MAIN_SYNC_CRON");
         assert!(CronSpec::parse("0 3 * * *", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn a_cron_schedule_that_never_fires_is_refused_at_load() {
+        // Found by the fuzzer (issue 11): these parsed, and the schedule never ran.
+        for expr in [
+            "0 0 30 2 *",
+            "0 0 31 4 *",
+            "0 0 31 2 Mon",
+            "0 0 0 1 1 * 2025",
+        ] {
+            let err = Config::from_vars(&vars(&[
+                ("EMAG_API_USERNAME", "m"),
+                ("EMAG_API_PASSWORD", "p"),
+                ("EMAG_MAIN_SYNC_CRON", expr),
+            ]))
+            .expect_err(expr);
+            assert_eq!(err.0[0].variable, "EMAG_MAIN_SYNC_CRON", "{expr}");
+            assert!(err.0[0].problem.contains("never fires"), "{}", err.0[0]);
+        }
+        // 29 February fires, every four years.
+        assert!(CronSpec::parse("0 0 29 2 *", "Europe/Bucharest").is_ok());
+    }
+
+    #[test]
+    fn a_dotenv_file_with_a_byte_order_mark_reads_like_one_without() {
+        // Found by the fuzzer (issue 11): line 1 was refused as unparseable.
+        let plain = b"EMAG_API_USERNAME=m\nEMAG_API_PASSWORD=p\n";
+        let mut marked = b"\xef\xbb\xbf".to_vec();
+        marked.extend_from_slice(plain);
+        let read = parse_dotenv(".env", &marked).expect("a .env with a BOM");
+        assert_eq!(read, parse_dotenv(".env", plain).expect("a .env"));
+        assert_eq!(read.get("EMAG_API_USERNAME").map(String::as_str), Some("m"));
+    }
+
+    #[test]
+    fn a_dotenv_line_whose_name_and_value_run_together_is_named_by_its_number_only() {
+        // Found by the fuzzer (issue 11): the `=` lost, the first word was name and password.
+        let secret = "s3cretVALUE42";
+        for line in [
+            format!("EMAG_API_PASSWORD{secret}"),
+            format!("EMAG_API_PASSWORD{secret} \"x"),
+        ] {
+            let text = format!("EMAG_API_USERNAME=m\n{line}\n");
+            let err = parse_dotenv(".env", text.as_bytes()).expect_err(&line);
+            let shown = err.to_string();
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("line 2"), "{shown}");
+        }
+        // With a space, the name is ours and shown; a password alone on its line is not.
+        let err = parse_dotenv(".env", format!("EMAG_API_PASSWORD {secret}\n").as_bytes())
+            .expect_err("no =");
+        assert!(err.to_string().contains("(EMAG_API_PASSWORD)"), "{err}");
+        assert!(!err.to_string().contains(secret), "{err}");
+        for line in ["s3cretVALUE42==\"x", "EMAG_FBE_API_PASSWORD='x"] {
+            let err = parse_dotenv(".env", format!("{line}\n").as_bytes()).expect_err(line);
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        assert!(is_variable_name("EMAG_FBE_API_PASSWORD") && is_variable_name("DATABASE_URL"));
+        assert!(is_variable_name("EMAG_SHOP2_SYNC_CRON") && is_variable_name("EMAG_API_TIMEOUT"));
+        assert!(!is_variable_name("EMAG_API_PASSWORDs3cret") && !is_variable_name("s3cret"));
+    }
+
+    #[test]
+    fn a_value_that_took_in_other_lines_is_refused_and_never_shown() {
+        // Found by the fuzzer (issue 11): a quote left open on DATABASE_URL's line took the
+        // next lines into its value, and the problem about the URL printed them, a password
+        // among them; two lines run together did the same for a number.
+        let secret = "s3cretPW42";
+        for (name, value) in [
+            (
+                "DATABASE_URL",
+                format!("postgres://emag@db/emag\nEMAG_SMTP_HOST=x\nEMAG_API_PASSWORD={secret}\n"),
+            ),
+            ("EMAG_API_TIMEOUT", format!("30EMAG_API_PASSWORD={secret}")),
+            ("EMAG_MAIN_SYNC_TYPES", format!("full\r\n{secret}")),
+        ] {
+            let err = Config::from_vars(&vars(&[
+                ("EMAG_API_USERNAME", "m"),
+                ("EMAG_API_PASSWORD", "p"),
+                (name, value.as_str()),
+            ]))
+            .expect_err(name);
+            let shown = err.to_string();
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(
+                err.0
+                    .iter()
+                    .any(|p| p.variable == name && p.problem.contains("several lines")),
+                "{shown}"
+            );
+        }
+        // An `=` in a value is not another line.
+        assert!(!holds_other_lines("postgres://db/emag?options=-c%20x"));
+        assert!(!holds_other_lines("abc=="));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! globals or the environment.
 
 pub mod encoding;
+pub mod items;
 mod offers;
 mod orders;
 mod quarantine;

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{AttentionCause, QuarantineKind, RunCounts, SyncKind};
-use emag_client::{Count, EmagError, Money, Page, PageLoop};
+use domain::{storable_text, AttentionCause, QuarantineKind, RunCounts, SyncKind};
+use emag_client::{Count, EmagError, Money, Object, Page, PageLoop};
 use roaring::RoaringBitmap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -90,12 +90,13 @@ pub(crate) fn int(v: Option<&Value>) -> Option<i64> {
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_owned),
-        other => Some(other.to_string()),
-    }
+    let text = match v? {
+        Value::String(s) => s.clone(),
+        Value::Null => return None,
+        Value::Object(o) => o.get("name").and_then(Value::as_str)?.to_owned(),
+        other => other.to_string(),
+    };
+    Some(storable_text(text))
 }
 
 fn eans(v: Option<&Value>) -> Vec<String> {
@@ -114,20 +115,21 @@ fn eans(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The row of offer `raw`, whose content hash is `hash` (see [`content_hash`]).
-fn to_row(raw: &str, hash: i64) -> Result<(u32, OfferRow), Odd> {
-    let f: OfferFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "offer", &e))?;
+pub(crate) fn to_row(raw: &str, hash: i64) -> Result<(u32, OfferRow), Odd> {
+    let Object(f): Object<OfferFields> =
+        serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "offer", &e))?;
     let id = u32::try_from(f.id)
         .map_err(|_| Odd::new(&f.id, format!("offer id {} is out of range", f.id)))?;
     let row = OfferRow {
         id: i64::from(id),
-        part_number: f.part_number,
-        part_number_key: f.part_number_key,
-        name: f.name,
+        part_number: f.part_number.map(storable_text),
+        part_number_key: f.part_number_key.map(storable_text),
+        name: f.name.map(storable_text),
         brand: text(f.brand.as_ref()),
         status: int(f.status.as_ref()),
         sale_price: f.sale_price.map(|m| m.to_string()),
         recommended_price: f.recommended_price.map(|m| m.to_string()),
-        currency: f.currency,
+        currency: f.currency.map(storable_text),
         vat_id: int(f.vat_id.as_ref()),
         general_stock: int(f.general_stock.as_ref()),
         estimated_stock: int(f.estimated_stock.as_ref()),
@@ -765,4 +767,29 @@ async fn confirm_by_id(
             .await?;
     }
     Ok(Confirmed::Checked { gone, kept })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_that_is_a_list_is_odd_and_names_and_prices_are_kept_as_sent() {
+        // Found by the fuzzer (issue 11): `[9]` read as offer 9 (serde takes a list as the
+        // struct's fields in order); a NUL in a name failed the write on PostgreSQL only; a
+        // price of more than 15 digits came back rounded through f64.
+        for raw in ["[9]", r#"[4294967295, "PN-1"]"#] {
+            let odd = to_row(raw, 0).expect_err(raw);
+            assert!(odd.reason.contains("expected an object"), "{}", odd.reason);
+            assert_eq!(odd.item_id, None);
+        }
+        let raw = r#"{"id": 7, "name": "Cana\u0000 mare", "part_number": "\u0000",
+            "brand": {"name": "Ursus\u0000"}, "sale_price": 12345678901234567.89}"#;
+        let (id, row) = to_row(raw, 0).expect("a row");
+        assert_eq!(id, 7);
+        assert_eq!(row.name.as_deref(), Some("Cana\u{fffd} mare"));
+        assert_eq!(row.part_number.as_deref(), Some("\u{fffd}"));
+        assert_eq!(row.brand.as_deref(), Some("Ursus\u{fffd}"));
+        assert_eq!(row.sale_price.as_deref(), Some("12345678901234567.89"));
+    }
 }

@@ -17,8 +17,8 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDateTime;
-use domain::{OrderType, QuarantineKind, SyncKind};
-use emag_client::Money;
+use domain::{storable_text, OrderType, QuarantineKind, SyncKind};
+use emag_client::{Money, Object};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, OrderLineRow, OrderRow};
@@ -46,9 +46,9 @@ struct OrderFields {
     #[serde(default)]
     payment_mode_id: Option<Value>,
     #[serde(default)]
-    customer: Option<CustomerFields>,
+    customer: Option<Object<CustomerFields>>,
     #[serde(default)]
-    products: Option<Vec<LineFields>>,
+    products: Option<Vec<Object<LineFields>>>,
 }
 
 #[derive(Deserialize)]
@@ -81,8 +81,9 @@ struct LineFields {
     status: Option<Value>,
 }
 
-fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
-    let f: OrderFields = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "order", &e))?;
+pub(crate) fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
+    let Object(f): Object<OrderFields> =
+        serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "order", &e))?;
     let id = i64::try_from(f.id)
         .map_err(|_| Odd::new(&f.id, format!("order id {} is out of range", f.id)))?;
     let mut line_ids = HashSet::new();
@@ -90,7 +91,7 @@ fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
         .products
         .unwrap_or_default()
         .into_iter()
-        .map(|l| {
+        .map(|Object(l)| {
             let line_id = int(Some(&l.id))
                 .ok_or_else(|| Odd::new(&f.id, "an order line has no readable id"))?;
             if !line_ids.insert(line_id) {
@@ -102,13 +103,13 @@ fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
             Ok(OrderLineRow {
                 line_id,
                 product_id: int(l.product_id.as_ref()),
-                part_number: l.part_number,
-                name: l.name,
+                part_number: l.part_number.map(storable_text),
+                name: l.name.map(storable_text),
                 quantity: int(l.quantity.as_ref()),
                 sale_price: l.sale_price.map(|m| m.to_string()),
-                currency: l.currency,
+                currency: l.currency.map(storable_text),
                 vat: match l.vat {
-                    Some(Value::String(s)) => Some(s),
+                    Some(Value::String(s)) => Some(storable_text(s)),
                     Some(Value::Number(n)) => Some(n.to_string()),
                     _ => None,
                 },
@@ -120,11 +121,11 @@ fn to_row(raw: &str, asked: OrderType) -> Result<OrderRow, Odd> {
         id,
         order_type: int(f.order_type.as_ref()).unwrap_or(asked.code()),
         status: int(f.status.as_ref()),
-        date: f.date,
-        modified: f.modified,
+        date: f.date.map(storable_text),
+        modified: f.modified.map(storable_text),
         payment_mode_id: int(f.payment_mode_id.as_ref()),
-        customer_id: f.customer.as_ref().and_then(|c| int(c.id.as_ref())),
-        customer_name: f.customer.and_then(|c| c.name),
+        customer_id: f.customer.as_ref().and_then(|c| int(c.0.id.as_ref())),
+        customer_name: f.customer.and_then(|c| c.0.name).map(storable_text),
         data: raw.to_owned(),
         content_hash: content_hash(raw),
         lines,
@@ -481,6 +482,37 @@ mod tests {
             assert!(!odd.reason.contains("Ana"), "{}", odd.reason);
             assert!(odd.item_id.is_some(), "{why}");
         }
+    }
+
+    #[test]
+    fn an_order_a_line_or_a_customer_that_is_a_list_is_odd_not_data() {
+        // Found by the fuzzer (issue 11): serde read a list as the struct's fields in order,
+        // so `[5]` was an order with id 5 and `[-9223372036854775808]` a line with that id.
+        for raw in [
+            "[3115257165]",
+            r#"{"id": 5, "products": [[-9223372036854775808]]}"#,
+            r#"{"id": 5, "customer": [778, "Ana Pop"]}"#,
+        ] {
+            let odd = to_row(raw, OrderType::Seller).expect_err(raw);
+            assert!(
+                odd.reason.contains("expected an object"),
+                "{raw}: {}",
+                odd.reason
+            );
+            assert!(!odd.reason.contains("Ana"), "{}", odd.reason);
+        }
+    }
+
+    #[test]
+    fn names_with_nul_are_kept_with_the_replacement_character() {
+        // Found by the fuzzer (issue 11): PostgreSQL's text refuses U+0000.
+        let raw = r#"{"id": 5, "customer": {"name": "Ana\u0000Pop"},
+            "products": [{"id": 1, "name": "Cana\u0000", "vat": "0.21\u0000"}]}"#;
+        let row = to_row(raw, OrderType::Seller).expect("a row");
+        assert_eq!(row.customer_name.as_deref(), Some("Ana\u{fffd}Pop"));
+        assert_eq!(row.lines[0].name.as_deref(), Some("Cana\u{fffd}"));
+        assert_eq!(row.lines[0].vat.as_deref(), Some("0.21\u{fffd}"));
+        assert_eq!(row.data, raw, "the item itself is kept as sent");
     }
 
     #[test]

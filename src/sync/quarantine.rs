@@ -10,7 +10,7 @@ use super::{content_hash, SyncContext, SyncError};
 
 /// Why one item could not be decoded, in our words: nothing of the item's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Odd {
+pub struct Odd {
     /// The item's id as sent, when there is one.
     pub item_id: Option<String>,
     pub reason: String,
@@ -18,11 +18,17 @@ pub(crate) struct Odd {
 
 impl Odd {
     /// An item whose JSON does not have the shape we decode, with serde's reason stripped of
-    /// any quoted value (a customer's name can appear in "invalid type: string …").
+    /// every value it quotes (a customer's name in "invalid type: string …", a phone sent as
+    /// a number in "invalid type: integer `40722…`"), by the client's one rule for that.
     pub(crate) fn shape(raw: &str, what: &str, e: &serde_json::Error) -> Odd {
         Odd {
             item_id: raw_id(raw),
-            reason: format!("not a readable {what}: {}", without_values(&e.to_string())),
+            reason: format!(
+                "not a readable {what}: {} at line {} column {}",
+                emag_client::json_error_without_values(e),
+                e.line(),
+                e.column()
+            ),
         }
     }
 
@@ -34,34 +40,22 @@ impl Odd {
     }
 }
 
-/// The item's top-level `id` as text (a number of any size, or a string of digits).
+/// The item's top-level `id` as text (a number of any size, or a string of digits), when the
+/// item is an object.
 pub(crate) fn raw_id(raw: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id {
         id: Option<Value>,
     }
-    match serde_json::from_str::<Id>(raw).ok()?.id? {
+    match serde_json::from_str::<emag_client::Object<Id>>(raw)
+        .ok()?
+        .0
+        .id?
+    {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Some(s),
         _ => None,
     }
-}
-
-/// `text` with every double-quoted part replaced by `"…"`.
-fn without_values(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut quoted = false;
-    for c in text.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"…\"");
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The odd items of one run of one kind.
@@ -149,6 +143,30 @@ mod tests {
         assert_eq!(odd.item_id.as_deref(), Some("7"));
         assert!(!odd.reason.contains("Ana"), "{}", odd.reason);
         assert!(odd.reason.contains("invalid type"), "{}", odd.reason);
+    }
+
+    #[test]
+    fn a_shape_reason_quotes_no_number_and_no_text_past_an_escaped_quote() {
+        // Found by the fuzzer (issue 11): the old rule toggled at every `"` (so an escaped
+        // quote let the rest of a name through) and kept numbers in backticks (a phone).
+        for (raw, secret) in [
+            (r#"{"phone": -40721990084}"#, "40721990084"),
+            (r#"{"name": "Ion \"Nelu\" Popescu"}"#, "Nelu"),
+        ] {
+            let e =
+                serde_json::from_str::<std::collections::HashMap<String, u8>>(raw).expect_err(raw);
+            let odd = Odd::shape(raw, "order", &e);
+            assert!(!odd.reason.contains(secret), "{raw}: {}", odd.reason);
+            assert!(odd.reason.contains("line 1 column"), "{}", odd.reason);
+        }
+    }
+
+    #[test]
+    fn an_item_that_is_not_an_object_has_no_id() {
+        for raw in [r#"[5, "PN-1"]"#, r#"["42"]"#, "7", "\"x\"", "null", "true"] {
+            assert_eq!(raw_id(raw), None, "{raw}");
+        }
+        assert_eq!(raw_id(r#" {"id": 1}"#).as_deref(), Some("1"));
     }
 
     #[test]

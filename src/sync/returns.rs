@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use domain::{OrderType, QuarantineKind, SyncKind};
+use domain::{storable_text, OrderType, QuarantineKind, SyncKind};
 use emag_client::PageLoop;
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReturnRow};
@@ -33,7 +33,7 @@ fn reread_key(t: OrderType) -> String {
     format!("returns.reread_after.type{}", t.code())
 }
 
-fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
+pub(crate) fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
     let v: Value = serde_json::from_str(raw).map_err(|e| Odd::shape(raw, "return", &e))?;
     let emag_id = int(v.get("emag_id"))
         .or_else(|| int(v.get("id")))
@@ -46,7 +46,10 @@ fn to_row(raw: &str, asked: OrderType) -> Result<ReturnRow, Odd> {
         order_id: int(v.get("order_id")),
         rma_type: int(v.get("type")).or(Some(asked.code())),
         status: int(v.get("request_status")),
-        date: v.get("date").and_then(Value::as_str).map(str::to_owned),
+        date: v
+            .get("date")
+            .and_then(Value::as_str)
+            .map(|d| storable_text(d.to_owned())),
         data: raw.to_owned(),
         content_hash: content_hash(raw),
     })

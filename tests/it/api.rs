@@ -249,6 +249,8 @@ async fn runs_are_filtered_and_paged_by_id_and_bad_filters_name_their_field(kind
         ("after=-1", vec!["after"]),
         ("colour=red", vec!["colour"]),
         ("kind=x&limit=abc", vec!["kind", "limit"]),
+        // A filter given twice (found by the fuzzer, issue 11).
+        ("account=main&account=fbe", vec!["account"]),
         (
             "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
             vec!["until"],

@@ -13,6 +13,7 @@ mod daemon;
 mod faults;
 mod kill;
 mod monitor;
+mod nul_text;
 mod offers;
 mod open;
 mod orders;

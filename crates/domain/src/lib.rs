@@ -442,6 +442,17 @@ impl Lease {
     }
 }
 
+/// Text as both stores keep it: U+0000, which PostgreSQL's `text` columns refuse, becomes
+/// U+FFFD (the replacement character) — on SQLite too, so both backends hold the same. Applied
+/// where outside text enters a row (eMAG's items and messages); found by the fuzzer (issue 11).
+pub fn storable_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +522,12 @@ mod tests {
         assert!(!ErrorClass::Config.is_retryable());
         assert!(ErrorClass::Server.is_retryable());
         assert!(ErrorClass::Storage.is_retryable());
+    }
+
+    #[test]
+    fn nul_becomes_the_replacement_character_and_other_text_stays() {
+        assert_eq!(storable_text("a\0b\0".into()), "a\u{fffd}b\u{fffd}");
+        assert_eq!(storable_text("Șoseaua \u{feff}".into()), "Șoseaua \u{feff}");
     }
 
     #[test]

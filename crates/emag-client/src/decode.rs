@@ -3,7 +3,33 @@
 //! in `runs.error_message` and on the dashboard: customer names, phones and addresses must
 //! not. The errors here name the field's path and what was wrong, never the value.
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// A `T` read from a JSON object only. serde's derived structs also take a JSON list of their
+/// fields in order, so `[5, "x"]` read as an offer with id 5 (found by the fuzzer, issue 11):
+/// an item, a line or a customer that is not an object is odd, not data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(PhantomData)).map(Object)
+    }
+}
 
 /// An item or answer that did not decode: where, and what kind of problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +119,18 @@ mod tests {
         phone: Option<u64>,
         #[serde(default)]
         products: Vec<Line>,
+    }
+
+    #[test]
+    fn an_object_is_read_from_an_object_only() {
+        let o: Object<Line> = serde_json::from_str(r#"{"id": 5}"#).expect("an object");
+        assert_eq!(o.0.id, 5);
+        assert!(
+            serde_json::from_str::<Line>("[5]").is_ok(),
+            "serde's own rule"
+        );
+        let e = serde_json::from_str::<Object<Line>>("[5]").expect_err("a list");
+        assert!(e.to_string().contains("expected an object"), "{e}");
     }
 
     #[test]

@@ -44,21 +44,29 @@ const EXCERPT: usize = 300;
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.chars().count() > EXCERPT {
+    domain::storable_text(if text.chars().count() > EXCERPT {
         let cut: String = text.chars().take(EXCERPT).collect();
         format!("{cut}…")
     } else if text.is_empty() {
         "(empty body)".to_owned()
     } else {
         text.to_owned()
-    }
+    })
+}
+
+/// `body` without a leading UTF-8 byte-order mark (some proxies and editors add one).
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body)
 }
 
 /// What to show of a body that is not a valid answer: an excerpt of text or HTML (a proxy's
 /// error page); for JSON, which may carry customer data, only where it broke.
 fn unparsed_excerpt(body: &[u8], e: &serde_json::Error) -> String {
     let text = String::from_utf8_lossy(body);
-    if text.trim_start().starts_with(['{', '[']) {
+    if text
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+        .starts_with(['{', '['])
+    {
         format!(
             "a JSON body of {} bytes that does not parse: {} at line {} column {}",
             body.len(),
@@ -71,6 +79,39 @@ fn unparsed_excerpt(body: &[u8], e: &serde_json::Error) -> String {
     }
 }
 
+/// What a JSON value is, by its shape only: its type, its length, the names of an object's
+/// fields that read as field names (a key that does not, may be data).
+fn shape_of(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let names: Vec<&str> = map
+                .keys()
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= 40
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .map(String::as_str)
+                .take(10)
+                .collect();
+            format!(
+                "an object of {} field(s){}",
+                map.len(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                }
+            )
+        }
+        Value::Array(items) => format!("a list of {} item(s)", items.len()),
+        Value::String(_) => "a string".into(),
+        Value::Number(_) => "a number".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Null => "null".into(),
+    }
+}
+
 /// The names of the top-level fields of a JSON object body (never their values).
 fn top_level_keys(body: &[u8]) -> String {
     match serde_json::from_slice::<serde_json::Map<String, Value>>(body) {
@@ -80,14 +121,22 @@ fn top_level_keys(body: &[u8]) -> String {
     }
 }
 
-/// Turns one `messages`/`errors` value into readable strings.
+/// Turns one `messages`/`errors` value into readable strings (as a store can keep them).
 fn message_texts(value: Option<&Value>, out: &mut Vec<String>) {
+    let before = out.len();
+    push_message_texts(value, out);
+    for text in &mut out[before..] {
+        *text = domain::storable_text(std::mem::take(text));
+    }
+}
+
+fn push_message_texts(value: Option<&Value>, out: &mut Vec<String>) {
     match value {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => out.push(s.clone()),
         Some(Value::Array(items)) => {
             for item in items {
-                message_texts(Some(item), out);
+                push_message_texts(Some(item), out);
             }
         }
         Some(Value::Object(map)) => {
@@ -116,28 +165,43 @@ fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
-/// Decodes an answer with HTTP `status` (429 is handled by the caller).
-pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
+/// What an answer that is not an envelope becomes, by its status: `shown` says what it was.
+fn unreadable(status: u16, shown: String) -> EmagError {
+    match status {
+        500..=599 => EmagError::Server { status },
+        401 | 403 => EmagError::Unauthorized {
+            status,
+            messages: vec![shown],
+        },
+        404 => EmagError::BadUrl {
+            status,
+            excerpt: shown,
+        },
+        _ => EmagError::Malformed {
+            status,
+            excerpt: shown,
+        },
+    }
+}
+
+/// Decodes an answer with HTTP `status` (429 and 3xx are handled by the caller before).
+pub fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
+    let body = without_bom(body);
     let parsed: Result<RawEnvelope<'_>, _> = serde_json::from_slice(body);
     let env = match parsed {
-        Ok(env) => env,
-        Err(e) => {
-            return Err(match status {
-                500..=599 => EmagError::Server { status },
-                401 | 403 => EmagError::Unauthorized {
-                    status,
-                    messages: vec![unparsed_excerpt(body, &e)],
-                },
-                404 => EmagError::BadUrl {
-                    status,
-                    excerpt: unparsed_excerpt(body, &e),
-                },
-                _ => EmagError::Malformed {
-                    status,
-                    excerpt: unparsed_excerpt(body, &e),
-                },
-            })
+        // serde reads a list as the struct's fields in order: `[false, [], null, [...]]`
+        // would be a successful answer. An answer is an object.
+        Ok(_) if !body.trim_ascii_start().starts_with(b"{") => {
+            return Err(unreadable(
+                status,
+                format!(
+                    "a JSON list of {} bytes where an answer object belongs",
+                    body.len()
+                ),
+            ))
         }
+        Ok(env) => env,
+        Err(e) => return Err(unreadable(status, unparsed_excerpt(body, &e))),
     };
     let mut messages = Vec::new();
     message_texts(env.messages.as_ref(), &mut messages);
@@ -147,11 +211,17 @@ pub(crate) fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>
 
     match status {
         401 | 403 => return Err(EmagError::Unauthorized { status, messages }),
+        // A JSON 404 may carry anything in `results`: only its messages are shown.
         404 => {
+            messages.extend(errors);
             return Err(EmagError::BadUrl {
                 status,
-                excerpt: excerpt(body),
-            })
+                excerpt: if messages.is_empty() {
+                    "(a JSON answer without a message)".to_owned()
+                } else {
+                    messages.join("; ")
+                },
+            });
         }
         500..=599 => return Err(EmagError::Server { status }),
         200..=299 => {}
@@ -205,7 +275,7 @@ fn raw_null() -> Box<RawValue> {
 }
 
 /// Reads `results` as a list of raw items; an object keyed by id is accepted as its values.
-pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
+pub fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
     let malformed = |why: String| EmagError::Malformed {
         status: 200,
         excerpt: why,
@@ -242,10 +312,13 @@ pub(crate) fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>,
 }
 
 /// Reads a `…/count` answer: `{"noOfItems": "38", "noOfPages": "1", "itemsPerPage": "100"}`.
-pub(crate) fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
+pub fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
     let value: Value = serde_json::from_str(results.get()).map_err(|e| EmagError::Malformed {
         status: 200,
-        excerpt: format!("count answer unreadable: {e}"),
+        excerpt: format!(
+            "count answer unreadable: {}",
+            crate::decode::json_error_without_values(&e)
+        ),
     })?;
     // Some answers wrap the object in a one-element list.
     let obj = match &value {
@@ -259,12 +332,11 @@ pub(crate) fn results_as_count(results: &RawValue) -> Result<Count, EmagError> {
             _ => None,
         }
     };
+    // The answer may be a read's, customers and all (eMAG ignoring the action): described
+    // by its shape, never quoted.
     let items = field("noOfItems").ok_or_else(|| EmagError::Malformed {
         status: 200,
-        excerpt: format!(
-            "count answer lacks noOfItems: {}",
-            excerpt(results.get().as_bytes())
-        ),
+        excerpt: format!("count answer lacks noOfItems: {}", shape_of(obj)),
     })?;
     let per_page = field("itemsPerPage").unwrap_or(100).max(1);
     let pages = field("noOfPages").unwrap_or(items.div_ceil(per_page));
@@ -386,6 +458,61 @@ mod tests {
         assert_eq!(results_as_items(&env.results).expect("items").len(), 1);
         let env = decode(200, br#"{"isError":false}"#).expect("ok");
         assert!(results_as_items(&env.results).expect("items").is_empty());
+    }
+
+    #[test]
+    fn a_count_answer_that_is_not_a_count_names_its_shape_never_its_data() {
+        // Found by the fuzzer (issue 11): a read's answer where a count belongs was quoted.
+        let read = br#"{"isError":false,"results":[{"id":1,"customer":{"name":"Ion Popescu","phone":"0722123456"}}]}"#;
+        let env = decode(200, read).expect("an envelope");
+        let e = results_as_count(&env.results).expect_err("not a count");
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("Popescu") && !shown.contains("0722"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("lacks noOfItems: an object of 2 field(s) (customer, id)"),
+            "{shown}"
+        );
+        let keyed = br#"{"isError":false,"results":{"Ion Popescu":1}}"#;
+        let env = decode(200, keyed).expect("an envelope");
+        let shown = results_as_count(&env.results)
+            .expect_err("no count")
+            .to_string();
+        assert!(
+            !shown.contains("Popescu"),
+            "a key that is not a field name is data: {shown}"
+        );
+    }
+
+    #[test]
+    fn a_list_is_not_an_answer_and_a_404_shows_only_its_messages() {
+        // Found by the fuzzer (issue 11): serde read a list as the envelope's fields in order.
+        let list = br#"[false, [], null, [{"id": 1, "name": "Ion Popescu"}]]"#;
+        match decode(200, list) {
+            Err(EmagError::Malformed { excerpt, .. }) => {
+                assert!(excerpt.contains("a JSON list"), "{excerpt}");
+                assert!(!excerpt.contains("Popescu"), "{excerpt}");
+            }
+            other => panic!("a list decoded as {other:?}"),
+        }
+        let not_found =
+            br#"{"isError":true,"messages":["Invalid URL"],"results":[{"name":"Ion Popescu"}]}"#;
+        match decode(404, not_found) {
+            Err(EmagError::BadUrl { excerpt, .. }) => assert_eq!(excerpt, "Invalid URL"),
+            other => panic!("{other:?}"),
+        }
+        // A byte-order mark before the JSON changes nothing.
+        let bom = b"\xef\xbb\xbf{\"isError\":false,\"results\":[{\"id\":1}]}";
+        let env = decode(200, bom).expect("an answer with a BOM");
+        assert_eq!(results_as_items(&env.results).expect("items").len(), 1);
+        // A NUL in eMAG's message is kept as U+FFFD (PostgreSQL's text refuses U+0000).
+        let nul = br#"{"isError":true,"messages":["bad\u0000value"],"results":[]}"#;
+        match decode(200, nul) {
+            Err(EmagError::Rejected { messages }) => assert_eq!(messages, ["bad\u{fffd}value"]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Exact money. eMAG sends offer prices as JSON numbers and order amounts as strings, with up
-//! to four decimals; both become a `Decimal` without passing through binary floating point
-//! arithmetic.
+//! to four decimals; both become a `Decimal` from the text eMAG wrote, without passing
+//! through binary floating point.
 
 use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::de::{self, Visitor};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// A decimal amount as eMAG sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -41,34 +42,28 @@ impl Serialize for Money {
 }
 
 impl<'de> Deserialize<'de> for Money {
+    /// From the literal eMAG wrote, never through binary floating point: a JSON number is
+    /// read as its text (`Box<RawValue>`), so `12345678901234567.89` stays exactly that
+    /// (through `f64` it became `12345678901234568`), and an amount `Decimal` cannot hold
+    /// exactly is refused instead of rounded. The error never repeats the value.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MoneyVisitor;
-        impl Visitor<'_> for MoneyVisitor {
-            type Value = Money;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a decimal number or a string holding one")
+        let raw = Box::<RawValue>::deserialize(d)?;
+        let text = raw.get();
+        let refused = |what: &str| de::Error::custom(format!("not a decimal amount: {what}"));
+        match text.as_bytes().first() {
+            Some(b'"') => {
+                let s: String = serde_json::from_str(text).map_err(|_| refused("a string"))?;
+                s.parse()
+                    .map_err(|_| refused("a string that holds no exact decimal"))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                Ok(Money(Decimal::from(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
-                Ok(Money(Decimal::from(v)))
-            }
-            // serde_json hands non-integers over as f64. Its shortest round-trip text is the
-            // literal eMAG wrote for any amount of up to 15 significant digits, so parsing
-            // that text gives the exact decimal, never a binary approximation.
-            #[allow(clippy::disallowed_types)]
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
-                if !v.is_finite() {
-                    return Err(E::custom("amount is not a finite number"));
-                }
-                v.to_string().parse().map_err(E::custom)
-            }
+            Some(b'-' | b'0'..=b'9') => text
+                .parse()
+                .map_err(|_| refused("a number no decimal of 28 digits holds exactly")),
+            Some(b't' | b'f') => Err(refused("a boolean")),
+            Some(b'[') => Err(refused("a list")),
+            Some(b'{') => Err(refused("an object")),
+            _ => Err(refused("null")),
         }
-        d.deserialize_any(MoneyVisitor)
     }
 }
 
@@ -87,5 +82,55 @@ mod tests {
         let tricky: Money = serde_json::from_str("0.1").expect("0.1");
         assert_eq!(tricky.0, Decimal::new(1, 1));
         assert!(serde_json::from_str::<Money>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn amounts_past_fifteen_digits_are_read_exactly_or_refused_never_rounded() {
+        // Found by the fuzzer (issue 11): these passed through f64 and came out rounded.
+        for literal in [
+            "12345678901234567.89",
+            "121666.128540506429",
+            "-918679324844962.912",
+            "79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "1e3",
+        ] {
+            let m: Money = serde_json::from_str(literal).expect(literal);
+            let exact = Decimal::from_str_exact(literal)
+                .or_else(|_| Decimal::from_scientific(literal))
+                .expect("exact");
+            assert_eq!(m.0, exact, "{literal}");
+        }
+        for literal in [
+            "3.141592653589793238462643383279",
+            "1e40",
+            "79228162514264337593543950336",
+        ] {
+            let e = serde_json::from_str::<Money>(literal).expect_err(literal);
+            assert!(
+                !e.to_string().contains("3.14") && !e.to_string().contains("7922"),
+                "{e}"
+            );
+        }
+        // In an object, as the engine reads prices; null is no amount.
+        #[derive(serde::Deserialize)]
+        struct Offer {
+            sale_price: Option<Money>,
+        }
+        let o: Offer =
+            serde_json::from_str(r#"{"sale_price": 26.44630000000000001}"#).expect("offer");
+        assert_eq!(
+            o.sale_price.map(|m| m.to_string()).as_deref(),
+            Some("26.44630000000000001")
+        );
+        let o: Offer = serde_json::from_str(r#"{"sale_price": null}"#).expect("null");
+        assert!(o.sale_price.is_none());
+        let e = serde_json::from_str::<Offer>(r#"{"sale_price": "Ana Pop"}"#)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.is_some_and(|e| !e.contains("Ana")),
+            "the value is never repeated"
+        );
     }
 }

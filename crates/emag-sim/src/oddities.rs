@@ -22,6 +22,10 @@ pub enum Oddity {
     OrderDuplicateLineId { id: u64 },
     /// Order `id` is served with a line price no decimal type holds.
     OrderPriceOverflow { id: u64 },
+    /// Offer `id` is served with a NUL character (`\u0000`) in its name.
+    OfferNameWithNul { id: u32 },
+    /// Order `id` is served with a NUL character in its customer's name and its first line's.
+    OrderNamesWithNul { id: u64 },
     /// The next `order/read` answer for page `page` that holds more than one order is cut
     /// to half of them (once): a page that comes short in the middle of a window.
     OrderPageCut { page: u32 },
@@ -31,6 +35,17 @@ pub enum Oddity {
 #[derive(Debug, Default)]
 pub(crate) struct Oddities {
     inner: Mutex<Vec<(String, Oddity)>>,
+}
+
+/// Puts a NUL character into the middle of a string value.
+fn with_nul(value: &mut Value) {
+    if let Value::String(s) = value {
+        let at = s
+            .char_indices()
+            .nth(s.chars().count() / 2)
+            .map_or(s.len(), |(i, _)| i);
+        s.insert(at, '\0');
+    }
 }
 
 /// A price far beyond every decimal type's range.
@@ -64,6 +79,9 @@ impl Oddities {
                     }
                     Oddity::OfferPriceOverflow { id: o } if u64::from(o) == id => {
                         item["sale_price"] = number(OVERFLOWING_PRICE);
+                    }
+                    Oddity::OfferNameWithNul { id: o } if u64::from(o) == id => {
+                        with_nul(&mut item["name"]);
                     }
                     _ => {}
                 }
@@ -105,6 +123,12 @@ impl Oddities {
                         if let Some(first) = lines.first_mut() {
                             first["sale_price"] = Value::from(OVERFLOWING_PRICE);
                         }
+                    }
+                    (Oddity::OrderNamesWithNul { id: o }, lines) if o == id => {
+                        if let Some(first) = lines.and_then(|l| l.first_mut()) {
+                            with_nul(&mut first["name"]);
+                        }
+                        with_nul(&mut item["customer"]["name"]);
                     }
                     _ => {}
                 }

@@ -470,12 +470,28 @@ pub fn redact_url(url: &str) -> String {
         }
         return parsed.to_string();
     }
-    // Not a URL: hide the user-info by the rule above, then the password parameters.
+    // Not a URL: hide the user-info by the rule above and keep the host alone — what follows
+    // it in a string that does not parse may be anything, another line's password included
+    // (`…@127.0.0.1:SWORD="…"`, found by the fuzzer, issue 11) — then the password
+    // parameters.
+    let host_of = |rest: &str| {
+        let end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
+        let cut = if end < rest.len() { "…" } else { "" };
+        format!("{}{cut}", &rest[..end])
+    };
     let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(start), Some(at)) if at > start + 3 => {
-            format!("{}{HIDDEN}{}", &url[..start + 3], &url[at..])
+            format!("{}{HIDDEN}@{}", &url[..start + 3], host_of(&url[at + 1..]))
         }
-        (None, Some(at)) => format!("{HIDDEN}{}", &url[at..]),
+        (None, Some(at)) => format!("{HIDDEN}@{}", host_of(&url[at + 1..])),
+        // No `@`: `scheme://user:password` without its host (or cut short) reads as a host
+        // and a port, and the "port" is the password. Everything after the first `:` is
+        // hidden: this URL does not parse, its host is what helps (found by the fuzzer,
+        // issue 11).
+        (Some(start), None) => match url[start + 3..].split_once(':') {
+            Some((host, _)) => format!("{}{host}:{HIDDEN}", &url[..start + 3]),
+            None => url.to_owned(),
+        },
         _ => url.to_owned(),
     };
     let lower = out.to_ascii_lowercase();
@@ -734,6 +750,37 @@ mod tests {
             );
             assert!(shown.contains("db.example"), "the host stays: {shown}");
         }
+    }
+
+    #[test]
+    fn a_password_without_a_host_after_it_is_redacted_too() {
+        // Found by the fuzzer (issue 11): without an `@`, the password read as a bad port
+        // and the whole URL was shown.
+        for (url, secret) in [
+            ("postgres://emag:s3cretPW", "s3cretPW"),
+            ("postgres://emag:s3cret#PW/emag", "s3cret"),
+            ("postgres://em}g:s3cretPW", "s3cretPW"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+        }
+        // After the host of a URL that does not parse, anything may follow.
+        assert_eq!(
+            redact_url("postgres://emag:pw1@127.0.0.1:SWORD=\"s3cretPW\""),
+            "postgres://***@127.0.0.1…"
+        );
+        // Twice in one value (a quote left open over two lines), still hidden.
+        let twice = "postgres://emag:s3cretPW\nDATABASE_URL=\"postgres://emag:s3cretPW";
+        assert_eq!(redact_url(twice), "postgres://emag:***");
+        // The host stays; a URL that parses keeps its port.
+        assert_eq!(
+            redact_url("postgres://db.example:5432x"),
+            "postgres://db.example:***"
+        );
+        assert_eq!(
+            redact_url("postgres://db.example:5432/emag"),
+            "postgres://db.example:5432/emag"
+        );
     }
 
     #[test]

@@ -302,6 +302,12 @@ fn cases() -> Vec<Case> {
             "EMAG_FBE_SYNC_CRON",
             "61 * * * *",
         ),
+        // Found by the fuzzer (issue 11): a day no month has parsed, and never ran.
+        set(
+            "a cron schedule on 30 February, which never fires",
+            "EMAG_MAIN_SYNC_CRON",
+            "0 6 30 2 *",
+        ),
         with(
             "a cron schedule in a zone that does not exist",
             "EMAG_MAIN_SYNC_TZ",
