@@ -170,8 +170,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/accounts-{n}.db", dir.display()),
                 "postgres" => {
-                    emag_bench::pg::fresh_postgres(&args.postgres, &format!("emag_bench_accounts_{n}"))
-                        .await?
+                    emag_bench::pg::fresh_postgres(
+                        &args.postgres,
+                        &format!("emag_bench_accounts_{n}"),
+                    )
+                    .await?
                 }
                 other => anyhow::bail!("unknown backend {other}"),
             };
