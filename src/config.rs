@@ -525,7 +525,17 @@ impl Config {
             probe: None,
             probed: std::cell::Cell::new(false),
         };
-        let mut names: Vec<&String> = swallowed;
+        // Each is named if its name reads as one of ours (a garbled line's name may hold
+        // anything, and an unknown variable is ignored anyway).
+        let mut names: Vec<&String> = swallowed
+            .into_iter()
+            .filter(|k| {
+                *k == "DATABASE_URL"
+                    || (k.starts_with("EMAG_")
+                        && k.chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            })
+            .collect();
         names.sort();
         for name in names {
             p.problem(

@@ -214,6 +214,8 @@ fn run_harness<H: Harness>(
     let mut examples: BTreeMap<String, Vec<Example>> = BTreeMap::new();
     let mut pool = seeds;
     let started = Instant::now();
+    // `EMAG_FUZZ_TRACE=1`: every new outcome on stderr (what the pool learns from).
+    let trace = std::env::var_os("EMAG_FUZZ_TRACE").is_some();
     for case in 0..cases {
         let input = h.generate(&mut rng);
         let outcome = match catch_unwind(AssertUnwindSafe(|| h.execute(&input))) {
@@ -240,6 +242,9 @@ fn run_harness<H: Harness>(
                     input: h.show(&input).chars().take(20_000).collect(),
                 });
             }
+        }
+        if trace && !seen.contains(&outcome.signature) {
+            eprintln!("new outcome at case {case}: {}", outcome.signature);
         }
         if seen.insert(outcome.signature) {
             pool = (pool + 1).min(POOL_MAX);

@@ -50,27 +50,27 @@ fn reduced(target: Target, cases: u64) {
 
 #[test]
 fn envelopes_decode_to_classified_errors_that_quote_no_customer() {
-    reduced(Target::Envelope, 20_000);
+    reduced(Target::Envelope, 8_000);
 }
 
 #[test]
 fn counts_read_as_sent_and_bound_the_page_loop() {
-    reduced(Target::Count, 20_000);
+    reduced(Target::Count, 8_000);
 }
 
 #[test]
 fn offers_decode_exactly_or_are_quarantined_without_their_data() {
-    reduced(Target::Offers, 15_000);
+    reduced(Target::Offers, 10_000);
 }
 
 #[test]
 fn orders_decode_exactly_or_are_quarantined_without_their_data() {
-    reduced(Target::Orders, 15_000);
+    reduced(Target::Orders, 10_000);
 }
 
 #[test]
 fn returns_decode_or_are_quarantined_without_their_data() {
-    reduced(Target::Returns, 20_000);
+    reduced(Target::Returns, 15_000);
 }
 
 #[test]
@@ -80,20 +80,20 @@ fn money_agrees_with_rust_decimal() {
 
 #[test]
 fn configuration_problems_name_the_variable_and_never_a_secret() {
-    reduced(Target::ConfigVars, 8_000);
+    reduced(Target::ConfigVars, 5_000);
 }
 
 #[test]
 fn dotenv_files_keep_their_meaning_and_their_secrets() {
-    reduced(Target::Dotenv, 10_000);
+    reduced(Target::Dotenv, 6_000);
 }
 
 #[test]
 fn api_queries_get_an_answer_or_a_json_problem_never_a_5xx() {
-    reduced(Target::ApiQuery, 10_000);
+    reduced(Target::ApiQuery, 8_000);
 }
 
 #[test]
 fn api_bodies_get_an_answer_or_a_json_problem_never_a_5xx() {
-    reduced(Target::ApiBody, 10_000);
+    reduced(Target::ApiBody, 8_000);
 }

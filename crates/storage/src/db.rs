@@ -447,9 +447,19 @@ pub fn redact_url(url: &str) -> String {
     };
     // `user:pw@host/db` parses too, as scheme `user` and a path: without a host, an `@`
     // is read by the rule for what does not parse.
+    // A host that is no host name (the url crate takes `emag"pw.0.0.1` as an opaque host of a
+    // postgres:// URL) is read by that rule too: it may be user-info with its `@` lost.
     let parsed = url::Url::parse(url)
         .ok()
-        .filter(|p| p.has_host() || !url.contains('@'));
+        .filter(|p| p.has_host() || !url.contains('@'))
+        .filter(|p| {
+            p.host_str().is_none_or(|h| {
+                h.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, '.' | '-' | '_' | '[' | ']' | ':' | '%')
+                })
+            })
+        });
     if let Some(mut parsed) = parsed {
         if parsed.password().is_some() {
             let _ = parsed.set_password(Some(HIDDEN));
@@ -484,14 +494,23 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{HIDDEN}@{}", &url[..start + 3], host_of(&url[at + 1..]))
         }
         (None, Some(at)) => format!("{HIDDEN}@{}", host_of(&url[at + 1..])),
-        // No `@`: `scheme://user:password` without its host (or cut short) reads as a host
-        // and a port, and the "port" is the password. Everything after the first `:` is
-        // hidden: this URL does not parse, its host is what helps (found by the fuzzer,
-        // issue 11).
-        (Some(start), None) => match url[start + 3..].split_once(':') {
-            Some((host, _)) => format!("{}{host}:{HIDDEN}", &url[..start + 3]),
-            None => url.to_owned(),
-        },
+        // No `@`: `scheme://user:password` without its host (or with its `@` lost) reads as
+        // a host and a port, and either may hold the password. What follows the host is
+        // never shown, nor a host that is no host name (found by the fuzzer, issue 11).
+        (Some(start), None) => {
+            let rest = &url[start + 3..];
+            let end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
+            let host = &rest[..end];
+            let named = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            match (named, end < rest.len()) {
+                (true, true) => format!("{}{host}…", &url[..start + 3]),
+                (true, false) => url.to_owned(),
+                (false, _) => format!("{}{HIDDEN}", &url[..start + 3]),
+            }
+        }
         _ => url.to_owned(),
     };
     let lower = out.to_ascii_lowercase();
@@ -769,14 +788,18 @@ mod tests {
             redact_url("postgres://emag:pw1@127.0.0.1:SWORD=\"s3cretPW\""),
             "postgres://***@127.0.0.1…"
         );
-        // Twice in one value (a quote left open over two lines), still hidden.
+        // Twice in one value (a quote left open over two lines), or with its `@` lost.
         let twice = "postgres://emag:s3cretPW\nDATABASE_URL=\"postgres://emag:s3cretPW";
-        assert_eq!(redact_url(twice), "postgres://emag:***");
-        // The host stays; a URL that parses keeps its port.
+        assert_eq!(redact_url(twice), "postgres://emag…");
         assert_eq!(
             redact_url("postgres://db.example:5432x"),
-            "postgres://db.example:***"
+            "postgres://db.example…"
         );
+        assert_eq!(
+            redact_url("postgres://emag\"s3cretPW.0.0.1:5432/emag"),
+            "postgres://***"
+        );
+        // A URL that parses keeps its host and port.
         assert_eq!(
             redact_url("postgres://db.example:5432/emag"),
             "postgres://db.example:5432/emag"

@@ -77,19 +77,24 @@ fn truthy(v: &Value) -> Option<bool> {
 /// An outcome by its kind: the error's variant and our own words, never the excerpt of a
 /// body (every garbage body would be an outcome of its own and churn the pool).
 fn signature_of<T>(r: &Result<T, EmagError>, ok: impl FnOnce(&T) -> String) -> String {
-    const OURS: [&str; 6] = [
-        "a JSON",
-        "answer without",
-        "results",
-        "unexpected",
-        "count answer",
-        "(empty",
+    const OURS: [&str; 8] = [
+        "a JSON body of ",
+        "a JSON list of ",
+        "answer without a valid isError",
+        "results is not a list",
+        "results object unreadable",
+        "unexpected results: ",
+        "count answer ",
+        "(empty body)",
     ];
     match r {
         Ok(v) => format!("ok {}", ok(v)),
         Err(EmagError::Malformed { excerpt, .. }) => {
             if OURS.iter().any(|p| excerpt.starts_with(p)) {
-                format!("malformed {}", shape(excerpt, 60))
+                // Our first words say which rule refused it; the rest (field names, serde's
+                // reason) would make every mutated key an outcome of its own.
+                let words: Vec<&str> = excerpt.split_whitespace().take(5).collect();
+                format!("malformed {}", shape(&words.join(" "), 60))
             } else {
                 "malformed text".to_owned()
             }

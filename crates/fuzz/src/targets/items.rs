@@ -23,11 +23,16 @@ use crate::{canary, shape, Harness, Outcome, Problem, Target};
 /// The decimal a money literal as sent denotes (a JSON number, or a string holding one), or
 /// `None` when rust_decimal cannot hold it exactly.
 pub(crate) fn exact_decimal(literal: &str) -> Option<Decimal> {
-    let text = if literal.starts_with('"') {
-        serde_json::from_str::<String>(literal).ok()?
+    if literal.starts_with('"') {
+        exact_decimal_text(&serde_json::from_str::<String>(literal).ok()?)
     } else {
-        literal.to_owned()
-    };
+        exact_decimal_text(literal)
+    }
+}
+
+/// The decimal `text` denotes (blanks around it allowed), or `None` when rust_decimal cannot
+/// hold it exactly.
+pub(crate) fn exact_decimal_text(text: &str) -> Option<Decimal> {
     let t = text.trim();
     Decimal::from_str_exact(t)
         .or_else(|_| Decimal::from_scientific(t))

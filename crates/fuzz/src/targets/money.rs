@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::items::exact_decimal;
+use super::items::{exact_decimal, exact_decimal_text};
 use crate::corpus::Corpus;
 use crate::mutate;
 use crate::{Harness, Outcome, Problem};
@@ -124,7 +124,11 @@ impl Harness for MoneyTarget {
                 Ok(serde_json::Value::Number(_))
             );
         if applies {
-            let exact = exact_decimal(literal);
+            let exact = if is_json_number {
+                exact_decimal(literal)
+            } else {
+                exact_decimal_text(literal)
+            };
             match (&r, exact) {
                 (Ok(m), Some(d)) => {
                     out.check(m.0 == d, "money disagrees with rust_decimal", || {
