@@ -8,11 +8,10 @@
 //! timings. The simulator shares the machine's cores with the instance: on one machine the
 //! figure is a lower bound of what the instance alone can do.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use crate::engine::SimProcess;
+use crate::engine::{start_sim_for, SimProcess};
 use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
@@ -51,29 +50,6 @@ pub async fn run(args: Args) -> u8 {
 
 fn names(n: u32) -> Vec<String> {
     (1..=n).map(|i| format!("a{i:03}")).collect()
-}
-
-fn start_sim(exe: &std::path::Path, n: u32, offers: u32) -> anyhow::Result<SimProcess> {
-    let mut child = Command::new(exe)
-        .args(["sim", "--port", "0", "--orders", "0", "--offers"])
-        .arg(offers.to_string())
-        .arg("--accounts")
-        .arg(names(n).join(","))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let base_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .ok_or_else(|| anyhow::anyhow!("simulator did not start: {line:?}"))?
-        .to_owned();
-    Ok(SimProcess { child, base_url })
 }
 
 struct Outcome {
@@ -166,7 +142,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for backend in &args.backends {
         for &n in &args.counts {
-            let sim = start_sim(&exe, n, offers)?;
+            let sim = start_sim_for(&exe, &names(n).join(","), offers, true)?;
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/accounts-{n}.db", dir.display()),
                 "postgres" => {

@@ -47,8 +47,26 @@ impl Drop for SimProcess {
 }
 
 pub fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result<SimProcess> {
+    start_sim_for(exe, "main", offers, limits)
+}
+
+/// A simulator process serving `accounts` (comma-separated names), `offers` each, no orders.
+pub fn start_sim_for(
+    exe: &std::path::Path,
+    accounts: &str,
+    offers: u32,
+    limits: bool,
+) -> anyhow::Result<SimProcess> {
     let mut cmd = Command::new(exe);
-    cmd.args(["sim", "--port", "0", "--accounts", "main", "--orders", "0"]);
+    cmd.args([
+        "sim",
+        "--port",
+        "0",
+        "--accounts",
+        accounts,
+        "--orders",
+        "0",
+    ]);
     if !limits {
         cmd.arg("--no-rate-limits");
     }
