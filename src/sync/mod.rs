@@ -403,12 +403,36 @@ pub async fn run_sync_for_slot(
             }
         }
     };
-    let recorded = record_ending(ctx, &run, &ending, |e| {
+    let write = |e: &Ending| {
         let store = ctx.store.clone();
         let run = run.clone();
+        let e = e.clone();
         async move { e.write(&store, &run).await }
-    })
-    .await;
+    };
+    let mut recorded = record_ending(ctx, &run, &ending, write).await;
+    if let Err(e @ StorageError::DatabaseRestarted(_)) = &recorded {
+        // The database restarted since the claim: a crash may have taken back writes this
+        // run made, so it ends failed (retried), not succeeded on top of them.
+        let message = format!("account {}: {e}", account.name());
+        tracing::error!(
+            account.name = account.name(), sync.kind = %kind, run.id = run.id,
+            error.class = %ErrorClass::Storage, error = %message, "sync run failed"
+        );
+        report.status = RunStatus::Failed;
+        report.error_class = Some(ErrorClass::Storage);
+        report.error = Some(message.clone());
+        raised = None;
+        let failed = Ending::Finish {
+            outcome: RunOutcome::Failed {
+                class: ErrorClass::Storage,
+                message,
+                emag_messages: report.emag_messages.clone(),
+            },
+            extra: ending.extra(),
+            note: None,
+        };
+        recorded = record_ending(ctx, &run, &failed, write).await;
+    }
     record_attention(ctx, account, kind, &report).await;
     if let Some((attention, clears)) = raised {
         record_kind_attention(ctx, account, attention, clears).await;
@@ -448,6 +472,30 @@ enum Ending {
 }
 
 impl Ending {
+    /// The state the row is left in.
+    fn state(&self) -> Option<domain::RunState> {
+        match self {
+            Ending::Finish {
+                outcome: RunOutcome::Succeeded { .. },
+                ..
+            } => Some(domain::RunState::Succeeded),
+            Ending::Finish { .. } => Some(domain::RunState::Failed),
+            Ending::Cancel { .. } => Some(domain::RunState::Cancelled),
+            Ending::Interrupt { .. } => Some(domain::RunState::Interrupted),
+            Ending::Lost => None,
+        }
+    }
+
+    /// The counters the end adds.
+    fn extra(&self) -> RunCounts {
+        match self {
+            Ending::Finish { extra, .. }
+            | Ending::Cancel { extra, .. }
+            | Ending::Interrupt { extra } => *extra,
+            Ending::Lost => RunCounts::default(),
+        }
+    }
+
     async fn write(&self, store: &Store, run: &ActiveRun) -> Result<(), StorageError> {
         match self {
             Ending::Finish {
@@ -510,20 +558,23 @@ where
             }
             Err(StorageError::LeaseLost(id)) if failures > 0 => {
                 // An earlier attempt may have been written with its answer lost (the
-                // connection cut after the commit): then the row is ours and ended. A
-                // takeover would have raised the attempt.
+                // connection cut after the commit): then the row is ours and ended as this
+                // end says. A takeover would have raised the attempt; a claim a crash took
+                // back left it queued.
                 return match ctx.store.get_run(run.id).await {
                     Ok(Some(row))
                         if row.attempt == run.attempt
                             && row.holder.is_none()
-                            && row.state != domain::RunState::Running =>
+                            && Some(row.state) == ending.state() =>
                     {
                         Ok(())
                     }
                     _ => Err(StorageError::LeaseLost(id)),
                 };
             }
-            Err(e @ StorageError::LeaseLost(_)) => return Err(e),
+            Err(e @ (StorageError::LeaseLost(_) | StorageError::DatabaseRestarted(_))) => {
+                return Err(e)
+            }
             Err(e) => e,
         };
         failures += 1;
@@ -916,6 +967,7 @@ mod tests {
             attempt: 1,
             checkpoint_page: 0,
             full_scan: false,
+            db_epoch: None,
         };
         (SyncContext::new(store, settings), run, dir)
     }

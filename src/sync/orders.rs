@@ -268,7 +268,7 @@ pub(crate) async fn sync_orders(
         .flatten()
         .max();
         if let Some(best) = best {
-            ctx.store.set_state(account.name(), &key, &best).await?;
+            ctx.store.set_run_cursor(run, &key, &best).await?;
         }
     }
     quarantine.flush(ctx, run).await?;

@@ -98,7 +98,7 @@ pub(crate) async fn sync_returns(
         notes.push(reread_open(ctx, account, run, rma_type, &seen, &mut quarantine).await?);
         quarantine.flush(ctx, run).await?;
         ctx.store
-            .set_state(account.name(), &key, &now.format(EMAG_TIME).to_string())
+            .set_run_cursor(run, &key, &now.format(EMAG_TIME).to_string())
             .await?;
     }
     quarantine.flush(ctx, run).await?;
@@ -197,7 +197,7 @@ async fn reread_open(
         _ => 0,
     };
     ctx.store
-        .set_state(account.name(), &key, &next.to_string())
+        .set_run_cursor(run, &key, &next.to_string())
         .await?;
     Ok(note)
 }

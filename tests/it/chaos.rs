@@ -9,9 +9,10 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use domain::{ErrorClass, RunState, RunTrigger, SyncKind};
+use emag_bench::chaos::cluster::{PgCluster, StopMode};
 use emag_bench::chaos::proxy::{Fault, FaultProxy, Span};
 use emag_bench::chaos::{self, FaultKind, Options};
-use emag_bench::journal::{ScanMark, ScanStep, ScanWatch};
+use emag_bench::journal::{AnswerWatch, ScanMark, ScanStep, ScanWatch, ORDER_RESOURCE};
 use emag_bench::kill::BackendKind;
 use emag_sim::{FaultPlan, SimConfig, Simulator};
 use emag_sync::config::Config;
@@ -212,4 +213,87 @@ async fn a_run_whose_end_cannot_be_written_while_postgresql_is_away_records_it_w
     store.close().await;
     proxy.shutdown().await;
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_run_that_outlives_a_postgresql_restart_fails_instead_of_moving_its_cursor() {
+    // Arrange: a private cluster (restarted for real), the engine's eMAG traffic through a
+    // fault proxy so that the run can be held between two answers.
+    let cluster = PgCluster::create()
+        .await
+        .expect("a private PostgreSQL cluster");
+    let sim = Simulator::spawn(SimConfig {
+        offers_per_account: 10,
+        orders_per_account: 40,
+        rate_limits: false,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let api = FaultProxy::start(sim.addr).await.expect("proxy");
+    let mut vars = sim_vars(&sim, &cluster.url());
+    let through = format!("http://{}/api-3", api.addr());
+    for (k, v) in vars.iter_mut() {
+        if k.ends_with("_URL") && k != "DATABASE_URL" {
+            v.clone_from(&through);
+        }
+    }
+    let config = Config::from_vars(&vars).expect("config");
+    let store = Store::open(&cluster.url()).await.expect("store");
+    let accounts = emag_sync::accounts::select(&config, &store, "all")
+        .await
+        .expect("accounts");
+    let main = accounts
+        .iter()
+        .find(|a| a.name() == "main")
+        .expect("main")
+        .clone();
+    let ctx = SyncContext::new(store.clone(), config.sync);
+
+    // Act: after the first order window is answered (and then stored), the next answer is
+    // held for two seconds; meanwhile PostgreSQL restarts. The run's connections come back
+    // and its writes work again — on a server that may have lost what it acknowledged
+    // before (asynchronous commit).
+    let run = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { run_sync(&ctx, &main, SyncKind::Orders, RunTrigger::Manual, false).await }
+    });
+    let watch = RefCell::new(AnswerWatch::new("main", ORDER_RESOURCE, 1));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        sim.sim.wait_for_request(|e| watch.borrow_mut().observe(e)),
+    )
+    .await
+    .expect("the first order window is answered");
+    api.set_for(Fault::Stall(Duration::from_secs(2)), Span::Answers(1));
+    api.wait_until(|s| s.applied == 1).await;
+    cluster
+        .restart(StopMode::Fast)
+        .await
+        .expect("PostgreSQL restarts");
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends")
+        .expect("the run's task");
+
+    // Assert: before the fix the run succeeded and moved its cursors on the new server.
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    assert_eq!(report.error_class, Some(ErrorClass::Storage), "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("restarted")),
+        "{report:?}"
+    );
+    let row = store
+        .get_run(report.run_id.expect("a run"))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.state, RunState::Failed);
+    store.close().await;
+    api.shutdown().await;
+    sim.shutdown().await;
+    cluster.destroy().await;
 }

@@ -226,6 +226,53 @@ impl Store {
         }
     }
 
+    /// When the database server started (ms), where a restart can lose acknowledged commits
+    /// (PostgreSQL with asynchronous commit); `None` on SQLite. See [`crate::ActiveRun::db_epoch`].
+    pub async fn server_epoch(&self) -> Result<Option<i64>> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => Ok(Some(
+                sqlx::query_scalar::<_, i64>(crate::runs::POSTGRES_EPOCH_MS)
+                    .fetch_one(&self.pool)
+                    .await?,
+            )),
+        }
+    }
+
+    /// Moves a sync cursor (`key` of the run's account) as a step of `run`: fenced by its
+    /// holder, and refused after a database restart since the claim — a cursor must never
+    /// move past writes a crash took back ([`crate::ActiveRun::db_epoch`]).
+    pub async fn set_run_cursor(
+        &self,
+        run: &crate::ActiveRun,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        crate::runs::check_epoch(&mut tx, run).await?;
+        // Fenced in the write itself: on SQLite a transaction that reads before it writes
+        // may be refused at once ("database is locked") when another connection wrote since
+        // its read began, without waiting for the lock.
+        let done = sqlx::query(
+            "INSERT INTO sync_state (account, key, value, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS \
+             (SELECT 1 FROM runs WHERE id = $5 AND holder = $6) \
+             ON CONFLICT (account, key) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&run.account)
+        .bind(key)
+        .bind(value)
+        .bind(crate::now_ms())
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut *tx)
+        .await?;
+        crate::runs::fenced(done.rows_affected(), run.id)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A trivial round trip, for health checks.
     pub async fn ping(&self) -> Result<Duration> {
         let start = std::time::Instant::now();

@@ -76,6 +76,11 @@ pub enum StorageError {
     Corrupt { table: &'static str, detail: String },
     #[error("run {0} is not held by this process any more (taken over by another)")]
     LeaseLost(i64),
+    #[error(
+        "the database server restarted during run {0}: a crash may have lost its last writes \
+         (asynchronous commit), so it does not build on them; the next run reads again"
+    )]
+    DatabaseRestarted(i64),
     #[error("{0}")]
     Unsupported(String),
 }

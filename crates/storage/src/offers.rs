@@ -141,6 +141,8 @@ impl Store {
         let now = now_ms();
         let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
         let mut tx = self.pool.begin().await?;
+        // A checkpoint past pages a server crash took back would skip them on resume.
+        crate::runs::check_epoch(&mut tx, run).await?;
         // Fence first: a stale holder must not write a single offer.
         let done = sqlx::query(
             "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \

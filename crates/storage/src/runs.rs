@@ -21,6 +21,15 @@ pub struct ActiveRun {
     /// Last page fully written (0 = none yet).
     pub checkpoint_page: i64,
     pub full_scan: bool,
+    /// When the database server the run was claimed on started (PostgreSQL's
+    /// `pg_postmaster_start_time`, ms); `None` on SQLite. PostgreSQL sessions commit
+    /// asynchronously (`synchronous_commit = off`): a server crash may lose the last commits
+    /// it acknowledged, and a run that goes on after the restart would build on writes that
+    /// are gone — a cursor moved past orders never stored, a run recorded as succeeded
+    /// without its last pages (found by the chaos harness). So the writes that claim
+    /// progress (a checkpoint, a cursor, a success) refuse a server started since the claim
+    /// ([`StorageError::DatabaseRestarted`]); the run fails and its retry reads again.
+    pub db_epoch: Option<i64>,
 }
 
 /// What `begin_run` found.
@@ -143,6 +152,7 @@ impl Store {
             }
             // The database's clock: hosts judging each other's heartbeats must share one.
             let now = self.clock_ms().await?;
+            let db_epoch = self.server_epoch().await?;
             let existing = sqlx::query(&ACTIVE_OF_KIND)
                 .bind(account)
                 .bind(kind.as_str())
@@ -175,6 +185,7 @@ impl Store {
                             attempt: 1,
                             checkpoint_page: 0,
                             full_scan,
+                            db_epoch,
                         }))
                     }
                     Err(e) if is_unique_violation(&e) => {
@@ -248,6 +259,7 @@ impl Store {
                 attempt: taken.try_get(0)?,
                 checkpoint_page: taken.try_get(1)?,
                 full_scan: taken.try_get::<i64, _>(2)? != 0,
+                db_epoch,
             };
             return Ok(if state == RunState::Queued {
                 BeginRun::Started(run)
@@ -331,6 +343,10 @@ impl Store {
             _ => Some(serde_json::to_string(outcome.emag_messages()).unwrap_or_default()),
         };
         let mut tx = self.pool.begin().await?;
+        // A success vouches for everything the run wrote: not across a server restart.
+        if state == RunState::Succeeded {
+            check_epoch(&mut tx, run).await?;
+        }
         add_counts(&mut tx, run, extra).await?;
         let done = sqlx::query(
             "UPDATE runs SET state = $1, finished_at = $2, error_class = $3, error_message = $4, \
@@ -579,6 +595,29 @@ pub(crate) async fn hold_lease_in(
         .execute(&mut **tx)
         .await?;
     fenced(done.rows_affected(), run.id)
+}
+
+/// PostgreSQL's start time in ms: the same for as long as the server runs.
+pub(crate) const POSTGRES_EPOCH_MS: &str =
+    "SELECT CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000 AS BIGINT)";
+
+/// Refuses, inside the caller's transaction, a database server started since `run` was
+/// claimed (see [`ActiveRun::db_epoch`]). If the server restarts after this look, the
+/// transaction itself fails.
+pub(crate) async fn check_epoch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: &ActiveRun,
+) -> Result<()> {
+    let Some(claimed) = run.db_epoch else {
+        return Ok(());
+    };
+    let now: i64 = sqlx::query_scalar(POSTGRES_EPOCH_MS)
+        .fetch_one(&mut **tx)
+        .await?;
+    if now != claimed {
+        return Err(StorageError::DatabaseRestarted(run.id));
+    }
+    Ok(())
 }
 
 pub(crate) fn fenced(rows: u64, run_id: i64) -> Result<()> {

@@ -48,6 +48,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     run_pages_follow_ids_downwards_and_every_filter_narrows,
     a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop,
+    a_run_claimed_before_a_database_restart_neither_checkpoints_moves_a_cursor_nor_succeeds,
 );
 
 async fn run_pages_follow_ids_downwards_and_every_filter_narrows(kind: DbKind) {
@@ -268,5 +269,73 @@ async fn a_queued_run_is_cancelled_at_once_and_a_running_one_is_asked_to_stop(ki
             .map(|t| t.runs)
             .sum::<u64>(),
         3
+    );
+}
+
+async fn a_run_claimed_before_a_database_restart_neither_checkpoints_moves_a_cursor_nor_succeeds(
+    kind: DbKind,
+) {
+    // Arrange: a run claimed now, and the same run as if the server had started after its
+    // claim (PostgreSQL commits asynchronously: a crash may have taken back its last writes).
+    let (_db, store) = store(kind).await;
+    let run = start(&store, "main", SyncKind::Orders).await;
+    assert_eq!(run.db_epoch.is_some(), kind == DbKind::Postgres);
+    let success = RunOutcome::Succeeded {
+        emag_messages: Vec::new(),
+    };
+    store
+        .set_run_cursor(&run, "orders.cursor.type3", "2026-11-30 10:00:00")
+        .await
+        .expect("a cursor moves on the server the run was claimed on");
+
+    // Act
+    let restarted = ActiveRun {
+        db_epoch: run.db_epoch.map(|e| e - 1),
+        ..run.clone()
+    };
+    let cursor = store
+        .set_run_cursor(&restarted, "orders.cursor.type3", "2026-11-30 11:00:00")
+        .await;
+    let pages = store.write_offer_pages(&restarted, &[]).await;
+    let succeeded = store
+        .finish_run(&restarted, &success, &RunCounts::default(), None)
+        .await;
+
+    // Assert
+    let value = store
+        .get_state("main", "orders.cursor.type3")
+        .await
+        .expect("read");
+    if kind == DbKind::Postgres {
+        for refused in [&cursor, &pages, &succeeded] {
+            assert!(
+                matches!(refused, Err(storage::StorageError::DatabaseRestarted(id)) if *id == run.id),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(value.as_deref(), Some("2026-11-30 10:00:00"));
+        let failed = RunOutcome::Failed {
+            class: domain::ErrorClass::Storage,
+            message: "restarted".into(),
+            emag_messages: Vec::new(),
+        };
+        store
+            .finish_run(&restarted, &failed, &RunCounts::default(), None)
+            .await
+            .expect("a failure is recorded whatever the server");
+        let row = store.get_run(run.id).await.expect("read").expect("row");
+        assert_eq!(row.state, RunState::Failed);
+    } else {
+        // SQLite's commits survive the crash of any process (WAL): nothing to refuse.
+        assert!(cursor.is_ok() && pages.is_ok() && succeeded.is_ok());
+        assert_eq!(value.as_deref(), Some("2026-11-30 11:00:00"));
+    }
+    // Ended: its cursor writes are fenced like every other write of a run.
+    let after = store
+        .set_run_cursor(&run, "orders.cursor.type3", "2026-11-30 12:00:00")
+        .await;
+    assert!(
+        matches!(after, Err(storage::StorageError::LeaseLost(id)) if id == run.id),
+        "{after:?}"
     );
 }
