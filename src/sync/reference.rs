@@ -7,7 +7,7 @@
 //! first field present of a list, `results` may be a list or an object of items, and an item
 //! with no id at all is skipped with a warning instead of failing the run.
 
-use domain::SyncKind;
+use domain::{storable_text, SyncKind};
 use serde_json::{Map, Value};
 use storage::{ActiveRun, ReferenceRow};
 
@@ -57,6 +57,15 @@ fn first<'a>(v: &'a Value, fields: &[&str]) -> Option<&'a Value> {
         .find_map(|f| v.get(*f).filter(|x| !x.is_null()))
 }
 
+/// The item's name: the first of `fields` present, as text both stores keep (a NUL in it
+/// becomes U+FFFD, which PostgreSQL's `text` refuses; issue 11, found by the fuzzer).
+fn name_of(v: &Value, fields: &[&str]) -> Option<String> {
+    first(v, fields).map(|n| match n {
+        Value::String(s) => storable_text(s.clone()),
+        other => other.to_string(),
+    })
+}
+
 pub(crate) async fn sync_reference(
     ctx: &SyncContext,
     account: &Account,
@@ -104,10 +113,7 @@ pub(crate) async fn sync_reference(
                 skipped += 1;
                 continue;
             };
-            let name = first(&v, name_fields).map(|n| match n {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
+            let name = name_of(&v, name_fields);
             rows.push(ReferenceRow {
                 id,
                 name,
@@ -142,13 +148,7 @@ mod tests {
 
     fn read(kind: &Kind, raw: &str) -> (Option<i64>, Option<String>) {
         let v: Value = serde_json::from_str(raw).expect("json");
-        (
-            int(first(&v, kind.1)),
-            first(&v, kind.2).map(|n| match n {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }),
-        )
+        (int(first(&v, kind.1)), name_of(&v, kind.2))
     }
 
     #[test]
@@ -166,6 +166,15 @@ mod tests {
         assert_eq!(
             read(handling, r#"{"id": 5, "name": "5 days", "value": 5}"#),
             (Some(5), Some("5".into()))
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_name_becomes_the_replacement_character() {
+        let [_, _, category] = &KINDS;
+        assert_eq!(
+            read(category, r#"{"id": 7, "name": "Tele\u0000foane"}"#),
+            (Some(7), Some("Tele\u{fffd}foane".into()))
         );
     }
 

@@ -13,6 +13,7 @@ use crate::support::{on_both_backends, TestApp};
 on_both_backends!(
     names_holding_nul_are_stored_with_a_replacement_character,
     an_emag_message_holding_nul_is_recorded_on_the_failed_run,
+    a_category_name_holding_nul_is_stored_with_a_replacement_character,
 );
 
 async fn names_holding_nul_are_stored_with_a_replacement_character(kind: DbKind) {
@@ -102,5 +103,42 @@ async fn an_emag_message_holding_nul_is_recorded_on_the_failed_run(kind: DbKind)
     assert!(
         message.contains("Invalid field\u{fffd}value"),
         "{message:?}"
+    );
+}
+
+async fn a_category_name_holding_nul_is_stored_with_a_replacement_character(kind: DbKind) {
+    // Arrange: the first category is served with a NUL in its name.
+    let app = TestApp::new(kind, SimConfig::default()).await;
+    let category = app
+        .sim
+        .sim
+        .categories()
+        .into_iter()
+        .find(|c| c.is_allowed == 1)
+        .expect("an allowed category")
+        .id;
+    app.sim
+        .sim
+        .add_oddity("main", Oddity::CategoryNameWithNul { id: category });
+
+    // Act
+    let report = app.sync("main", SyncKind::Reference).await;
+
+    // Assert: the run succeeds and the name is kept with U+FFFD for the NUL.
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let marketplace = app.config.accounts[0].marketplace.as_str().to_owned();
+    let stored = app
+        .store
+        .read_reference(&marketplace, "category")
+        .await
+        .expect("read categories");
+    let row = stored
+        .iter()
+        .find(|r| r.id == i64::from(category))
+        .expect("the category stored");
+    let name = row.name.clone().unwrap_or_default();
+    assert!(
+        name.contains('\u{fffd}') && !name.contains('\0'),
+        "{name:?}"
     );
 }

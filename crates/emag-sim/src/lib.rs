@@ -124,6 +124,11 @@ impl Simulator {
         )
     }
 
+    /// The category tree every account is served (reference data), allowed or not.
+    pub fn categories(&self) -> Vec<Category> {
+        self.state.categories.clone()
+    }
+
     /// Snapshot of an account's orders of every type, sorted by id (empty for an unknown account).
     pub fn orders(&self, account: &str) -> Vec<Order> {
         self.state

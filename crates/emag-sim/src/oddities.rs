@@ -26,6 +26,8 @@ pub enum Oddity {
     OfferNameWithNul { id: u32 },
     /// Order `id` is served with a NUL character in its customer's name and its first line's.
     OrderNamesWithNul { id: u64 },
+    /// Category `id` is served with a NUL character in its name (reference data).
+    CategoryNameWithNul { id: u32 },
     /// The next `order/read` answer for page `page` that holds more than one order is cut
     /// to half of them (once): a page that comes short in the middle of a window.
     OrderPageCut { page: u32 },
@@ -84,6 +86,23 @@ impl Oddities {
                         with_nul(&mut item["name"]);
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// Bends the served categories of `account` (a JSON array) in place.
+    pub(crate) fn bend_categories(&self, account: &str, items: &mut Value) {
+        let active: Vec<Oddity> = self.for_account(account);
+        for item in items.as_array_mut().into_iter().flatten() {
+            let Some(id) = item.get("id").and_then(Value::as_u64) else {
+                continue;
+            };
+            for odd in &active {
+                if let Oddity::CategoryNameWithNul { id: o } = *odd {
+                    if u64::from(o) == id {
+                        with_nul(&mut item["name"]);
+                    }
                 }
             }
         }

@@ -74,6 +74,28 @@ impl Store {
         Ok(())
     }
 
+    /// The stored items of one kind of a marketplace's reference data, by id.
+    pub async fn read_reference(&self, marketplace: &str, kind: &str) -> Result<Vec<ReferenceRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, data, content_hash FROM reference_data \
+             WHERE marketplace = $1 AND kind = $2 ORDER BY id",
+        )
+        .bind(marketplace)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReferenceRow {
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    data: r.try_get(2)?,
+                    content_hash: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn count_reference(&self, marketplace: &str, kind: &str) -> Result<i64> {
         let row =
             sqlx::query("SELECT COUNT(*) FROM reference_data WHERE marketplace = $1 AND kind = $2")

@@ -198,7 +198,9 @@ fn categories(
     let reply = if count {
         Reply::ok(&page.count_result(selected.len()))
     } else {
-        Reply::ok(page.slice(&selected))
+        let mut served = serde_json::to_value(page.slice(&selected)).unwrap_or(Value::Null);
+        state.oddities.bend_categories(account.name(), &mut served);
+        Reply::ok(&served)
     };
     Ok(Handled {
         reply,
