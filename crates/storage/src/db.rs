@@ -100,13 +100,16 @@ impl Store {
                             // run simply reads those pages again — and never corrupts
                             // anything. SQLite's WAL + synchronous=NORMAL makes the same trade.
                             conn.execute("SET synchronous_commit = off").await?;
-                            // Prepared statements are cached per connection. A generic plan
-                            // fixed while the offers table was still empty is a sequential
-                            // scan, and stays one as the table grows: every page's hash
-                            // lookup then reads the whole table. Custom plans see the
-                            // actual table and use the primary key.
-                            conn.execute("SET plan_cache_mode = force_custom_plan")
-                                .await?;
+                            // Plans: PostgreSQL's own choice (custom plans first, a cached
+                            // generic one when it costs no more). `force_custom_plan` here
+                            // once kept a page's hash lookup off a generic plan made while
+                            // the table was empty (a sequential scan, kept as the table
+                            // grew); it also planned every foreign-key check of every
+                            // inserted row and every 1,900-value insert again (perf: a third
+                            // of the server's time in a first sync). The statements whose
+                            // best plan depends on a table's size — `IN` lists over offers
+                            // and orders — are sent unprepared instead (`Sql::bind_list`):
+                            // planned with their values, every time.
                             Ok(())
                         })
                     })
@@ -721,6 +724,96 @@ mod tests {
             "postgres://app:***@db.example:5432/emag"
         );
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    /// A SQLite database of schema 13 keeps every offer, mark and removal through the move of
+    /// `offers` to a rowid table (0014), and its key still refuses a duplicate.
+    #[tokio::test]
+    async fn sqlite_offers_survive_the_move_to_a_rowid_table() {
+        // Arrange: a database migrated to schema 13 only, holding offers in every state.
+        let db = test_support::TestDb::sqlite();
+        let store = Store::connect(&db.url).await.expect("connect");
+        let old = tempfile::tempdir().expect("temp dir");
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for entry in std::fs::read_dir(&all).expect("read the migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if name.as_str() < "0014" {
+                std::fs::copy(&path, old.path().join(&name)).expect("copy a migration");
+            }
+        }
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .expect("the first 13 migrations")
+            .run(&store.pool)
+            .await
+            .expect("migrate to 13");
+        assert_eq!(store.schema_version().await.expect("version"), Some(13));
+        store
+            .upsert_account("main", "main", "ro", "http://127.0.0.1:1/api-3")
+            .await
+            .expect("account");
+        for id in [3_i64, 1, 2] {
+            sqlx::query(
+                "INSERT INTO offers (account, id, name, ean, data, content_hash, removed, \
+                 first_seen_at, updated_at, removed_at, missed_scans, missed_by_run) \
+                 VALUES ('main', ?, ?, '[]', ?, ?, ?, 1, 2, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(format!("offer {id}"))
+            .bind(format!("{{\"id\":{id}}}"))
+            .bind(id * 7)
+            .bind(i64::from(id == 2))
+            .bind((id == 2).then_some(5_i64))
+            .bind(i64::from(id == 3))
+            .bind((id == 3).then_some(9_i64))
+            .execute(&store.pool)
+            .await
+            .expect("an offer");
+        }
+        let dump = "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || id || ',' || \
+                    name || ',' || data || ',' || content_hash || ',' || removed || ',' || \
+                    COALESCE(removed_at, '-') || ',' || missed_scans || ',' || \
+                    COALESCE(missed_by_run, '-') || ',' || first_seen_at || ',' || updated_at \
+                    AS line FROM offers ORDER BY account, id)";
+        let before: String = sqlx::query_scalar(dump)
+            .fetch_one(&store.pool)
+            .await
+            .expect("dump");
+
+        // Act
+        store.migrate().await.expect("migrate to the newest schema");
+
+        // Assert: the same rows, in a rowid table whose key still holds.
+        let after: String = sqlx::query_scalar(dump)
+            .fetch_one(&store.pool)
+            .await
+            .expect("dump");
+        assert_eq!(after, before);
+        assert!(before.contains("main,2,offer 2"), "{before}");
+        let rowids: i64 = sqlx::query_scalar("SELECT COUNT(rowid) FROM offers")
+            .fetch_one(&store.pool)
+            .await
+            .expect("a rowid table");
+        assert_eq!(rowids, 3);
+        let duplicate = sqlx::query(
+            "INSERT INTO offers (account, id, ean, data, content_hash, first_seen_at, updated_at) \
+             VALUES ('main', 1, '[]', '{}', 0, 1, 1)",
+        )
+        .execute(&store.pool)
+        .await;
+        assert!(duplicate.is_err(), "(account, id) is still unique");
+        let missed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'offers_missed'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .expect("indexes");
+        assert_eq!(missed, 1);
     }
 
     /// sqlx is built with TLS (rustls): `sslmode=require` gives an encrypted session where the

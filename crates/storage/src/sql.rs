@@ -14,6 +14,9 @@ pub(crate) struct Sql<'q> {
     args: AnyArguments<'q>,
     n: usize,
     backend: Backend,
+    /// Sent unprepared on PostgreSQL, so it is planned with its values every time (see
+    /// [`Sql::bind_list`]).
+    one_off: bool,
 }
 
 impl<'q> Sql<'q> {
@@ -23,6 +26,7 @@ impl<'q> Sql<'q> {
             args: AnyArguments::default(),
             n: 0,
             backend,
+            one_off: false,
         }
     }
 
@@ -48,12 +52,16 @@ impl<'q> Sql<'q> {
         self
     }
 
-    /// `(v1, v2, …)` for an `IN` list.
+    /// `(v1, v2, …)` for an `IN` list. Such a statement picks rows of a table that grows
+    /// while it runs (a page's offers among the account's), so on PostgreSQL it is sent
+    /// unprepared and planned with its values each time: a plan cached while the table was
+    /// small would scan the whole table ever after. (SQLite plans every statement afresh.)
     pub(crate) fn bind_list<T, I>(&mut self, values: I) -> &mut Self
     where
         T: 'q + Encode<'q, Any> + Type<Any>,
         I: IntoIterator<Item = T>,
     {
+        self.one_off = true;
         self.text.push('(');
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
@@ -65,19 +73,32 @@ impl<'q> Sql<'q> {
         self
     }
 
+    /// Whether the statement is prepared and cached on its connection.
+    fn persistent(&self) -> bool {
+        !(self.one_off && self.backend == Backend::Postgres)
+    }
+
     pub(crate) async fn execute<'c, E>(self, ex: E) -> sqlx::Result<sqlx::any::AnyQueryResult>
     where
         E: sqlx::Executor<'c, Database = Any>,
     {
+        let persistent = self.persistent();
         let Sql { text, args, .. } = self;
-        sqlx::query_with(&text, args).execute(ex).await
+        sqlx::query_with(&text, args)
+            .persistent(persistent)
+            .execute(ex)
+            .await
     }
 
     pub(crate) async fn fetch_all<'c, E>(self, ex: E) -> sqlx::Result<Vec<sqlx::any::AnyRow>>
     where
         E: sqlx::Executor<'c, Database = Any>,
     {
+        let persistent = self.persistent();
         let Sql { text, args, .. } = self;
-        sqlx::query_with(&text, args).fetch_all(ex).await
+        sqlx::query_with(&text, args)
+            .persistent(persistent)
+            .fetch_all(ex)
+            .await
     }
 }
