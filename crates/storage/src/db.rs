@@ -726,11 +726,12 @@ mod tests {
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 
-    /// A SQLite database of schema 13 keeps every offer, mark and removal through the move of
-    /// `offers` to a rowid table (0014), and its key still refuses a duplicate.
+    /// A SQLite database of schema 13 keeps every offer (marks and removals too), order,
+    /// order line, return and reference item through their move to rowid tables (0014); the
+    /// keys still refuse duplicates and an order's lines still go with it.
     #[tokio::test]
-    async fn sqlite_offers_survive_the_move_to_a_rowid_table() {
-        // Arrange: a database migrated to schema 13 only, holding offers in every state.
+    async fn sqlite_rows_survive_the_move_to_rowid_tables() {
+        // Arrange: a database migrated to schema 13 only, holding rows of every moved table.
         let db = test_support::TestDb::sqlite();
         let store = Store::connect(&db.url).await.expect("connect");
         let old = tempfile::tempdir().expect("temp dir");
@@ -774,46 +775,134 @@ mod tests {
             .execute(&store.pool)
             .await
             .expect("an offer");
-        }
-        let dump = "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || id || ',' || \
-                    name || ',' || data || ',' || content_hash || ',' || removed || ',' || \
-                    COALESCE(removed_at, '-') || ',' || missed_scans || ',' || \
-                    COALESCE(missed_by_run, '-') || ',' || first_seen_at || ',' || updated_at \
-                    AS line FROM offers ORDER BY account, id)";
-        let before: String = sqlx::query_scalar(dump)
-            .fetch_one(&store.pool)
+            sqlx::query(
+                "INSERT INTO orders (account, id, order_type, status, modified, customer_name, \
+                 data, content_hash, first_seen_at, updated_at) \
+                 VALUES ('main', ?, 3, 1, '2026-11-30 10:00:00', 'Ion', ?, ?, 1, 2)",
+            )
+            .bind(id * 100)
+            .bind(format!("{{\"id\":{}}}", id * 100))
+            .bind(id * 11)
+            .execute(&store.pool)
             .await
-            .expect("dump");
+            .expect("an order");
+            for line in 1..=2_i64 {
+                sqlx::query(
+                    "INSERT INTO order_lines (account, order_id, line_id, product_id, name, \
+                     quantity) VALUES ('main', ?, ?, ?, 'line', 1)",
+                )
+                .bind(id * 100)
+                .bind(line)
+                .bind(id)
+                .execute(&store.pool)
+                .await
+                .expect("an order line");
+            }
+            sqlx::query(
+                "INSERT INTO returns (account, emag_id, order_id, status, data, content_hash, \
+                 updated_at, rma_type) VALUES ('main', ?, ?, 1, '{}', ?, 2, 3)",
+            )
+            .bind(id * 1000)
+            .bind(id * 100)
+            .bind(id * 13)
+            .execute(&store.pool)
+            .await
+            .expect("a return");
+            sqlx::query(
+                "INSERT INTO reference_data (marketplace, kind, id, name, data, content_hash, \
+                 updated_at) VALUES ('ro', 'vat', ?, 'TVA', '{}', ?, 2)",
+            )
+            .bind(id)
+            .bind(id * 17)
+            .execute(&store.pool)
+            .await
+            .expect("a reference item");
+        }
+        let dumps = [
+            "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || id || ',' || \
+             name || ',' || data || ',' || content_hash || ',' || removed || ',' || \
+             COALESCE(removed_at, '-') || ',' || missed_scans || ',' || \
+             COALESCE(missed_by_run, '-') || ',' || first_seen_at || ',' || updated_at \
+             AS line FROM offers ORDER BY account, id)",
+            "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || id || ',' || \
+             order_type || ',' || modified || ',' || customer_name || ',' || data || ',' || \
+             content_hash AS line FROM orders ORDER BY account, id)",
+            "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || order_id || ',' || \
+             line_id || ',' || product_id AS line FROM order_lines \
+             ORDER BY account, order_id, line_id)",
+            "SELECT group_concat(line, ' | ') FROM (SELECT account || ',' || emag_id || ',' || \
+             order_id || ',' || content_hash || ',' || rma_type AS line FROM returns \
+             ORDER BY account, emag_id)",
+            "SELECT group_concat(line, ' | ') FROM (SELECT marketplace || ',' || kind || ',' || \
+             id || ',' || name || ',' || content_hash AS line FROM reference_data \
+             ORDER BY marketplace, kind, id)",
+        ];
+        let mut before = Vec::new();
+        for dump in dumps {
+            let text: String = sqlx::query_scalar(dump)
+                .fetch_one(&store.pool)
+                .await
+                .expect("dump");
+            before.push(text);
+        }
 
         // Act
         store.migrate().await.expect("migrate to the newest schema");
 
-        // Assert: the same rows, in a rowid table whose key still holds.
-        let after: String = sqlx::query_scalar(dump)
-            .fetch_one(&store.pool)
-            .await
-            .expect("dump");
-        assert_eq!(after, before);
-        assert!(before.contains("main,2,offer 2"), "{before}");
-        let rowids: i64 = sqlx::query_scalar("SELECT COUNT(rowid) FROM offers")
-            .fetch_one(&store.pool)
-            .await
-            .expect("a rowid table");
-        assert_eq!(rowids, 3);
-        let duplicate = sqlx::query(
-            "INSERT INTO offers (account, id, ean, data, content_hash, first_seen_at, updated_at) \
-             VALUES ('main', 1, '[]', '{}', 0, 1, 1)",
-        )
-        .execute(&store.pool)
-        .await;
-        assert!(duplicate.is_err(), "(account, id) is still unique");
-        let missed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'offers_missed'",
+        // Assert: the same rows, in rowid tables whose keys still hold.
+        for (dump, before) in dumps.iter().zip(&before) {
+            let after: String = sqlx::query_scalar(dump)
+                .fetch_one(&store.pool)
+                .await
+                .expect("dump");
+            assert_eq!(&after, before);
+        }
+        assert!(before[0].contains("main,2,offer 2"), "{}", before[0]);
+        assert_eq!(before[2].matches("main,").count(), 6, "{}", before[2]);
+        for table in ["offers", "orders", "returns", "reference_data"] {
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(rowid) FROM {table}"))
+                .fetch_one(&store.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{table} is a rowid table: {e}"));
+            assert_eq!(rows, 3, "{table}");
+        }
+        for duplicate in [
+            "INSERT INTO offers (account, id, ean, data, content_hash, first_seen_at, \
+             updated_at) VALUES ('main', 1, '[]', '{}', 0, 1, 1)",
+            "INSERT INTO orders (account, id, order_type, data, content_hash, first_seen_at, \
+             updated_at) VALUES ('main', 100, 3, '{}', 0, 1, 1)",
+            "INSERT INTO returns (account, emag_id, data, content_hash, updated_at) \
+             VALUES ('main', 1000, '{}', 0, 1)",
+            "INSERT INTO reference_data (marketplace, kind, id, data, content_hash, \
+             updated_at) VALUES ('ro', 'vat', 1, '{}', 0, 1)",
+        ] {
+            let refused = sqlx::query(duplicate).execute(&store.pool).await;
+            assert!(refused.is_err(), "a duplicate key is refused: {duplicate}");
+        }
+        let indexes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
+             AND name IN ('offers_missed', 'orders_modified')",
         )
         .fetch_one(&store.pool)
         .await
         .expect("indexes");
-        assert_eq!(missed, 1);
+        assert_eq!(indexes, 2);
+        let dangling: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(&store.pool)
+            .await
+            .expect("foreign key check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+        // An order's lines still go with it: their reference followed the rename.
+        sqlx::query("DELETE FROM orders WHERE account = 'main' AND id = 200")
+            .execute(&store.pool)
+            .await
+            .expect("delete an order");
+        let lines: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM order_lines WHERE order_id = 200")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count lines");
+        assert_eq!(lines, 0);
     }
 
     /// sqlx is built with TLS (rustls): `sslmode=require` gives an encrypted session where the

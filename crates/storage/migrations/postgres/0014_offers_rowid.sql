@@ -1,4 +1,0 @@
--- SQLite's offers move to a rowid table in this version (see ../sqlite). PostgreSQL's heap
--- tables keep rows apart from their primary-key index already: nothing to change. Kept so both
--- backends carry the same schema versions.
-SELECT 1;
