@@ -16,7 +16,7 @@ use emag_bench::journal::{AnswerWatch, ScanMark, ScanStep, ScanWatch, ORDER_RESO
 use emag_bench::kill::BackendKind;
 use emag_sim::{FaultPlan, SimConfig, Simulator};
 use emag_sync::config::Config;
-use emag_sync::sync::{run_sync, RunStatus, SyncContext};
+use emag_sync::sync::{run_sync, Account, RunStatus, SyncContext};
 use storage::Store;
 use test_support::TestDb;
 
@@ -112,6 +112,24 @@ async fn a_scheduler_on_postgresql_restarted_and_cut_mid_run_recovers_by_itself_
 }
 
 /// The address of the suite's PostgreSQL server, from its URL.
+/// The engine of a test that drives one run itself: the store at `database_url` (which may
+/// go through a fault proxy), the account `main` of `vars` and a sync context over both.
+async fn engine(
+    vars: &std::collections::HashMap<String, String>,
+    database_url: &str,
+) -> (Store, Account, SyncContext) {
+    let config = Config::from_vars(vars).expect("config");
+    let store = Store::open(database_url).await.expect("store");
+    let main = emag_sync::accounts::select(&config, &store, "all")
+        .await
+        .expect("accounts")
+        .into_iter()
+        .find(|a| a.name() == "main")
+        .expect("main");
+    let ctx = SyncContext::new(store.clone(), config.sync);
+    (store, main, ctx)
+}
+
 fn pg_server(url: &str) -> std::net::SocketAddr {
     let host_port = url
         .split('@')
@@ -156,17 +174,7 @@ async fn a_run_whose_end_cannot_be_written_while_postgresql_is_away_records_it_w
             1,
         )
         .replacen("localhost", "127.0.0.1", 1);
-    let config = Config::from_vars(&sim_vars(&sim, &through)).expect("config");
-    let store = Store::open(&through).await.expect("store");
-    let accounts = emag_sync::accounts::select(&config, &store, "all")
-        .await
-        .expect("accounts");
-    let main = accounts
-        .iter()
-        .find(|a| a.name() == "main")
-        .expect("main")
-        .clone();
-    let ctx = SyncContext::new(store.clone(), config.sync);
+    let (store, main, ctx) = engine(&sim_vars(&sim, &through), &through).await;
     let refusals = 6;
 
     // Act: once the scan's pages are all read, every connection is cut and the next six
@@ -238,17 +246,7 @@ async fn an_order_run_that_outlives_a_postgresql_restart_fails_instead_of_moving
             v.clone_from(&through);
         }
     }
-    let config = Config::from_vars(&vars).expect("config");
-    let store = Store::open(&cluster.url()).await.expect("store");
-    let accounts = emag_sync::accounts::select(&config, &store, "all")
-        .await
-        .expect("accounts");
-    let main = accounts
-        .iter()
-        .find(|a| a.name() == "main")
-        .expect("main")
-        .clone();
-    let ctx = SyncContext::new(store.clone(), config.sync);
+    let (store, main, ctx) = engine(&vars, &cluster.url()).await;
 
     // Act: after the first order window is answered (and then stored), the next answer is
     // held for two seconds; meanwhile PostgreSQL restarts. The run's connections come back
