@@ -907,6 +907,38 @@ pub(crate) fn changed_rows<R>(
     key: impl Fn(&R) -> i64,
     hash: impl Fn(&R) -> i64,
 ) -> (Vec<R>, RunCounts) {
+    let mut changed = Vec::new();
+    let counts = sort_changed(rows, stored, key, hash, |row, _| changed.push(row));
+    (changed, counts)
+}
+
+/// [`changed_rows`], with the rows the store does not hold (`created`) apart from those it
+/// holds in another version (`updated`): (created, updated, counts).
+pub(crate) fn split_changed_rows<R>(
+    rows: Vec<R>,
+    stored: &std::collections::HashMap<i64, i64>,
+    key: impl Fn(&R) -> i64,
+    hash: impl Fn(&R) -> i64,
+) -> (Vec<R>, Vec<R>, RunCounts) {
+    let (mut created, mut updated) = (Vec::new(), Vec::new());
+    let counts = sort_changed(rows, stored, key, hash, |row, new| {
+        if new {
+            created.push(row);
+        } else {
+            updated.push(row);
+        }
+    });
+    (created, updated, counts)
+}
+
+/// Hands each changed row of a page to `keep` with whether it is new, and counts the page.
+fn sort_changed<R>(
+    rows: Vec<R>,
+    stored: &std::collections::HashMap<i64, i64>,
+    key: impl Fn(&R) -> i64,
+    hash: impl Fn(&R) -> i64,
+    mut keep: impl FnMut(R, bool),
+) -> RunCounts {
     let mut counts = RunCounts {
         pages: 1,
         items_read: rows.len() as u64,
@@ -916,7 +948,6 @@ pub(crate) fn changed_rows<R>(
     for (i, row) in rows.iter().enumerate() {
         last.insert(key(row), i);
     }
-    let mut changed = Vec::new();
     for (i, row) in rows.into_iter().enumerate() {
         if last.get(&key(&row)) != Some(&i) {
             continue;
@@ -925,15 +956,15 @@ pub(crate) fn changed_rows<R>(
             Some(h) if *h == hash(&row) => counts.unchanged += 1,
             Some(_) => {
                 counts.updated += 1;
-                changed.push(row);
+                keep(row, false);
             }
             None => {
                 counts.created += 1;
-                changed.push(row);
+                keep(row, true);
             }
         }
     }
-    (changed, counts)
+    counts
 }
 
 /// A stable 63-bit content hash of an item's JSON text.

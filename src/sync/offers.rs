@@ -30,7 +30,10 @@ use storage::{ActiveRun, OfferPage, OfferRow};
 use tokio::sync::mpsc;
 
 use super::quarantine::{join_notes, Odd, Quarantine};
-use super::{changed_rows, content_hash, Account, KindResult, StageTimes, SyncContext, SyncError};
+use super::{
+    changed_rows, content_hash, split_changed_rows, Account, KindResult, StageTimes, SyncContext,
+    SyncError,
+};
 
 const PER_PAGE: u32 = 100;
 /// Pages already read are written together, up to this many per transaction.
@@ -348,16 +351,24 @@ impl Scan<'_> {
         StageTimes::add(&mut self.stages.lookup, looking);
         let mut changed = Vec::with_capacity(listed.len());
         for (number, ids, rows) in listed {
-            let (rows, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
-            changed.push((key_offset + i64::from(number), ids, rows, counts));
+            let (created, updated, counts) =
+                split_changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
+            changed.push((
+                key_offset + i64::from(number),
+                ids,
+                created,
+                updated,
+                counts,
+            ));
         }
         let writes: Vec<OfferPage<'_>> = changed
             .iter()
-            .map(|(key, ids, rows, counts)| OfferPage {
+            .map(|(key, ids, created, updated, counts)| OfferPage {
                 key: *key,
                 checkpoint: (key_offset == 0).then_some(*key),
                 seen_ids: ids,
-                changed: rows,
+                created,
+                updated,
                 counts: *counts,
                 reset_missed: self.marks_to_clear,
             })
@@ -365,7 +376,7 @@ impl Scan<'_> {
         let writing = Instant::now();
         self.ctx.store.write_offer_pages(self.run, &writes).await?;
         StageTimes::add(&mut self.stages.write, writing);
-        for (_, ids, _, _) in &changed {
+        for (_, ids, ..) in &changed {
             self.seen.extend(ids.iter().copied());
         }
         self.ctx.report_progress(
@@ -451,7 +462,15 @@ pub(crate) async fn sync_offers(
     let mut attention = None;
     let mut clears = None;
     if complete {
-        let settled = settle_missing(ctx, account, run, &mut scan.quarantine, &scan.seen).await?;
+        let settled = if scan.first_sync {
+            // Nothing was stored when this scan began and only this run writes the account's
+            // offers (it holds the lease): every stored offer is one the scan listed. Walking
+            // them would read back the whole catalog just written (PostgreSQL: 1.3 s per
+            // 100,000 offers).
+            Settled::NoneMissing
+        } else {
+            settle_missing(ctx, account, run, &mut scan.quarantine, &scan.seen).await?
+        };
         extra.removed = settled.removed();
         let share = ctx.settings.max_removed_share_percent;
         note = settled.note(account.name(), share);

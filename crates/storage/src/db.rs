@@ -22,6 +22,11 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// PostgreSQL only: a native pool for what the `Any` driver cannot send (the binary
+    /// `COPY` of a scan's offers, see `offers_pg`). Connects on first use.
+    pub(crate) pg: Option<sqlx::PgPool>,
+    /// SQLite only: checkpoints beside a scan's writes (see `wal`).
+    pub(crate) wal: Option<std::sync::Arc<crate::wal::WalCheckpointer>>,
     backend: Backend,
     url_redacted: String,
     /// The SQLite file whose set-up lock `migrate` takes.
@@ -30,6 +35,25 @@ pub struct Store {
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Every PostgreSQL session's settings.
+///
+/// A sync commits once per page, with the page's checkpoint in the same transaction. Waiting
+/// for the WAL flush at each commit made the disk's fsync latency the speed of a sync (55 ms a
+/// page here). Without the wait, a server crash can lose the last moments of commits — data
+/// and checkpoint together, so the next run simply reads those pages again — and never
+/// corrupts anything. SQLite's WAL + synchronous=NORMAL makes the same trade.
+///
+/// Plans: PostgreSQL's own choice (custom plans first, a cached generic one when it costs no
+/// more). `force_custom_plan` here once kept a page's hash lookup off a generic plan made
+/// while the table was empty (a sequential scan, kept as the table grew); it also planned
+/// every foreign-key check of every inserted row and every 1,900-value insert again (perf: a
+/// third of the server's time in a first sync). The statements whose best plan depends on a
+/// table's size — `IN` lists over offers and orders — are sent unprepared instead
+/// (`Sql::bind_list`): planned with their values, every time.
+///
+/// Notices (`CREATE … IF NOT EXISTS` of a table that exists) are not for the log.
+const POSTGRES_SESSION: &str = "SET synchronous_commit = off; SET client_min_messages = warning";
 
 impl Store {
     /// Opens (and for SQLite creates) the database at `url`. Does not migrate: call
@@ -74,9 +98,16 @@ impl Store {
                             // default cache most pages came back through a read system call
                             // (100,000 offers: 5.3 → 4.0 s; 16 MiB gained no more and took
                             // the sync's peak RSS from 46 to 92 MiB).
+                            // SQLite's own checkpoints at a higher bound: a scan's writes
+                            // have theirs beside them (see `wal`).
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA cache_size = -4096;",
+                                format!(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA cache_size = -4096; \
+                                     PRAGMA wal_autocheckpoint = {};",
+                                    crate::wal::AUTOCHECKPOINT_PAGES
+                                )
+                                .as_str(),
                             )
                             .await?;
                             Ok(())
@@ -92,24 +123,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            // A sync commits once per page, with the page's checkpoint in the
-                            // same transaction. Waiting for the WAL flush at each commit made
-                            // the disk's fsync latency the speed of a sync (55 ms a page
-                            // here). Without the wait, a server crash can lose the last
-                            // moments of commits — data and checkpoint together, so the next
-                            // run simply reads those pages again — and never corrupts
-                            // anything. SQLite's WAL + synchronous=NORMAL makes the same trade.
-                            conn.execute("SET synchronous_commit = off").await?;
-                            // Plans: PostgreSQL's own choice (custom plans first, a cached
-                            // generic one when it costs no more). `force_custom_plan` here
-                            // once kept a page's hash lookup off a generic plan made while
-                            // the table was empty (a sequential scan, kept as the table
-                            // grew); it also planned every foreign-key check of every
-                            // inserted row and every 1,900-value insert again (perf: a third
-                            // of the server's time in a first sync). The statements whose
-                            // best plan depends on a table's size — `IN` lists over offers
-                            // and orders — are sent unprepared instead (`Sql::bind_list`):
-                            // planned with their values, every time.
+                            conn.execute(POSTGRES_SESSION).await?;
                             Ok(())
                         })
                     })
@@ -117,8 +131,31 @@ impl Store {
                     .await?
             }
         };
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let options =
+                    sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
+                Some(
+                    sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(8)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(POSTGRES_SESSION).await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_lazy_with(options),
+                )
+            }
+        };
+        let wal = (backend == Backend::Sqlite)
+            .then(|| std::sync::Arc::new(crate::wal::WalCheckpointer::new()));
         Ok(Store {
             pool,
+            pg,
+            wal,
             backend,
             url_redacted,
             setup_file: setup_file(url),
@@ -300,6 +337,9 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
     }
 
     /// Registers or updates a configured account.
@@ -355,7 +395,7 @@ impl Store {
 }
 
 /// PostgreSQL's clock now (not the transaction's start, which `now()` would give).
-const POSTGRES_CLOCK_MS: &str =
+pub(crate) const POSTGRES_CLOCK_MS: &str =
     "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 /// [`Store::clock_ms`] inside a transaction.

@@ -14,6 +14,7 @@ mod export;
 mod instances;
 mod lock;
 mod offers;
+mod offers_pg;
 mod orders;
 mod quarantine;
 mod reference;
@@ -21,6 +22,7 @@ mod runs;
 mod sql;
 mod states;
 mod totals;
+mod wal;
 
 pub use alerts::{
     Delivery, Escalation, Evaluated, Firing, IncidentRow, OutboxCounts, Routing, Takeover,

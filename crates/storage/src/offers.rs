@@ -42,6 +42,34 @@ pub struct StoredHash {
 /// SQLite allows 32766 bound values per statement; 16 columns × 500 rows stays well inside.
 const UPSERT_CHUNK: usize = 500;
 
+/// The columns an offer write sets, in the order of [`OfferRow`]'s fields and then `removed`,
+/// `first_seen_at`, `updated_at`.
+pub(crate) const OFFER_COLUMNS: &str = "account, id, part_number, part_number_key, name, brand, \
+     status, sale_price, recommended_price, currency, vat_id, general_stock, estimated_stock, \
+     ean, data, content_hash, removed, first_seen_at, updated_at";
+
+/// What an offer already stored takes from a new write of it (`excluded`): a listed offer is
+/// live and missed by no scan.
+pub(crate) const OFFER_UPSERT: &str = " ON CONFLICT (account, id) DO UPDATE SET \
+     part_number = excluded.part_number, part_number_key = excluded.part_number_key, \
+     name = excluded.name, brand = excluded.brand, status = excluded.status, \
+     sale_price = excluded.sale_price, recommended_price = excluded.recommended_price, \
+     currency = excluded.currency, vat_id = excluded.vat_id, \
+     general_stock = excluded.general_stock, estimated_stock = excluded.estimated_stock, \
+     ean = excluded.ean, data = excluded.data, content_hash = excluded.content_hash, \
+     removed = 0, removed_at = NULL, missed_scans = 0, missed_by_run = NULL, \
+     updated_at = excluded.updated_at";
+
+/// The fence of a page write: the run is still ours and running; moves its checkpoint.
+pub(crate) const FENCE_PAGE: &str =
+    "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
+     WHERE id = $2 AND holder = $3 AND state = $4";
+
+/// A page's listed ids (little-endian `u32`s) under its key.
+pub(crate) const SCAN_PAGE: &str =
+    "INSERT INTO scan_pages (run_id, page, ids) VALUES ($1, $2, $3) \
+     ON CONFLICT (run_id, page) DO UPDATE SET ids = excluded.ids";
+
 /// One scanned page to write: its key, the checkpoint it moves to (the first pass's pages),
 /// the ids it listed, the offers that changed, and its counters.
 #[derive(Debug, Clone, Copy)]
@@ -49,12 +77,27 @@ pub struct OfferPage<'a> {
     pub key: i64,
     pub checkpoint: Option<i64>,
     pub seen_ids: &'a [u32],
-    pub changed: &'a [OfferRow],
+    /// Changed offers the store held no row of when the caller looked (under the run's
+    /// lease, after the run's earlier pages were written). PostgreSQL copies them into the
+    /// table without a conflict check; if one was stored after all, the pages are written
+    /// again as if every offer were in `updated`, so a wrong guess costs time, not data.
+    pub created: &'a [OfferRow],
+    /// Changed offers the store may hold (another content hash, or marked removed).
+    pub updated: &'a [OfferRow],
     pub counts: domain::RunCounts,
     /// Clear the missed-scan marks of the listed offers. `false` only when the account had
     /// no marked offer when the scan began (see [`Store::offers_marked_missed`]): marks are
     /// set after a scan, never during one.
     pub reset_missed: bool,
+}
+
+/// A page's listed ids as stored in `scan_pages`: little-endian `u32`s.
+pub(crate) fn id_blob(ids: &[u32]) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(ids.len() * 4);
+    for id in ids {
+        blob.extend_from_slice(&id.to_le_bytes());
+    }
+    blob
 }
 
 impl Store {
@@ -106,7 +149,8 @@ impl Store {
                 key: page_key,
                 checkpoint,
                 seen_ids,
-                changed,
+                created: &[],
+                updated: changed,
                 counts: *counts,
                 reset_missed: true,
             }],
@@ -139,21 +183,24 @@ impl Store {
     /// in order, the checkpoint ending at the last one that moves it.
     pub async fn write_offer_pages(&self, run: &ActiveRun, pages: &[OfferPage<'_>]) -> Result<()> {
         let now = now_ms();
+        if let Some(pg) = &self.pg {
+            return crate::offers_pg::write_pages(pg, run, pages, now).await;
+        }
         let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
+        if let Some(wal) = &self.wal {
+            wal.bound(&self.pool).await;
+        }
         let mut tx = self.pool.begin().await?;
         // A checkpoint past pages a server crash took back would skip them on resume.
         crate::runs::check_epoch(&mut tx, run).await?;
         // Fence first: a stale holder must not write a single offer.
-        let done = sqlx::query(
-            "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
-             WHERE id = $2 AND holder = $3 AND state = $4",
-        )
-        .bind(checkpoint)
-        .bind(run.id)
-        .bind(&run.holder)
-        .bind(domain::RunState::Running.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(FENCE_PAGE)
+            .bind(checkpoint)
+            .bind(run.id)
+            .bind(&run.holder)
+            .bind(domain::RunState::Running.as_str())
+            .execute(&mut *tx)
+            .await?;
         fenced(done.rows_affected(), run.id)?;
         let mut counts = domain::RunCounts::default();
         for page in pages {
@@ -162,10 +209,18 @@ impl Store {
         }
         add_counts(&mut tx, run, &counts).await?;
         tx.commit().await?;
+        let wrote = pages
+            .iter()
+            .any(|p| !p.created.is_empty() || !p.updated.is_empty());
+        if let (Some(wal), true) = (&self.wal, wrote) {
+            wal.start(&self.pool);
+        }
         Ok(())
     }
 
-    /// One page's rows, seen ids and page record, inside the caller's fenced transaction.
+    /// One page's rows, seen ids and page record, inside the caller's fenced transaction
+    /// (SQLite: a conflict check costs the same as the insert's own unique-key check, so new
+    /// and changed offers take one upsert).
     async fn write_page_in(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -176,19 +231,18 @@ impl Store {
         let OfferPage {
             key: page_key,
             seen_ids,
-            changed,
+            created,
+            updated,
             reset_missed,
             ..
         } = *page;
 
-        for chunk in changed.chunks(UPSERT_CHUNK) {
-            let mut q = Sql::new(
-                self.backend(),
-                "INSERT INTO offers (account, id, part_number, part_number_key, name, brand, \
-                 status, sale_price, recommended_price, currency, vat_id, general_stock, \
-                 estimated_stock, ean, data, content_hash, removed, first_seen_at, updated_at) \
-                 VALUES ",
-            );
+        for chunk in created
+            .chunks(UPSERT_CHUNK)
+            .chain(updated.chunks(UPSERT_CHUNK))
+        {
+            let mut q = Sql::new(self.backend(), "INSERT INTO offers (");
+            q.push(OFFER_COLUMNS).push(") VALUES ");
             for (i, o) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
                 q.bind(run.account.as_str())
@@ -225,18 +279,7 @@ impl Store {
                     .bind(now)
                     .push(")");
             }
-            q.push(
-                " ON CONFLICT (account, id) DO UPDATE SET part_number = excluded.part_number, \
-                 part_number_key = excluded.part_number_key, name = excluded.name, \
-                 brand = excluded.brand, status = excluded.status, \
-                 sale_price = excluded.sale_price, recommended_price = excluded.recommended_price, \
-                 currency = excluded.currency, vat_id = excluded.vat_id, \
-                 general_stock = excluded.general_stock, \
-                 estimated_stock = excluded.estimated_stock, ean = excluded.ean, \
-                 data = excluded.data, content_hash = excluded.content_hash, removed = 0, \
-                 removed_at = NULL, missed_scans = 0, missed_by_run = NULL, \
-                 updated_at = excluded.updated_at",
-            );
+            q.push(OFFER_UPSERT);
             q.execute(&mut **tx).await?;
         }
         // Listed again: an offer a scan missed is not missing any more. Unchanged offers are
@@ -253,19 +296,12 @@ impl Store {
             q.execute(&mut **tx).await?;
         }
 
-        let mut blob = Vec::with_capacity(seen_ids.len() * 4);
-        for id in seen_ids {
-            blob.extend_from_slice(&id.to_le_bytes());
-        }
-        sqlx::query(
-            "INSERT INTO scan_pages (run_id, page, ids) VALUES ($1, $2, $3) \
-             ON CONFLICT (run_id, page) DO UPDATE SET ids = excluded.ids",
-        )
-        .bind(run.id)
-        .bind(page_key)
-        .bind(blob)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(SCAN_PAGE)
+            .bind(run.id)
+            .bind(page_key)
+            .bind(id_blob(seen_ids))
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 

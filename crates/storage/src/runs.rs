@@ -632,33 +632,48 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Adds a run's counters (`$1`…`$9`: pages, items read, created, updated, unchanged, removed,
+/// requests, rate-limit waits, retries) and beats its heart (`$10`), fenced by the holder
+/// (`$11` the run, `$12` its holder).
+pub(crate) const ADD_COUNTS: &str =
+    "UPDATE runs SET pages = pages + $1, items_read = items_read + $2, \
+     created = created + $3, updated = updated + $4, unchanged = unchanged + $5, \
+     removed = removed + $6, requests = requests + $7, \
+     rate_limit_waits = rate_limit_waits + $8, retries = retries + $9, heartbeat_at = $10 \
+     WHERE id = $11 AND holder = $12";
+
+/// The values of [`ADD_COUNTS`]' `$1`…`$9`.
+pub(crate) fn count_values(c: &RunCounts) -> [i64; 9] {
+    [
+        c.pages,
+        c.items_read,
+        c.created,
+        c.updated,
+        c.unchanged,
+        c.removed,
+        c.requests,
+        c.rate_limit_waits,
+        c.retries,
+    ]
+    .map(to_i64)
+}
+
 /// Adds counters to a run inside the caller's transaction, fenced by the holder.
 pub(crate) async fn add_counts(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     run: &ActiveRun,
     c: &RunCounts,
 ) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE runs SET pages = pages + $1, items_read = items_read + $2, \
-         created = created + $3, updated = updated + $4, unchanged = unchanged + $5, \
-         removed = removed + $6, requests = requests + $7, \
-         rate_limit_waits = rate_limit_waits + $8, retries = retries + $9, heartbeat_at = $10 \
-         WHERE id = $11 AND holder = $12",
-    )
-    .bind(to_i64(c.pages))
-    .bind(to_i64(c.items_read))
-    .bind(to_i64(c.created))
-    .bind(to_i64(c.updated))
-    .bind(to_i64(c.unchanged))
-    .bind(to_i64(c.removed))
-    .bind(to_i64(c.requests))
-    .bind(to_i64(c.rate_limit_waits))
-    .bind(to_i64(c.retries))
-    .bind(crate::db::clock_in(tx).await?)
-    .bind(run.id)
-    .bind(&run.holder)
-    .execute(&mut **tx)
-    .await?;
+    let mut q = sqlx::query(ADD_COUNTS);
+    for v in count_values(c) {
+        q = q.bind(v);
+    }
+    let done = q
+        .bind(crate::db::clock_in(tx).await?)
+        .bind(run.id)
+        .bind(&run.holder)
+        .execute(&mut **tx)
+        .await?;
     fenced(done.rows_affected(), run.id)
 }
 

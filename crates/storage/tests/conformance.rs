@@ -83,6 +83,9 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    new_offers_keep_every_column_and_a_repeated_one_its_last_copy,
+    an_offer_given_as_new_that_is_stored_is_merged_and_nothing_is_lost,
+    a_changed_offer_listed_on_two_pages_of_a_batch_keeps_its_last_copy,
     same_offer_id_in_two_accounts_is_two_rows,
     a_second_process_is_busy_while_the_holder_lives,
     a_dead_holders_run_is_resumed_from_its_checkpoint,
@@ -393,6 +396,222 @@ async fn a_second_process_is_busy_while_the_holder_lives(kind: DbKind) {
         begin(&store, "fbe", "h2", alive).await,
         BeginRun::Started(_)
     ));
+}
+
+/// Every stored column of the account's offers, by id: (offer as written, content hash,
+/// removed, data).
+async fn stored_offers(url: &str) -> Vec<(OfferRow, bool)> {
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let rows: Vec<sqlx::any::AnyRow> = sqlx::query(
+        "SELECT id, part_number, part_number_key, name, brand, status, sale_price, \
+         recommended_price, currency, vat_id, general_stock, estimated_stock, ean, data, \
+         content_hash, removed FROM offers WHERE account = 'main' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("offers");
+    rows.iter()
+        .map(|r| {
+            use sqlx::Row;
+            let row = OfferRow {
+                id: r.get(0),
+                part_number: r.get(1),
+                part_number_key: r.get(2),
+                name: r.get(3),
+                brand: r.get(4),
+                status: r.get(5),
+                sale_price: r.get(6),
+                recommended_price: r.get(7),
+                currency: r.get(8),
+                vat_id: r.get(9),
+                general_stock: r.get(10),
+                estimated_stock: r.get(11),
+                ean: r.get(12),
+                data: r.get(13),
+                content_hash: r.get(14),
+            };
+            (row, r.get::<i64, _>(15) != 0)
+        })
+        .collect()
+}
+
+fn counts(created: u64, updated: u64) -> RunCounts {
+    RunCounts {
+        pages: 1,
+        items_read: created + updated,
+        created,
+        updated,
+        ..RunCounts::default()
+    }
+}
+
+async fn new_offers_keep_every_column_and_a_repeated_one_its_last_copy(kind: DbKind) {
+    // Arrange: two pages of one batch, every offer new; offer 2 has no optional field, offer 1
+    // is listed on both pages (the catalog moved), fresher on the second.
+    let (db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let bare = OfferRow {
+        part_number: None,
+        part_number_key: None,
+        name: None,
+        brand: None,
+        status: None,
+        sale_price: None,
+        recommended_price: None,
+        currency: None,
+        vat_id: None,
+        general_stock: None,
+        estimated_stock: None,
+        ean: "[]".to_owned(),
+        data: "{\"id\":2,\"name\":\"ă\\\"\\u0000\\t\"}".to_owned(),
+        ..offer(2, "", "")
+    };
+    let first = [offer(1, "old", "1"), bare.clone()];
+    let second = [offer(1, "new", "22"), offer(3, "line\none\ttab", "3")];
+    let pages = [
+        storage::OfferPage {
+            key: 1,
+            checkpoint: Some(1),
+            seen_ids: &[1, 2],
+            created: &first,
+            updated: &[],
+            counts: counts(2, 0),
+            reset_missed: false,
+        },
+        storage::OfferPage {
+            key: 2,
+            checkpoint: Some(2),
+            seen_ids: &[1, 3],
+            created: &second,
+            updated: &[],
+            counts: counts(2, 0),
+            reset_missed: false,
+        },
+    ];
+
+    // Act
+    store.write_offer_pages(&run, &pages).await.expect("pages");
+
+    // Assert
+    let stored = stored_offers(&db.url).await;
+    let want = vec![
+        (offer(1, "new", "22"), false),
+        (bare, false),
+        (offer(3, "line\none\ttab", "3"), false),
+    ];
+    assert_eq!(stored, want);
+    let mut seen = store.scanned_ids(run.id).await.expect("ids");
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 1, 2, 3]);
+    let row = store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.counts.pages, row.counts.created), (2, 4));
+    assert_eq!(row.checkpoint_page, 2);
+}
+
+async fn an_offer_given_as_new_that_is_stored_is_merged_and_nothing_is_lost(kind: DbKind) {
+    // Arrange: offer 1 is stored and marked removed; a batch then gives it as new (a wrong
+    // guess) beside a really new one.
+    let (db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    store
+        .write_offer_page(&run, 1, Some(1), &[1], &[offer(1, "a", "1")], &counts(1, 0))
+        .await
+        .expect("page 1");
+    store
+        .mark_offers_removed(&run, &[1])
+        .await
+        .expect("removed");
+    let created = [offer(1, "a again", "11"), offer(4, "d", "4")];
+    let page = storage::OfferPage {
+        key: 2,
+        checkpoint: Some(2),
+        seen_ids: &[1, 4],
+        created: &created,
+        updated: &[],
+        counts: counts(2, 0),
+        reset_missed: true,
+    };
+
+    // Act
+    store
+        .write_offer_pages(&run, &[page])
+        .await
+        .expect("page 2");
+
+    // Assert: both stored, offer 1 live again with its new content; counted once.
+    let stored = stored_offers(&db.url).await;
+    assert_eq!(
+        stored,
+        vec![
+            (offer(1, "a again", "11"), false),
+            (offer(4, "d", "4"), false)
+        ]
+    );
+    let row = store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.counts.pages, row.counts.created), (2, 3));
+    assert_eq!(row.checkpoint_page, 2);
+}
+
+async fn a_changed_offer_listed_on_two_pages_of_a_batch_keeps_its_last_copy(kind: DbKind) {
+    // Arrange
+    let (db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    store
+        .write_offer_page(
+            &run,
+            1,
+            Some(1),
+            &[1, 2],
+            &[offer(1, "a", "1"), offer(2, "b", "2")],
+            &counts(2, 0),
+        )
+        .await
+        .expect("page 1");
+    let first = [offer(1, "a2", "12")];
+    let second = [offer(1, "a3", "123"), offer(2, "b2", "22")];
+    let pages = [
+        storage::OfferPage {
+            key: 2,
+            checkpoint: Some(2),
+            seen_ids: &[1],
+            created: &[],
+            updated: &first,
+            counts: counts(0, 1),
+            reset_missed: true,
+        },
+        storage::OfferPage {
+            key: 3,
+            checkpoint: Some(3),
+            seen_ids: &[1, 2],
+            created: &[],
+            updated: &second,
+            counts: counts(0, 2),
+            reset_missed: true,
+        },
+    ];
+
+    // Act
+    store.write_offer_pages(&run, &pages).await.expect("pages");
+    store
+        .write_offer_pages(&run, &pages[1..])
+        .await
+        .expect("the same page again");
+
+    // Assert
+    let stored = stored_offers(&db.url).await;
+    assert_eq!(
+        stored,
+        vec![
+            (offer(1, "a3", "123"), false),
+            (offer(2, "b2", "22"), false)
+        ]
+    );
 }
 
 async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
