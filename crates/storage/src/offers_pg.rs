@@ -38,7 +38,7 @@ pub(crate) async fn write_pages(
         Err(StorageError::Sqlx(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             tracing::warn!(
                 run.id = run.id,
-                "an offer given as new was stored already: its page is merged instead"
+                "an offer given as new was stored already: the batch is written again, merged"
             );
             write(pool, run, pages, now, Guess::Ignored).await
         }
