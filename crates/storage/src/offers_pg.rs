@@ -18,7 +18,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::offers::{
     id_blob, OfferPage, OfferRow, FENCE_PAGE, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
 };
-use crate::runs::{count_values, fenced, ActiveRun, ADD_COUNTS, POSTGRES_EPOCH_MS};
+use crate::runs::{count_values, fenced, same_epoch, ActiveRun, ADD_COUNTS, POSTGRES_EPOCH_MS};
 use crate::{Result, StorageError};
 
 /// The connection's merge table: created on first use, emptied at each commit.
@@ -66,9 +66,7 @@ async fn write(
         let epoch: i64 = sqlx::query_scalar(POSTGRES_EPOCH_MS)
             .fetch_one(&mut *tx)
             .await?;
-        if epoch != claimed {
-            return Err(StorageError::DatabaseRestarted(run.id));
-        }
+        same_epoch(run, claimed, epoch)?;
     }
     // Fence first: a stale holder must not write a single offer.
     let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();

@@ -614,10 +614,17 @@ pub(crate) async fn check_epoch(
     let now: i64 = sqlx::query_scalar(POSTGRES_EPOCH_MS)
         .fetch_one(&mut **tx)
         .await?;
-    if now != claimed {
-        return Err(StorageError::DatabaseRestarted(run.id));
+    same_epoch(run, claimed, now)
+}
+
+/// The rule of [`check_epoch`], for a caller that read the server's start time (`now`) on
+/// a connection of its own kind (the native PostgreSQL path of `offers_pg`).
+pub(crate) fn same_epoch(run: &ActiveRun, claimed: i64, now: i64) -> Result<()> {
+    if now == claimed {
+        Ok(())
+    } else {
+        Err(StorageError::DatabaseRestarted(run.id))
     }
-    Ok(())
 }
 
 pub(crate) fn fenced(rows: u64, run_id: i64) -> Result<()> {

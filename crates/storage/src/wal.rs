@@ -52,8 +52,9 @@ impl WalCheckpointer {
         tokio::spawn(async move {
             match checkpoint(&pool).await {
                 Ok(n) => pages.store(n, Ordering::Relaxed),
-                // Only a later checkpoint (ours or SQLite's own) is delayed.
-                Err(e) => tracing::debug!(error = %e, "background WAL checkpoint failed"),
+                // Only a later checkpoint (ours or SQLite's own) is delayed; a passive one
+                // does not fail on a busy database, so this is worth a look (disk, file).
+                Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
             }
             drop(turn);
         });
@@ -75,7 +76,7 @@ impl WalCheckpointer {
             // the WAL over, and the next checkpoint tells its new size.
             Ok(_) => self.pages.store(0, Ordering::Relaxed),
             // The write goes on; SQLite's own checkpoints still bound the WAL.
-            Err(e) => tracing::debug!(error = %e, "WAL checkpoint before a write failed"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint before a write failed"),
         }
     }
 }
