@@ -328,31 +328,48 @@ impl AccountHold {
     }
 }
 
-/// The lease of a running run at `now_ms`, by the one rule ([`domain::Lease::judge`]).
+/// The lease of a running run at `now_ms`, by the one rule ([`domain::Lease::judge`]), as
+/// any process sees it.
 pub fn lease_of(run: &storage::RunRow, now_ms: i64, ttl: Duration) -> domain::Lease {
+    lease_seen_by(run, now_ms, ttl, None)
+}
+
+/// [`lease_of`] as the process of `ctx` sees it: a run under its own holder is alive only
+/// while it claims or executes a run of that (account, kind) ([`SyncContext::run_holder_alive`]).
+pub fn lease_seen_by(
+    run: &storage::RunRow,
+    now_ms: i64,
+    ttl: Duration,
+    ctx: Option<&SyncContext>,
+) -> domain::Lease {
     domain::Lease::judge(
         run.holder.as_deref(),
         run.heartbeat_at,
         now_ms,
         ms(ttl),
-        crate::holder_is_alive,
+        |holder| match ctx {
+            Some(ctx) => ctx.run_holder_alive(holder, &run.account, run.kind),
+            None => crate::holder_is_alive(holder),
+        },
     )
 }
 
-/// The accounts held by the running runs among `runs` (the latest run of each schedule). A
-/// live lease wins over an abandoned one (the store allows one running run per account; two
-/// can only be seen while one view is a tick old).
+/// The accounts held by the running runs among `runs` (the latest run of each schedule), as
+/// the process of `ctx` sees them ([`lease_seen_by`]). A live lease wins over an abandoned
+/// one (the store allows one running run per account; two can only be seen while one view is
+/// a tick old).
 pub fn account_holds<'a>(
     runs: impl IntoIterator<Item = &'a storage::RunRow>,
     now_ms: i64,
     ttl: Duration,
+    ctx: Option<&SyncContext>,
 ) -> HashMap<String, AccountHold> {
     let mut holds: HashMap<String, AccountHold> = HashMap::new();
     for run in runs {
         if run.state != RunState::Running {
             continue;
         }
-        let hold = match lease_of(run, now_ms, ttl) {
+        let hold = match lease_seen_by(run, now_ms, ttl, ctx) {
             domain::Lease::Held { expires_at } => AccountHold::Held {
                 run_id: run.id,
                 kind: run.kind,
@@ -706,7 +723,12 @@ impl Scheduler {
         // One run per account at a time, across processes: what holds each account now, by
         // the database's clock (the one the heartbeats are written by).
         let lease_now = self.ctx.store.clock_ms().await?;
-        let holds = account_holds(self.histories.values().map(|h| &h.latest), lease_now, ttl);
+        let holds = account_holds(
+            self.histories.values().map(|h| &h.latest),
+            lease_now,
+            ttl,
+            Some(&self.ctx),
+        );
         let mut due = Vec::new();
         let mut waits = Vec::new();
         let mut unblocked = Vec::new();
@@ -1289,7 +1311,7 @@ mod tests {
         };
         let live = running(1, SyncKind::Orders, now - 9_000);
         assert_eq!(
-            account_holds([&live], now, ttl).get("main"),
+            account_holds([&live], now, ttl, None).get("main"),
             Some(&AccountHold::Held {
                 run_id: 1,
                 kind: SyncKind::Orders,
@@ -1299,7 +1321,7 @@ mod tests {
         );
         let silent = running(2, SyncKind::Orders, now - 10_000);
         assert_eq!(
-            account_holds([&silent], now, ttl).get("main"),
+            account_holds([&silent], now, ttl, None).get("main"),
             Some(&AccountHold::Abandoned {
                 run_id: 2,
                 kind: SyncKind::Orders,
@@ -1308,14 +1330,14 @@ mod tests {
             "silent for exactly the TTL: abandoned"
         );
         let offers = running(3, SyncKind::Offers, now);
-        let holds = account_holds([&silent, &offers], now, ttl);
+        let holds = account_holds([&silent, &offers], now, ttl, None);
         assert_eq!(
             holds.get("main").map(AccountHold::run_id),
             Some(3),
             "a live lease wins"
         );
         let done = history(RunState::Succeeded, now - MIN, None, 0).latest;
-        assert!(account_holds([&done], now, ttl).is_empty());
+        assert!(account_holds([&done], now, ttl, None).is_empty());
     }
 
     #[test]

@@ -441,7 +441,12 @@ impl Snapshot {
             })
             .collect();
         let lease_now = state.db_clock_ms.unwrap_or(now_ms);
-        let holds = account_holds(state.histories.iter().map(|h| &h.latest), lease_now, ttl);
+        let holds = account_holds(
+            state.histories.iter().map(|h| &h.latest),
+            lease_now,
+            ttl,
+            None,
+        );
         let plan = schedules(config);
 
         let mut accounts = Vec::new();

@@ -55,6 +55,50 @@ pub struct SyncContext {
     /// own credentials fail (`EMAG_AUTO_FAILOVER`); empty: no failover. Account data (offers,
     /// orders, returns) never fails over.
     pub reference_failover: Arc<Vec<Account>>,
+    /// The (account, kind) runs this context claims or executes, shared by its clones.
+    pub runs_here: Arc<RunsHere>,
+}
+
+/// The (account, kind) runs a process claims or executes now. A running run under the
+/// process's own holder that is not among them was left behind: it ended while the store
+/// could not record its end (PostgreSQL restarting, say), and nobody will write it again —
+/// so it is taken over at once instead of after its lease expires.
+#[derive(Debug, Default)]
+pub struct RunsHere(std::sync::Mutex<std::collections::HashSet<(String, SyncKind)>>);
+
+impl RunsHere {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(String, SyncKind)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims (account, kind) for a run of this process until the returned guard is dropped;
+    /// `None` when a run of it is claimed or executed here already.
+    fn reserve(self: &Arc<Self>, account: &str, kind: SyncKind) -> Option<RunHere> {
+        let key = (account.to_owned(), kind);
+        self.set().insert(key.clone()).then(|| RunHere {
+            runs: Arc::clone(self),
+            key,
+        })
+    }
+
+    pub fn contains(&self, account: &str, kind: SyncKind) -> bool {
+        self.set().contains(&(account.to_owned(), kind))
+    }
+}
+
+/// A run of (account, kind) claimed or executed by this process (see [`RunsHere`]).
+#[derive(Debug)]
+struct RunHere {
+    runs: Arc<RunsHere>,
+    key: (String, SyncKind),
+}
+
+impl Drop for RunHere {
+    fn drop(&mut self) {
+        self.runs.set().remove(&self.key);
+    }
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -74,6 +118,18 @@ impl SyncContext {
             cancel: CancellationToken::new(),
             progress: None,
             reference_failover: Arc::default(),
+            runs_here: Arc::default(),
+        }
+    }
+
+    /// Whether the holder of a running run of (account, kind) may still write it: another
+    /// process by [`crate::holder_is_alive`]; this one only while it claims or executes a run
+    /// of that (account, kind) (see [`RunsHere`]).
+    pub fn run_holder_alive(&self, holder: &str, account: &str, kind: SyncKind) -> bool {
+        if holder == self.holder {
+            self.runs_here.contains(account, kind)
+        } else {
+            crate::holder_is_alive(holder)
         }
     }
 
@@ -265,7 +321,8 @@ pub async fn run_sync_for_slot(
         quarantined: 0,
         stages: None,
     };
-    let Some(run) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await else {
+    let Some((run, _here)) = claim_run(ctx, account, kind, trigger, full, slot, &mut report).await
+    else {
         return report;
     };
     report.run_id = Some(run.id);
@@ -773,7 +830,8 @@ async fn record_kind_attention(
 
 /// Claims the (account, kind) run for this process, resuming an abandoned one — unless a
 /// full sync was asked for, which closes the unfinished scan and starts afresh. `None` (with
-/// the reason in `report`) when another process holds it or the store failed.
+/// the reason in `report`) when another process holds it or the store failed. The run stays
+/// this process's (see [`RunsHere`]) while the returned guard lives.
 async fn claim_run(
     ctx: &SyncContext,
     account: &Account,
@@ -782,7 +840,15 @@ async fn claim_run(
     full: bool,
     slot: Option<i64>,
     report: &mut RunReport,
-) -> Option<ActiveRun> {
+) -> Option<(ActiveRun, RunHere)> {
+    let Some(here) = ctx.runs_here.reserve(account.name(), kind) else {
+        report.status = RunStatus::Busy;
+        report.note = Some(format!(
+            "a {kind} run of account {} is in progress in this process",
+            account.name()
+        ));
+        return None;
+    };
     let request = RunRequest {
         account: account.name(),
         kind,
@@ -797,9 +863,16 @@ async fn claim_run(
         report.error = Some(format!("{what}: {e}"));
     };
     loop {
-        let begun = ctx.store.begin_run(&request, &crate::holder_is_alive).await;
+        // This process claims no other run of (account, kind) now (`here`): a running one under
+        // its own holder was left behind, and is taken over at once.
+        let begun = ctx
+            .store
+            .begin_run(&request, &|h: &str| {
+                h != ctx.holder && crate::holder_is_alive(h)
+            })
+            .await;
         match begun {
-            Ok(BeginRun::Started(run)) => return Some(run),
+            Ok(BeginRun::Started(run)) => return Some((run, here)),
             Ok(BeginRun::Resumed { run, .. }) if full && run.checkpoint_page > 0 => {
                 if let Err(e) = ctx
                     .store
@@ -821,7 +894,7 @@ async fn claim_run(
                     "resuming an unfinished run from its checkpoint"
                 );
                 report.resumed_from_page = Some(run.checkpoint_page);
-                return Some(run);
+                return Some((run, here));
             }
             Ok(BeginRun::SlotTaken { run_id }) => {
                 report.run_id = Some(run_id);

@@ -579,6 +579,31 @@ async fn three_instances_sharing_one_store_run_each_slot_exactly_once(kind: DbKi
     app.assert_offers_match("fbe").await;
 }
 
+/// Starts main's offer run of slot 0 under `holder` (a lease of two minutes, heartbeat now),
+/// as a scheduler would.
+async fn scheduled_offers_run(app: &TestApp, holder: &str) -> storage::ActiveRun {
+    let begun = app
+        .store
+        .begin_run(
+            &storage::RunRequest {
+                account: "main",
+                kind: SyncKind::Offers,
+                trigger: RunTrigger::Schedule,
+                full_scan: false,
+                slot: Some(0),
+                holder,
+                stale_after_ms: 120_000,
+            },
+            &|_| true,
+        )
+        .await
+        .expect("begin");
+    let storage::BeginRun::Started(run) = begun else {
+        panic!("{begun:?}")
+    };
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
@@ -592,25 +617,7 @@ async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
         .unwrap_or_default()
         .to_owned();
     let dead_holder = format!("{host}:{dead_pid}:0");
-    let begun = app
-        .store
-        .begin_run(
-            &storage::RunRequest {
-                account: "main",
-                kind: SyncKind::Offers,
-                trigger: RunTrigger::Schedule,
-                full_scan: false,
-                slot: Some(0),
-                holder: &dead_holder,
-                stale_after_ms: 120_000,
-            },
-            &|_| true,
-        )
-        .await
-        .expect("begin");
-    let storage::BeginRun::Started(dead_run) = begun else {
-        panic!("{begun:?}")
-    };
+    let dead_run = scheduled_offers_run(&app, &dead_holder).await;
     let policy = policy();
     let mut scheduler = Scheduler::new(
         app.ctx.clone(),
@@ -651,6 +658,101 @@ async fn a_run_left_running_by_a_killed_process_is_resumed_by_the_next_tick() {
     app.assert_offers_match("main").await;
 }
 
+/// Found by the chaos harness (an immediate PostgreSQL restart as a run ended): the run failed,
+/// its end could not be recorded while the server was down, and its row stayed "running"
+/// under this live process's own holder, heartbeat fresh — so the account waited for the
+/// lease to expire (30 s) although nobody would ever write that run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_this_process_left_running_is_taken_over_at_once_not_when_its_lease_expires() {
+    // Arrange: main's offer run running under this process's holder, heartbeat now, a lease
+    // of two minutes, and nothing of this process executing it.
+    let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
+    let left = scheduled_offers_run(&app, &app.ctx.holder).await;
+    let mut scheduler = Scheduler::new(
+        app.ctx.clone(),
+        app.accounts.clone(),
+        vec![
+            schedule("main", SyncKind::Offers),
+            schedule("main", SyncKind::Orders),
+        ],
+        policy(),
+    );
+
+    // Act
+    let started = scheduler.tick(storage::now_ms()).await.expect("tick");
+
+    // Assert: the left run is resumed by the first tick, the account's other kind waits
+    assert_eq!(
+        started,
+        vec![("main".into(), SyncKind::Offers, RunTrigger::Schedule)]
+    );
+    let reports = scheduler.wait_idle().await;
+    assert_eq!(reports[0].run_id, Some(left.id), "the left run itself");
+    assert_eq!(reports[0].status, RunStatus::Succeeded, "{:?}", reports[0]);
+    let row = app.store.get_run(left.id).await.expect("run").expect("row");
+    assert_eq!(row.attempt, 2);
+    app.assert_offers_match("main").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_this_process_executes_is_not_claimed_twice_by_it() {
+    // Arrange: main's offer run executing in this process, stopped mid-scan by a slow answer
+    let app = TestApp::new(
+        DbKind::Sqlite,
+        SimConfig {
+            offers_per_account: 300,
+            faults: emag_sim::FaultPlan {
+                latency_ms: 60_000,
+                accounts: vec!["main".into()],
+                ..emag_sim::FaultPlan::default()
+            },
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let ctx = app.ctx.clone();
+    let main = |app: &TestApp| {
+        app.accounts
+            .iter()
+            .find(|a| a.name() == "main")
+            .cloned()
+            .expect("account main")
+    };
+    let account = main(&app);
+    let first = tokio::spawn(async move {
+        emag_sync::sync::run_sync_for_slot(
+            &ctx,
+            &account,
+            SyncKind::Offers,
+            RunTrigger::Manual,
+            false,
+            None,
+        )
+        .await
+    });
+    crate::support::bounded("the first run's claim", async {
+        while !app.ctx.runs_here.contains("main", SyncKind::Offers) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    // Act: the same process asks for the same run again
+    let second = emag_sync::sync::run_sync_for_slot(
+        &app.ctx,
+        &main(&app),
+        SyncKind::Offers,
+        RunTrigger::Manual,
+        false,
+        None,
+    )
+    .await;
+
+    // Assert
+    assert_eq!(second.status, RunStatus::Busy, "{second:?}");
+    first.abort();
+}
+
 /// Found by the full suite on a loaded machine (the stop test above saw attempt 3): a stopping
 /// scheduler's run ended interrupted, its end woke the loop, and the tick resumed that very
 /// run after the stop was asked for — one more claim and request while shutting down.
@@ -660,25 +762,7 @@ async fn a_scheduler_asked_to_stop_starts_nothing_not_even_the_run_it_just_inter
     let app = TestApp::new(DbKind::Sqlite, SimConfig::default()).await;
     let mut ctx = app.ctx.clone();
     ctx.cancel = tokio_util::sync::CancellationToken::new();
-    let begun = app
-        .store
-        .begin_run(
-            &storage::RunRequest {
-                account: "main",
-                kind: SyncKind::Offers,
-                trigger: RunTrigger::Schedule,
-                full_scan: false,
-                slot: Some(0),
-                holder: &ctx.holder,
-                stale_after_ms: 120_000,
-            },
-            &|_| true,
-        )
-        .await
-        .expect("begin");
-    let storage::BeginRun::Started(run) = begun else {
-        panic!("{begun:?}")
-    };
+    let run = scheduled_offers_run(&app, &ctx.holder).await;
     app.store
         .interrupt_run(&run, &domain::RunCounts::default(), "stopped on request")
         .await
