@@ -91,6 +91,7 @@ on_both_backends!(
     a_dead_holders_run_is_resumed_from_its_checkpoint,
     a_stale_holder_loses_its_run_and_writes_nothing,
     removed_offers_are_marked_and_come_back_when_seen_again,
+    a_hash_look_up_of_any_length_finds_exactly_the_accounts_stored_offers,
     orders_keep_their_lines_and_big_ids,
     run_outcomes_and_counts_are_recorded,
     a_scheduled_slot_gets_one_run_even_after_it_finished,
@@ -733,6 +734,64 @@ async fn removed_offers_are_marked_and_come_back_when_seen_again(kind: DbKind) {
         .await
         .expect("again");
     assert_eq!(store.count_offers("main").await.expect("count"), (4, 1));
+}
+
+async fn a_hash_look_up_of_any_length_finds_exactly_the_accounts_stored_offers(kind: DbKind) {
+    // Arrange: 250 offers of "main" (one marked removed), and offer 300 of "fbe" only
+    let (_db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let rows: Vec<OfferRow> = (1..=250).map(|i| offer(i, "x", "1")).collect();
+    for (page, chunk) in (1_i64..).zip(rows.chunks(100)) {
+        let ids: Vec<u32> = chunk.iter().map(|r| r.id as u32).collect();
+        store
+            .write_offer_page(&run, page, Some(page), &ids, chunk, &RunCounts::default())
+            .await
+            .expect("write");
+    }
+    store.mark_offers_removed(&run, &[7]).await.expect("remove");
+    let BeginRun::Started(fbe) = begin(&store, "fbe", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    store
+        .write_offer_page(
+            &fbe,
+            1,
+            Some(1),
+            &[300],
+            &[offer(300, "y", "2")],
+            &RunCounts::default(),
+        )
+        .await
+        .expect("fbe write");
+
+    // Act: lists of 1, 3, 101 and 12,000 ids (past any statement's share), with ids stored
+    // nowhere and the other account's offer 300 among them
+    let short = store.offer_hashes("main", &[250]).await.expect("one");
+    let few = store.offer_hashes("main", &[5, 7, 999]).await.expect("few");
+    let page_and_one: Vec<i64> = (200..=300).collect();
+    let past_page = store
+        .offer_hashes("main", &page_and_one)
+        .await
+        .expect("101");
+    let all: Vec<i64> = (1..=12_000).rev().collect();
+    let long = store.offer_hashes("main", &all).await.expect("12,000");
+
+    // Assert
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[&250].content_hash, offer(250, "x", "1").content_hash);
+    assert_eq!(few.len(), 2);
+    assert!(few[&7].removed && !few[&5].removed);
+    let mut ids: Vec<i64> = past_page.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (200..=250).collect::<Vec<_>>());
+    assert_eq!(long.len(), 250);
+    for row in &rows {
+        let stored = long[&row.id];
+        assert_eq!(stored.content_hash, row.content_hash, "offer {}", row.id);
+        assert_eq!(stored.removed, row.id == 7, "offer {}", row.id);
+    }
 }
 
 async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
