@@ -196,7 +196,9 @@ pub struct Stages {
     pub hash_ms: u64,
     /// Reading the stored hashes of a page's offers.
     pub lookup_ms: u64,
-    /// Writing pages (changed rows, seen ids, checkpoint) in their transactions.
+    /// Waiting for pages to be written (changed rows, seen ids, checkpoint, in their
+    /// transactions). A write under way beside the writer's other work (PostgreSQL: two
+    /// batches at once) counts only while the writer waits for it.
     pub write_ms: u64,
 }
 

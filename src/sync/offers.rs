@@ -2,7 +2,8 @@
 //!
 //! Each page is written in one transaction with the run's checkpoint and the ids it held, so
 //! a killed scan resumes at its next page. A fetcher task reads the next pages while the
-//! writer stores the current one. An unchanged offer (same content hash) costs no write.
+//! writer stores the current one; on PostgreSQL two batches are stored at once, committing
+//! in page order (see [`Writes`]). An unchanged offer (same content hash) costs no write.
 //! Offers not seen are considered for removal only after a scan that saw the whole catalog:
 //! if the count moved while scanning (or, for a resumed scan, since its first attempt), the
 //! scan is repeated once; if it still does not add up, removals wait for the next scan — a
@@ -256,6 +257,7 @@ impl Scan<'_> {
                 }
             }
         });
+        let mut writes = Writes::default();
         let result = async {
             loop {
                 let waited = Instant::now();
@@ -276,14 +278,17 @@ impl Scan<'_> {
                     }
                 }
                 let last = batch.last().is_some_and(|p| p.last);
-                self.write_pages(batch, key_offset).await?;
+                self.write_pages(&mut writes, batch, key_offset).await?;
                 if let Some(e) = failed {
+                    self.settle(&mut writes, 0).await?;
                     return Err(e.into());
                 }
                 if self.ctx.cancel.is_cancelled() && !last {
+                    self.settle(&mut writes, 0).await?;
                     return Err(SyncError::Cancelled);
                 }
             }
+            self.settle(&mut writes, 0).await?;
             if self.ctx.cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
@@ -295,8 +300,30 @@ impl Scan<'_> {
         result
     }
 
-    /// Stores `pages` (in order) in one transaction with the checkpoint of the last.
-    async fn write_pages(&mut self, pages: Vec<Decoded>, key_offset: i64) -> Result<(), SyncError> {
+    /// Starts storing `pages` (in order) in one transaction with the checkpoint of the last,
+    /// beside the batches still under way (see [`Writes`]).
+    async fn write_pages(
+        &mut self,
+        writes: &mut Writes,
+        pages: Vec<Decoded>,
+        key_offset: i64,
+    ) -> Result<(), SyncError> {
+        let mut ids = RoaringBitmap::new();
+        for page in &pages {
+            ids.extend(page.ids.iter().copied());
+        }
+        // No more batches under way than the store gains from, and an offer in one batch
+        // under way at a time: two transactions writing one row would wait for each other
+        // (one for the row, the other for the commit before it). The look-ups below then
+        // also see every earlier write of the offers they look up.
+        let writers = self.ctx.store.offer_page_writers();
+        while !writes.under_way.is_empty()
+            && (writes.under_way.len() >= writers
+                || writes.under_way.iter().any(|w| !w.ids.is_disjoint(&ids)))
+        {
+            let left = writes.under_way.len() - 1;
+            self.settle(writes, left).await?;
+        }
         let keys: usize = pages.iter().map(|p| p.rows.len()).sum();
         let mut listed = Vec::with_capacity(pages.len());
         for page in pages {
@@ -349,43 +376,131 @@ impl Scan<'_> {
             );
         }
         StageTimes::add(&mut self.stages.lookup, looking);
-        let mut changed = Vec::with_capacity(listed.len());
+        let mut batch = Vec::with_capacity(listed.len());
         for (number, ids, rows) in listed {
             let (created, updated, counts) =
                 split_changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
-            changed.push((
-                key_offset + i64::from(number),
+            let key = key_offset + i64::from(number);
+            batch.push(PageWrite {
+                key,
+                checkpoint: (key_offset == 0).then_some(key),
                 ids,
                 created,
                 updated,
                 counts,
-            ));
+            });
         }
-        let writes: Vec<OfferPage<'_>> = changed
-            .iter()
-            .map(|(key, ids, created, updated, counts)| OfferPage {
-                key: *key,
-                checkpoint: (key_offset == 0).then_some(*key),
-                seen_ids: ids,
-                created,
-                updated,
-                counts: *counts,
-                reset_missed: self.marks_to_clear,
-            })
-            .collect();
-        let writing = Instant::now();
-        self.ctx.store.write_offer_pages(self.run, &writes).await?;
-        StageTimes::add(&mut self.stages.write, writing);
-        for (_, ids, ..) in &changed {
-            self.seen.extend(ids.iter().copied());
-        }
-        self.ctx.report_progress(
-            self.account.name(),
-            SyncKind::Offers,
-            self.seen.len(),
-            self.total,
-        );
+        writes.start(self.ctx, self.run, batch, ids, self.marks_to_clear);
         Ok(())
+    }
+
+    /// Waits until at most `left` batches are under way, oldest first, adding each stored
+    /// batch's ids to those the scan has seen.
+    async fn settle(&mut self, writes: &mut Writes, left: usize) -> Result<(), SyncError> {
+        while writes.under_way.len() > left {
+            let writing = Instant::now();
+            let stored = writes.finish_oldest().await;
+            StageTimes::add(&mut self.stages.write, writing);
+            self.seen |= stored?;
+            self.ctx.report_progress(
+                self.account.name(),
+                SyncKind::Offers,
+                self.seen.len(),
+                self.total,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A page to store, owned by the task that writes it.
+struct PageWrite {
+    key: i64,
+    checkpoint: Option<i64>,
+    ids: Vec<u32>,
+    created: Vec<OfferRow>,
+    updated: Vec<OfferRow>,
+    counts: RunCounts,
+}
+
+/// One batch being stored by a task of its own.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<(), storage::StorageError>>,
+    /// The offers its pages listed.
+    ids: RoaringBitmap,
+}
+
+/// The batches of a scan being stored, oldest first. Each commits only after the one
+/// before it (a chain of signals), so a checkpoint never passes a page that is not stored;
+/// on PostgreSQL the next batch's offers are copied meanwhile on another connection. A
+/// scan that ends early (an error) drops this, and the batches still under way are
+/// stopped: those not committed roll back.
+#[derive(Default)]
+struct Writes {
+    under_way: std::collections::VecDeque<Writing>,
+    /// Says when the newest batch is committed (dropped unsent when it fails).
+    newest_committed: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Writes {
+    fn start(
+        &mut self,
+        ctx: &SyncContext,
+        run: &ActiveRun,
+        pages: Vec<PageWrite>,
+        ids: RoaringBitmap,
+        reset_missed: bool,
+    ) {
+        let (committed, signal) = tokio::sync::oneshot::channel();
+        let earlier = self.newest_committed.replace(signal);
+        let store = ctx.store.clone();
+        let run = run.clone();
+        let task = tokio::spawn(async move {
+            let writes: Vec<OfferPage<'_>> = pages
+                .iter()
+                .map(|p| OfferPage {
+                    key: p.key,
+                    checkpoint: p.checkpoint,
+                    seen_ids: &p.ids,
+                    created: &p.created,
+                    updated: &p.updated,
+                    counts: p.counts,
+                    reset_missed,
+                })
+                .collect();
+            let earlier = async move {
+                match earlier {
+                    Some(signal) => signal.await.is_ok(),
+                    None => true,
+                }
+            };
+            store
+                .write_offer_pages_after(&run, &writes, earlier)
+                .await?;
+            let _ = committed.send(());
+            Ok(())
+        });
+        self.under_way.push_back(Writing { task, ids });
+    }
+
+    /// Waits for the oldest batch; its ids once stored.
+    async fn finish_oldest(&mut self) -> Result<RoaringBitmap, SyncError> {
+        let Some(Writing { task, ids }) = self.under_way.pop_front() else {
+            return Ok(RoaringBitmap::new());
+        };
+        match task.await {
+            Ok(stored) => stored.map(|()| ids).map_err(SyncError::from),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(SyncError::Cancelled),
+        }
+    }
+}
+
+impl Drop for Writes {
+    fn drop(&mut self) {
+        for writing in &self.under_way {
+            writing.task.abort();
+        }
     }
 }
 

@@ -85,6 +85,11 @@ pub enum StorageError {
     DatabaseRestarted(i64),
     #[error("{0}")]
     Unsupported(String),
+    #[error(
+        "the pages of run {0} written before these failed to commit, so these were not \
+         committed either (a checkpoint must not pass pages that are not stored)"
+    )]
+    EarlierWriteFailed(i64),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

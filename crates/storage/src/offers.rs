@@ -60,6 +60,11 @@ pub(crate) const OFFER_UPSERT: &str = " ON CONFLICT (account, id) DO UPDATE SET 
      removed = 0, removed_at = NULL, missed_scans = 0, missed_by_run = NULL, \
      updated_at = excluded.updated_at";
 
+/// [`FENCE_PAGE`]'s test without its write, for a transaction that must not lock the run's
+/// row until it is about to commit (`$1` the run, `$2` its holder, `$3` running).
+pub(crate) const FENCE_READ: &str =
+    "SELECT 1 FROM runs WHERE id = $1 AND holder = $2 AND state = $3";
+
 /// The fence of a page write: the run is still ours and running; moves its checkpoint.
 pub(crate) const FENCE_PAGE: &str =
     "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
@@ -182,9 +187,42 @@ impl Store {
     /// faster than they are written): as if each were written by [`Store::write_offer_page`]
     /// in order, the checkpoint ending at the last one that moves it.
     pub async fn write_offer_pages(&self, run: &ActiveRun, pages: &[OfferPage<'_>]) -> Result<()> {
+        self.write_offer_pages_after(run, pages, std::future::ready(true))
+            .await
+    }
+
+    /// How many [`Store::write_offer_pages_after`] of one run may be under way at once to
+    /// gain anything: PostgreSQL copies a batch's offers while the batch before it
+    /// commits (two server processes, two cores); SQLite has one writer.
+    pub fn offer_page_writers(&self) -> usize {
+        if self.pg.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// [`Store::write_offer_pages`] that commits only once `earlier` says `true` — that
+    /// the run's pages before these are committed — so that a checkpoint never passes
+    /// pages that are not stored. On PostgreSQL the offers are copied before that (on a
+    /// connection of their own, beside the earlier batch's commit); the fence is read
+    /// first and written, with the checkpoint, ids and counters, after it. When `earlier`
+    /// says `false` nothing is written: [`StorageError::EarlierWriteFailed`]. Batches
+    /// under way together must not hold the same offer: one could wait for the other's
+    /// row while the other waits for it to commit.
+    pub async fn write_offer_pages_after(
+        &self,
+        run: &ActiveRun,
+        pages: &[OfferPage<'_>],
+        earlier: impl std::future::Future<Output = bool> + Send,
+    ) -> Result<()> {
         let now = now_ms();
         if let Some(pg) = &self.pg {
-            return crate::offers_pg::write_pages(pg, run, pages, now).await;
+            return crate::offers_pg::write_pages(pg, run, pages, now, earlier).await;
+        }
+        // One writer: nothing to do before the earlier batch has committed.
+        if !earlier.await {
+            return Err(crate::StorageError::EarlierWriteFailed(run.id));
         }
         let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
         if let Some(wal) = &self.wal {

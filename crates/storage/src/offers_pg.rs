@@ -9,14 +9,17 @@
 //!
 //! Everything else of the page write (fence, checkpoint, listed ids, counters) is the same
 //! statement as on SQLite, in the same transaction; the sqlx `Any` driver cannot send `COPY`,
-//! so this path has its own native pool ([`crate::Store`]'s `pg`).
+//! so this path has its own native pool ([`crate::Store`]'s `pg`). The run's row is read
+//! first and written last, just before the commit: two batches of a run can be copied at
+//! once on two connections, and they commit in their order (see `write_pages`).
 
 use std::collections::HashMap;
+use std::future::Future;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::offers::{
-    id_blob, OfferPage, OfferRow, FENCE_PAGE, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
+    id_blob, OfferPage, OfferRow, FENCE_PAGE, FENCE_READ, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
 };
 use crate::runs::{count_values, fenced, same_epoch, ActiveRun, ADD_COUNTS, POSTGRES_EPOCH_MS};
 use crate::{Result, StorageError};
@@ -25,25 +28,35 @@ use crate::{Result, StorageError};
 const INCOMING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS offers_incoming \
      (LIKE offers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS";
 
-/// Writes `pages` in one transaction (see [`crate::Store::write_offer_pages`]). When an offer
-/// given as new was stored after all (the caller's guess was wrong), the copy fails on the
-/// primary key and the pages are written again with every offer merged.
+/// Writes `pages` in one transaction (see [`crate::Store::write_offer_pages_after`]): the
+/// offers first, then — once `earlier` says the run's earlier pages are committed — the
+/// fence, checkpoint, ids and counters, and the commit. Nothing locks the run's row before
+/// that point, so the next batch's offers can be copied on another connection while this
+/// one commits. When an offer given as new was stored after all (the caller's guess was
+/// wrong), the copy fails on the primary key and the pages are written again with every
+/// offer merged.
 pub(crate) async fn write_pages(
     pool: &PgPool,
     run: &ActiveRun,
     pages: &[OfferPage<'_>],
     now: i64,
+    earlier: impl Future<Output = bool> + Send,
 ) -> Result<()> {
-    match write(pool, run, pages, now, Guess::Trusted).await {
+    let tx = match stage(pool, run, pages, now, Guess::Trusted).await {
         Err(StorageError::Sqlx(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             tracing::warn!(
                 run.id = run.id,
                 "an offer given as new was stored already: the batch is written again, merged"
             );
-            write(pool, run, pages, now, Guess::Ignored).await
+            stage(pool, run, pages, now, Guess::Ignored).await?
         }
-        done => done,
+        staged => staged?,
+    };
+    // Dropping `tx` rolls the offers back.
+    if !earlier.await {
+        return Err(StorageError::EarlierWriteFailed(run.id));
     }
+    finish(tx, run, pages).await
 }
 
 /// Whether the pages' `created` offers are copied without a conflict check.
@@ -53,13 +66,14 @@ enum Guess {
     Ignored,
 }
 
-async fn write(
+/// Opens the pages' transaction and writes their offers into it.
+async fn stage(
     pool: &PgPool,
     run: &ActiveRun,
     pages: &[OfferPage<'_>],
     now: i64,
     guess: Guess,
-) -> Result<()> {
+) -> Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
     // A checkpoint past pages a server crash took back would skip them on resume.
     if let Some(claimed) = run.db_epoch {
@@ -68,16 +82,15 @@ async fn write(
             .await?;
         same_epoch(run, claimed, epoch)?;
     }
-    // Fence first: a stale holder must not write a single offer.
-    let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
-    let done = sqlx::query(FENCE_PAGE)
-        .bind(checkpoint)
+    // The fence, read: a stale holder copies nothing. It is written in `finish`, which a
+    // take-over since this read fails, rolling the offers back.
+    let held = sqlx::query(FENCE_READ)
         .bind(run.id)
         .bind(&run.holder)
         .bind(domain::RunState::Running.as_str())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-    fenced(done.rows_affected(), run.id)?;
+    fenced(u64::from(held.is_some()), run.id)?;
 
     // One row per offer id, the last page's: a catalog moving during the scan may list an
     // offer on two pages of one batch, and one command may not write a row twice.
@@ -137,6 +150,24 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     }
+    Ok(tx)
+}
+
+/// Fences the run, moves its checkpoint, records the pages' ids and counters, and commits.
+async fn finish(
+    mut tx: Transaction<'static, Postgres>,
+    run: &ActiveRun,
+    pages: &[OfferPage<'_>],
+) -> Result<()> {
+    let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
+    let done = sqlx::query(FENCE_PAGE)
+        .bind(checkpoint)
+        .bind(run.id)
+        .bind(&run.holder)
+        .bind(domain::RunState::Running.as_str())
+        .execute(&mut *tx)
+        .await?;
+    fenced(done.rows_affected(), run.id)?;
     let mut counts = domain::RunCounts::default();
     for page in pages {
         sqlx::query(SCAN_PAGE)

@@ -86,6 +86,8 @@ on_both_backends!(
     new_offers_keep_every_column_and_a_repeated_one_its_last_copy,
     an_offer_given_as_new_that_is_stored_is_merged_and_nothing_is_lost,
     a_changed_offer_listed_on_two_pages_of_a_batch_keeps_its_last_copy,
+    a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up,
+    a_batch_whose_earlier_batch_failed_writes_nothing,
     same_offer_id_in_two_accounts_is_two_rows,
     a_second_process_is_busy_while_the_holder_lives,
     a_dead_holders_run_is_resumed_from_its_checkpoint,
@@ -613,6 +615,118 @@ async fn a_changed_offer_listed_on_two_pages_of_a_batch_keeps_its_last_copy(kind
             (offer(2, "b2", "22"), false)
         ]
     );
+}
+
+/// The ids of main's stored offers, ascending.
+async fn stored_ids(url: &str) -> Vec<i64> {
+    stored_offers(url)
+        .await
+        .into_iter()
+        .map(|(o, _)| o.id)
+        .collect()
+}
+
+async fn a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up(kind: DbKind) {
+    // Arrange: the second batch of a scan (page 2) is under way first; it tells when it
+    // waits for the batch before it (PostgreSQL: its offers copied by then).
+    let (db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let (waiting, is_waiting) = tokio::sync::oneshot::channel::<()>();
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let second = {
+        let (store, run) = (store.clone(), run.clone());
+        tokio::spawn(async move {
+            let created = [offer(3, "c", "3"), offer(4, "d", "4")];
+            let page = storage::OfferPage {
+                key: 2,
+                checkpoint: Some(2),
+                seen_ids: &[3, 4],
+                created: &created,
+                updated: &[],
+                counts: counts(2, 0),
+                reset_missed: false,
+            };
+            let earlier = async move {
+                let _ = waiting.send(());
+                gate.await.is_ok()
+            };
+            store.write_offer_pages_after(&run, &[page], earlier).await
+        })
+    };
+    is_waiting
+        .await
+        .expect("the second batch waits for the first");
+
+    // Act: the first batch is written meanwhile. Were the run's row locked by the second
+    // batch before its turn, this would wait for it for ever.
+    let first = [offer(1, "a", "1"), offer(2, "b", "2")];
+    let page = storage::OfferPage {
+        key: 1,
+        checkpoint: Some(1),
+        seen_ids: &[1, 2],
+        created: &first,
+        updated: &[],
+        counts: counts(2, 0),
+        reset_missed: false,
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        store.write_offer_pages(&run, &[page]),
+    )
+    .await
+    .expect("the first batch is not held up by the second")
+    .expect("first batch");
+
+    // Assert: the first is stored and checkpointed, the second not yet; then it commits.
+    assert_eq!(stored_ids(&db.url).await, vec![1, 2]);
+    let row = store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.checkpoint_page, row.counts.created), (1, 2));
+    go.send(()).expect("the second batch waits");
+    second.await.expect("task").expect("second batch");
+    assert_eq!(stored_ids(&db.url).await, vec![1, 2, 3, 4]);
+    let row = store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.checkpoint_page, row.counts.created), (2, 4));
+    let mut seen = store.scanned_ids(run.id).await.expect("ids");
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2, 3, 4]);
+}
+
+async fn a_batch_whose_earlier_batch_failed_writes_nothing(kind: DbKind) {
+    // Arrange
+    let (db, store) = store(kind).await;
+    let BeginRun::Started(run) = begin(&store, "main", "h1", alive).await else {
+        panic!("expected a new run")
+    };
+    let created = [offer(3, "c", "3")];
+    let page = storage::OfferPage {
+        key: 2,
+        checkpoint: Some(2),
+        seen_ids: &[3],
+        created: &created,
+        updated: &[],
+        counts: counts(1, 0),
+        reset_missed: false,
+    };
+
+    // Act
+    let refused = store
+        .write_offer_pages_after(&run, &[page], std::future::ready(false))
+        .await;
+
+    // Assert: no offer, no ids, no checkpoint, no counts.
+    assert!(
+        matches!(refused, Err(StorageError::EarlierWriteFailed(id)) if id == run.id),
+        "{refused:?}"
+    );
+    assert_eq!(stored_ids(&db.url).await, Vec::<i64>::new());
+    assert_eq!(
+        store.scanned_ids(run.id).await.expect("ids"),
+        Vec::<u32>::new()
+    );
+    let row = store.get_run(run.id).await.expect("run").expect("row");
+    assert_eq!((row.checkpoint_page, row.counts.created), (0, 0));
 }
 
 async fn a_dead_holders_run_is_resumed_from_its_checkpoint(kind: DbKind) {
