@@ -27,7 +27,7 @@ use emag_client::{Count, EmagError, Money, Object, Page, PageLoop};
 use roaring::RoaringBitmap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use storage::{ActiveRun, OfferPage, OfferRow};
+use storage::{ActiveRun, OfferPage, OfferRow, PageWriter};
 use tokio::sync::mpsc;
 
 use super::quarantine::{join_notes, Odd, Quarantine};
@@ -390,7 +390,9 @@ impl Scan<'_> {
                 counts,
             });
         }
-        writes.start(self.ctx, self.run, batch, ids, self.marks_to_clear);
+        // Taken here, in page order: see `Store::page_writer`.
+        let writer = self.ctx.store.page_writer().await?;
+        writes.start(self.ctx, self.run, writer, batch, ids, self.marks_to_clear);
         Ok(())
     }
 
@@ -447,6 +449,7 @@ impl Writes {
         &mut self,
         ctx: &SyncContext,
         run: &ActiveRun,
+        writer: PageWriter,
         pages: Vec<PageWrite>,
         ids: RoaringBitmap,
         reset_missed: bool,
@@ -475,7 +478,7 @@ impl Writes {
                 }
             };
             store
-                .write_offer_pages_after(&run, &writes, earlier)
+                .write_offer_pages_after(writer, &run, &writes, earlier)
                 .await?;
             let _ = committed.send(());
             Ok(())

@@ -32,7 +32,7 @@ pub use encoding::KeptEncoding;
 pub use export::{ExportOffer, ExportOrder, ExportOrderLine};
 pub use instances::{InstanceRow, INSTANCE_HISTORY_MS};
 pub use lock::sqlite_file;
-pub use offers::{OfferPage, OfferRow, StoredHash};
+pub use offers::{OfferPage, OfferRow, PageWriter, StoredHash};
 pub use orders::{OrderLineRow, OrderRow, ReturnRow};
 pub use quarantine::{QuarantineRow, QuarantineSummary, QuarantinedItem};
 pub use reference::ReferenceRow;

@@ -96,6 +96,10 @@ pub struct OfferPage<'a> {
     pub reset_missed: bool,
 }
 
+/// A connection a batch of a scan's pages is written on: see [`Store::page_writer`].
+#[derive(Debug)]
+pub struct PageWriter(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
 /// A page's listed ids as stored in `scan_pages`: little-endian `u32`s.
 pub(crate) fn id_blob(ids: &[u32]) -> Vec<u8> {
     let mut blob = Vec::with_capacity(ids.len() * 4);
@@ -187,7 +191,8 @@ impl Store {
     /// faster than they are written): as if each were written by [`Store::write_offer_page`]
     /// in order, the checkpoint ending at the last one that moves it.
     pub async fn write_offer_pages(&self, run: &ActiveRun, pages: &[OfferPage<'_>]) -> Result<()> {
-        self.write_offer_pages_after(run, pages, std::future::ready(true))
+        let writer = self.page_writer().await?;
+        self.write_offer_pages_after(writer, run, pages, std::future::ready(true))
             .await
     }
 
@@ -202,23 +207,35 @@ impl Store {
         }
     }
 
-    /// [`Store::write_offer_pages`] that commits only once `earlier` says `true` — that
-    /// the run's pages before these are committed — so that a checkpoint never passes
-    /// pages that are not stored. On PostgreSQL the offers are copied before that (on a
-    /// connection of their own, beside the earlier batch's commit); the fence is read
+    /// The connection the next batch of a scan's pages will be written on (PostgreSQL;
+    /// SQLite writes through its pool). A scan takes them in page order, each once the
+    /// one before it is taken: a batch that waits for the one before it to commit then
+    /// never holds a connection that batch still waits for.
+    pub async fn page_writer(&self) -> Result<PageWriter> {
+        Ok(PageWriter(match &self.pg {
+            Some(pg) => Some(pg.acquire().await?),
+            None => None,
+        }))
+    }
+
+    /// [`Store::write_offer_pages`] on `writer` that commits only once `earlier` says
+    /// `true` — that the run's pages before these are committed — so that a checkpoint
+    /// never passes pages that are not stored. On PostgreSQL the offers are copied before
+    /// that (beside the earlier batch's commit, on another connection); the fence is read
     /// first and written, with the checkpoint, ids and counters, after it. When `earlier`
-    /// says `false` nothing is written: [`StorageError::EarlierWriteFailed`]. Batches
-    /// under way together must not hold the same offer: one could wait for the other's
-    /// row while the other waits for it to commit.
+    /// says `false` nothing is written: [`crate::StorageError::EarlierWriteFailed`].
+    /// Batches under way together must not hold the same offer: one could wait for the
+    /// other's row while the other waits for it to commit.
     pub async fn write_offer_pages_after(
         &self,
+        writer: PageWriter,
         run: &ActiveRun,
         pages: &[OfferPage<'_>],
         earlier: impl std::future::Future<Output = bool> + Send,
     ) -> Result<()> {
         let now = now_ms();
-        if let Some(pg) = &self.pg {
-            return crate::offers_pg::write_pages(pg, run, pages, now, earlier).await;
+        if let Some(conn) = writer.0 {
+            return crate::offers_pg::write_pages(conn, run, pages, now, earlier).await;
         }
         // One writer: nothing to do before the earlier batch has committed.
         if !earlier.await {

@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::offers::{
     id_blob, OfferPage, OfferRow, FENCE_PAGE, FENCE_READ, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
@@ -36,23 +37,34 @@ const INCOMING: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS offers_incoming \
 /// wrong), the copy fails on the primary key and the pages are written again with every
 /// offer merged.
 pub(crate) async fn write_pages(
-    pool: &PgPool,
+    mut conn: PoolConnection<Postgres>,
     run: &ActiveRun,
     pages: &[OfferPage<'_>],
     now: i64,
     earlier: impl Future<Output = bool> + Send,
 ) -> Result<()> {
-    let tx = match stage(pool, run, pages, now, Guess::Trusted).await {
+    match stage(&mut conn, run, pages, now, Guess::Trusted).await {
+        Ok(tx) => return commit_after(tx, run, pages, earlier).await,
         Err(StorageError::Sqlx(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             tracing::warn!(
                 run.id = run.id,
                 "an offer given as new was stored already: the batch is written again, merged"
             );
-            stage(pool, run, pages, now, Guess::Ignored).await?
         }
-        staged => staged?,
-    };
-    // Dropping `tx` rolls the offers back.
+        Err(e) => return Err(e),
+    }
+    let tx = stage(&mut conn, run, pages, now, Guess::Ignored).await?;
+    commit_after(tx, run, pages, earlier).await
+}
+
+/// Commits the staged `tx` once `earlier` says the run's earlier pages are committed;
+/// otherwise drops it, which rolls the offers back.
+async fn commit_after(
+    tx: Transaction<'_, Postgres>,
+    run: &ActiveRun,
+    pages: &[OfferPage<'_>],
+    earlier: impl Future<Output = bool> + Send,
+) -> Result<()> {
     if !earlier.await {
         return Err(StorageError::EarlierWriteFailed(run.id));
     }
@@ -67,14 +79,14 @@ enum Guess {
 }
 
 /// Opens the pages' transaction and writes their offers into it.
-async fn stage(
-    pool: &PgPool,
+async fn stage<'c>(
+    conn: &'c mut PgConnection,
     run: &ActiveRun,
     pages: &[OfferPage<'_>],
     now: i64,
     guess: Guess,
-) -> Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
+) -> Result<Transaction<'c, Postgres>> {
+    let mut tx = conn.begin().await?;
     // A checkpoint past pages a server crash took back would skip them on resume.
     if let Some(claimed) = run.db_epoch {
         let epoch: i64 = sqlx::query_scalar(POSTGRES_EPOCH_MS)
@@ -155,7 +167,7 @@ async fn stage(
 
 /// Fences the run, moves its checkpoint, records the pages' ids and counters, and commits.
 async fn finish(
-    mut tx: Transaction<'static, Postgres>,
+    mut tx: Transaction<'_, Postgres>,
     run: &ActiveRun,
     pages: &[OfferPage<'_>],
 ) -> Result<()> {

@@ -635,6 +635,7 @@ async fn a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up(kind:
     };
     let (waiting, is_waiting) = tokio::sync::oneshot::channel::<()>();
     let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let writer = store.page_writer().await.expect("connection");
     let second = {
         let (store, run) = (store.clone(), run.clone());
         tokio::spawn(async move {
@@ -652,7 +653,9 @@ async fn a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up(kind:
                 let _ = waiting.send(());
                 gate.await.is_ok()
             };
-            store.write_offer_pages_after(&run, &[page], earlier).await
+            store
+                .write_offer_pages_after(writer, &run, &[page], earlier)
+                .await
         })
     };
     is_waiting
@@ -711,8 +714,9 @@ async fn a_batch_whose_earlier_batch_failed_writes_nothing(kind: DbKind) {
     };
 
     // Act
+    let writer = store.page_writer().await.expect("connection");
     let refused = store
-        .write_offer_pages_after(&run, &[page], std::future::ready(false))
+        .write_offer_pages_after(writer, &run, &[page], std::future::ready(false))
         .await;
 
     // Assert: no offer, no ids, no checkpoint, no counts.
