@@ -70,6 +70,24 @@ pub(crate) const FENCE_PAGE: &str =
     "UPDATE runs SET checkpoint_page = COALESCE($1, checkpoint_page) \
      WHERE id = $2 AND holder = $3 AND state = $4";
 
+/// [`FENCE_PAGE`] with its values, for a connection of either kind: the `Any` pool's or
+/// the native PostgreSQL pool's (`offers_pg`).
+pub(crate) fn fence_page<'q, DB: sqlx::Database>(
+    checkpoint: Option<i64>,
+    run: &'q ActiveRun,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(FENCE_PAGE)
+        .bind(checkpoint)
+        .bind(run.id)
+        .bind(run.holder.as_str())
+        .bind(domain::RunState::Running.as_str())
+}
+
 /// A page's listed ids (little-endian `u32`s) under its key.
 pub(crate) const SCAN_PAGE: &str =
     "INSERT INTO scan_pages (run_id, page, ids) VALUES ($1, $2, $3) \
@@ -249,13 +267,7 @@ impl Store {
         // A checkpoint past pages a server crash took back would skip them on resume.
         crate::runs::check_epoch(&mut tx, run).await?;
         // Fence first: a stale holder must not write a single offer.
-        let done = sqlx::query(FENCE_PAGE)
-            .bind(checkpoint)
-            .bind(run.id)
-            .bind(&run.holder)
-            .bind(domain::RunState::Running.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let done = fence_page(checkpoint, run).execute(&mut *tx).await?;
         fenced(done.rows_affected(), run.id)?;
         let mut counts = domain::RunCounts::default();
         for page in pages {

@@ -20,9 +20,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::offers::{
-    id_blob, OfferPage, OfferRow, FENCE_PAGE, FENCE_READ, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
+    fence_page, id_blob, OfferPage, OfferRow, FENCE_READ, OFFER_COLUMNS, OFFER_UPSERT, SCAN_PAGE,
 };
-use crate::runs::{count_values, fenced, same_epoch, ActiveRun, ADD_COUNTS, POSTGRES_EPOCH_MS};
+use crate::runs::{add_counts_query, fenced, same_epoch, ActiveRun, POSTGRES_EPOCH_MS};
 use crate::{Result, StorageError};
 
 /// The connection's merge table: created on first use, emptied at each commit.
@@ -172,13 +172,7 @@ async fn finish(
     pages: &[OfferPage<'_>],
 ) -> Result<()> {
     let checkpoint = pages.iter().filter_map(|p| p.checkpoint).next_back();
-    let done = sqlx::query(FENCE_PAGE)
-        .bind(checkpoint)
-        .bind(run.id)
-        .bind(&run.holder)
-        .bind(domain::RunState::Running.as_str())
-        .execute(&mut *tx)
-        .await?;
+    let done = fence_page(checkpoint, run).execute(&mut *tx).await?;
     fenced(done.rows_affected(), run.id)?;
     let mut counts = domain::RunCounts::default();
     for page in pages {
@@ -193,14 +187,7 @@ async fn finish(
     let clock: i64 = sqlx::query_scalar(crate::db::POSTGRES_CLOCK_MS)
         .fetch_one(&mut *tx)
         .await?;
-    let mut add = sqlx::query(ADD_COUNTS);
-    for v in count_values(&counts) {
-        add = add.bind(v);
-    }
-    let done = add
-        .bind(clock)
-        .bind(run.id)
-        .bind(&run.holder)
+    let done = add_counts_query(&counts, clock, run)
         .execute(&mut *tx)
         .await?;
     fenced(done.rows_affected(), run.id)?;

@@ -671,17 +671,27 @@ pub(crate) async fn add_counts(
     run: &ActiveRun,
     c: &RunCounts,
 ) -> Result<()> {
+    let clock = crate::db::clock_in(tx).await?;
+    let done = add_counts_query(c, clock, run).execute(&mut **tx).await?;
+    fenced(done.rows_affected(), run.id)
+}
+
+/// [`ADD_COUNTS`] with its values (`clock` the database's time in ms), for a connection of
+/// either kind: the `Any` pool's or the native PostgreSQL pool's (`offers_pg`).
+pub(crate) fn add_counts_query<'q, DB: sqlx::Database>(
+    c: &RunCounts,
+    clock: i64,
+    run: &'q ActiveRun,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let mut q = sqlx::query(ADD_COUNTS);
     for v in count_values(c) {
         q = q.bind(v);
     }
-    let done = q
-        .bind(crate::db::clock_in(tx).await?)
-        .bind(run.id)
-        .bind(&run.holder)
-        .execute(&mut **tx)
-        .await?;
-    fenced(done.rows_affected(), run.id)
+    q.bind(clock).bind(run.id).bind(run.holder.as_str())
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

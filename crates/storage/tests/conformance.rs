@@ -438,6 +438,24 @@ async fn stored_offers(url: &str) -> Vec<(OfferRow, bool)> {
         .collect()
 }
 
+/// Page `key` of a first pass: it lists `seen_ids`, and `created` are new offers; it moves
+/// the checkpoint to itself.
+fn new_offers_page<'a>(
+    key: i64,
+    seen_ids: &'a [u32],
+    created: &'a [OfferRow],
+) -> storage::OfferPage<'a> {
+    storage::OfferPage {
+        key,
+        checkpoint: Some(key),
+        seen_ids,
+        created,
+        updated: &[],
+        counts: counts(created.len() as u64, 0),
+        reset_missed: false,
+    }
+}
+
 fn counts(created: u64, updated: u64) -> RunCounts {
     RunCounts {
         pages: 1,
@@ -474,24 +492,8 @@ async fn new_offers_keep_every_column_and_a_repeated_one_its_last_copy(kind: DbK
     let first = [offer(1, "old", "1"), bare.clone()];
     let second = [offer(1, "new", "22"), offer(3, "line\none\ttab", "3")];
     let pages = [
-        storage::OfferPage {
-            key: 1,
-            checkpoint: Some(1),
-            seen_ids: &[1, 2],
-            created: &first,
-            updated: &[],
-            counts: counts(2, 0),
-            reset_missed: false,
-        },
-        storage::OfferPage {
-            key: 2,
-            checkpoint: Some(2),
-            seen_ids: &[1, 3],
-            created: &second,
-            updated: &[],
-            counts: counts(2, 0),
-            reset_missed: false,
-        },
+        new_offers_page(1, &[1, 2], &first),
+        new_offers_page(2, &[1, 3], &second),
     ];
 
     // Act
@@ -640,15 +642,7 @@ async fn a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up(kind:
         let (store, run) = (store.clone(), run.clone());
         tokio::spawn(async move {
             let created = [offer(3, "c", "3"), offer(4, "d", "4")];
-            let page = storage::OfferPage {
-                key: 2,
-                checkpoint: Some(2),
-                seen_ids: &[3, 4],
-                created: &created,
-                updated: &[],
-                counts: counts(2, 0),
-                reset_missed: false,
-            };
+            let page = new_offers_page(2, &[3, 4], &created);
             let earlier = async move {
                 let _ = waiting.send(());
                 gate.await.is_ok()
@@ -665,15 +659,7 @@ async fn a_batch_commits_after_the_one_before_it_which_it_does_not_hold_up(kind:
     // Act: the first batch is written meanwhile. Were the run's row locked by the second
     // batch before its turn, this would wait for it for ever.
     let first = [offer(1, "a", "1"), offer(2, "b", "2")];
-    let page = storage::OfferPage {
-        key: 1,
-        checkpoint: Some(1),
-        seen_ids: &[1, 2],
-        created: &first,
-        updated: &[],
-        counts: counts(2, 0),
-        reset_missed: false,
-    };
+    let page = new_offers_page(1, &[1, 2], &first);
     tokio::time::timeout(
         std::time::Duration::from_secs(60),
         store.write_offer_pages(&run, &[page]),
@@ -703,15 +689,7 @@ async fn a_batch_whose_earlier_batch_failed_writes_nothing(kind: DbKind) {
         panic!("expected a new run")
     };
     let created = [offer(3, "c", "3")];
-    let page = storage::OfferPage {
-        key: 2,
-        checkpoint: Some(2),
-        seen_ids: &[3],
-        created: &created,
-        updated: &[],
-        counts: counts(1, 0),
-        reset_missed: false,
-    };
+    let page = new_offers_page(2, &[3], &created);
 
     // Act
     let writer = store.page_writer().await.expect("connection");
