@@ -265,7 +265,14 @@ impl Scan<'_> {
                 StageTimes::add(&mut self.stages.wait, waited);
                 // Pages already read go into the same transaction (up to PAGES_PER_WRITE);
                 // a failed read after them is reported once they are stored.
-                let mut batch = vec![page?];
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        self.settle(&mut writes, 0).await?;
+                        return Err(e.into());
+                    }
+                };
+                let mut batch = vec![page];
                 let mut failed = None;
                 while batch.len() < PAGES_PER_WRITE && !batch.last().is_some_and(|p| p.last) {
                     match rx.try_recv() {
