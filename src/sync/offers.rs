@@ -159,6 +159,16 @@ struct Decoded {
     hash: Duration,
 }
 
+impl Decoded {
+    /// What identifies each item of the page, for [`PageLoop::accept_keyed`]: its offer id,
+    /// or (with the top bit set, apart from any id) the hash of an item without one.
+    fn keys(&self) -> Vec<u64> {
+        let ids = self.ids.iter().map(|&id| u64::from(id));
+        let odd = self.odd_without_id.iter().map(|&h| h as u64 | 1 << 63);
+        ids.chain(odd).collect()
+    }
+}
+
 fn decode(page: &Page) -> Decoded {
     let mut out = Decoded {
         number: page.number,
@@ -249,8 +259,14 @@ impl Scan<'_> {
                 };
                 let us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
                 fetched.fetch_add(us, Ordering::Relaxed);
-                // Decoded here, beside the writer: the two cores share the work.
-                let page = page.and_then(|mut p| pages.accept(&mut p).map(|()| decode(&p)));
+                // Decoded here, beside the writer: the two cores share the work. The loop
+                // checks the page by the ids the decoding read.
+                let page = page.and_then(|mut p| {
+                    let mut decoded = decode(&p);
+                    pages.accept_keyed(&mut p, decoded.keys())?;
+                    decoded.last = p.last;
+                    Ok(decoded)
+                });
                 let last = page.as_ref().map(|p| p.last).unwrap_or(true);
                 if tx.send(page).await.is_err() || last {
                     return;

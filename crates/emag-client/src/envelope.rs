@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::EmagError;
+use crate::RawItem;
 
 /// A successful answer: its `results` and any messages eMAG attached.
 #[derive(Debug)]
@@ -24,16 +25,18 @@ pub struct Count {
     pub per_page: u64,
 }
 
+/// The envelope as one scan of the body reads it; `results` as `R` (raw, or a page's items).
 #[derive(Deserialize)]
-struct RawEnvelope<'a> {
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+struct RawEnvelope<R> {
     #[serde(rename = "isError", default)]
     is_error: Option<Value>,
     #[serde(default)]
     messages: Option<Value>,
     #[serde(default)]
     errors: Option<Value>,
-    #[serde(borrow, default)]
-    results: Option<&'a RawValue>,
+    #[serde(default)]
+    results: Option<R>,
     /// Gateway answers (429, 404, 400) carry a bare `{"message": …}`.
     #[serde(default)]
     message: Option<Value>,
@@ -186,8 +189,35 @@ fn unreadable(status: u16, shown: String) -> EmagError {
 
 /// Decodes an answer with HTTP `status` (429 and 3xx are handled by the caller before).
 pub fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
+    decode_with(status, body, |results: Option<&RawValue>| {
+        results.map(RawValue::to_owned).unwrap_or_else(raw_null)
+    })
+}
+
+/// [`decode`] and then [`results_as_items`] in one scan of the body, as a page is read: the
+/// items are found while the envelope is, not by reading `results` again. An answer that is
+/// not a success is the same error as [`decode`]'s; a success whose `results` holds no items
+/// carries [`results_as_items`]'s error, which the caller raises (it is not retried). One
+/// difference, both ways malformed: a number past `f64` as `results` itself is met by the
+/// scan, so the answer does not parse (and is retried as such).
+pub fn decode_items(
+    status: u16,
+    body: &[u8],
+) -> Result<Envelope<Result<Vec<RawItem>, EmagError>>, EmagError> {
+    decode_with(status, body, |results: Option<Results<'_>>| {
+        items_of(results.unwrap_or(Results::Null))
+    })
+}
+
+/// Decodes an answer, its `results` read as `R` in the same scan and then made `T` by
+/// `results` (on a success only).
+fn decode_with<'a, R: Deserialize<'a>, T>(
+    status: u16,
+    body: &'a [u8],
+    results: impl FnOnce(Option<R>) -> T,
+) -> Result<Envelope<T>, EmagError> {
     let body = without_bom(body);
-    let parsed: Result<RawEnvelope<'_>, _> = serde_json::from_slice(body);
+    let parsed: Result<RawEnvelope<R>, _> = serde_json::from_slice(body);
     let env = match parsed {
         // serde reads a list as the struct's fields in order: `[false, [], null, [...]]`
         // would be a successful answer. An answer is an object.
@@ -233,7 +263,7 @@ pub fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagE
 
     match env.is_error.as_ref().and_then(truthy) {
         Some(false) => Ok(Envelope {
-            results: env.results.map(RawValue::to_owned).unwrap_or_else(raw_null),
+            results: results(env.results),
             messages,
         }),
         Some(true) => {
@@ -274,40 +304,94 @@ fn raw_null() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON"))
 }
 
-/// Reads `results` as a list of raw items; an object keyed by id is accepted as its values.
-pub fn results_as_items(results: &RawValue) -> Result<Vec<Box<RawValue>>, EmagError> {
-    let malformed = |why: String| EmagError::Malformed {
-        status: 200,
-        excerpt: why,
-    };
-    let text = results.get().trim_start();
-    if text.starts_with('[') {
-        serde_json::from_str(results.get()).map_err(|e| {
-            malformed(format!(
-                "results is not a list of objects: {}",
+/// Reads `results` as a list of raw items; an object keyed by id is accepted as its values
+/// (in the order of their keys; a key given twice keeps its last value).
+pub fn results_as_items(results: &RawValue) -> Result<Vec<RawItem>, EmagError> {
+    let read =
+        serde_json::from_str::<Results<'_>>(results.get()).map_err(|e| EmagError::Malformed {
+            status: 200,
+            excerpt: format!(
+                "results unreadable: {}",
                 crate::decode::json_error_without_values(&e)
-            ))
-        })
-    } else if text.starts_with('{') {
-        let map: std::collections::BTreeMap<String, Box<RawValue>> =
-            serde_json::from_str(results.get()).map_err(|e| {
-                malformed(format!(
-                    "results object unreadable: {}",
-                    crate::decode::json_error_without_values(&e)
-                ))
-            })?;
-        Ok(map.into_values().collect())
-    } else if text == "null" {
-        Ok(Vec::new())
-    } else {
-        Err(malformed(format!(
-            "unexpected results: a JSON {} instead of a list or an object",
-            match text.chars().next() {
-                Some('"') => "string",
-                Some('t' | 'f') => "boolean",
-                _ => "number",
+            ),
+        })?;
+    items_of(read)
+}
+
+/// `results` as a page reads it, borrowed from the body: its items, or what it was instead.
+enum Results<'a> {
+    List(Vec<&'a RawValue>),
+    /// An object's values in the order of their keys; a key given twice keeps its last.
+    Keyed(std::collections::BTreeMap<String, &'a RawValue>),
+    Null,
+    /// A JSON string, boolean or number: no items.
+    Scalar(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Results<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Shape<'a> {
+            type Value = Results<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list, an object or null")
             }
-        )))
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Results::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = std::collections::BTreeMap::new();
+                while let Some((key, item)) = map.next_entry::<String, &'de RawValue>()? {
+                    items.insert(key, item);
+                }
+                Ok(Results::Keyed(items))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Results::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Results::Null)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Results::Scalar("string"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Results::Scalar("boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Results::Scalar("number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Results::Scalar("number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Results::Scalar("number"))
+            }
+        }
+        deserializer.deserialize_any(Shape(std::marker::PhantomData))
+    }
+}
+
+/// The items `results` holds (owned: a page outlives its body).
+fn items_of(results: Results<'_>) -> Result<Vec<RawItem>, EmagError> {
+    match results {
+        Results::List(items) => Ok(items.into_iter().map(RawValue::to_owned).collect()),
+        Results::Keyed(items) => Ok(items.into_values().map(RawValue::to_owned).collect()),
+        Results::Null => Ok(Vec::new()),
+        Results::Scalar(kind) => Err(EmagError::Malformed {
+            status: 200,
+            excerpt: format!("unexpected results: a JSON {kind} instead of a list or an object"),
+        }),
     }
 }
 
@@ -535,5 +619,58 @@ mod tests {
                 per_page: 100
             }
         );
+    }
+
+    /// The items of an answer read in one scan are those read in two, and its errors the
+    /// same errors.
+    #[test]
+    fn a_page_read_in_one_scan_is_the_page_read_in_two() {
+        let bodies: [(u16, &[u8]); 13] = [
+            (200, br#"{"isError":false,"messages":["m"],"results":[{"id":2},{"id":1,"x":[1,{"y":"]"}]}, 3, "s", null]}"#),
+            (200, br#"{"isError":false,"results":{"b":{"id":2},"a":{"id":1},"b":{"id":3},"10":{"id":10}}}"#),
+            (200, br#"{"isError":false,"results":null}"#),
+            (200, br#"{"isError":false}"#),
+            (200, br#"{"isError":false,"results":[]}"#),
+            (200, br#"{"isError":false,"results":{}}"#),
+            (200, br#"{"isError":false,"results":"Ion Popescu"}"#),
+            (200, br#"{"isError":"0","results":17.5}"#),
+            (200, br#"{"isError":false,"results":true}"#),
+            (200, br#"{"isError":true,"messages":["Temporary"],"results":"x"}"#),
+            (401, br#"{"isError":false,"results":5}"#),
+            (200, b"\xef\xbb\xbf{\"isError\":false,\"results\":[{\"id\":\"\\u00e9\"}]}"),
+            (200, br#"{"isError":false,"results":[{"id":1}"#),
+        ];
+        let texts =
+            |items: &[RawItem]| items.iter().map(|i| i.get().to_owned()).collect::<Vec<_>>();
+        for (status, body) in bodies {
+            let shown = String::from_utf8_lossy(body);
+            let two =
+                decode(status, body).map(|env| (results_as_items(&env.results), env.messages));
+            let one = decode_items(status, body).map(|env| (env.results, env.messages));
+            match (one, two) {
+                (Ok((one, m1)), Ok((two, m2))) => {
+                    assert_eq!(m1, m2, "{shown}");
+                    match (one, two) {
+                        (Ok(one), Ok(two)) => assert_eq!(texts(&one), texts(&two), "{shown}"),
+                        (Err(one), Err(two)) => {
+                            assert_eq!(one.to_string(), two.to_string(), "{shown}");
+                        }
+                        (one, two) => panic!("{shown}: {one:?} against {two:?}"),
+                    }
+                }
+                (Err(one), Err(two)) => assert_eq!(one.to_string(), two.to_string(), "{shown}"),
+                (one, two) => panic!("{shown}: {one:?} against {two:?}"),
+            }
+        }
+        // An object keyed by id: its values in the order of the keys, a repeated key's last.
+        let env = decode_items(200, bodies[1].1).expect("an envelope");
+        assert_eq!(
+            texts(&env.results.expect("items")),
+            [r#"{"id":10}"#, r#"{"id":1}"#, r#"{"id":3}"#]
+        );
+        // A scalar where items belong: named by its kind, never quoted.
+        let env = decode_items(200, br#"{"isError":false,"results":"Ion Popescu"}"#).expect("ok");
+        let e = env.results.expect_err("not items").to_string();
+        assert!(e.contains("a JSON string") && !e.contains("Popescu"), "{e}");
     }
 }

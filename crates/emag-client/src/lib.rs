@@ -20,7 +20,9 @@ pub use client::{
 };
 pub use decode::{decode_json, json_error_without_values, DecodeError, Object};
 // Answer decoding without a server, for harnesses that feed it bytes (emag-fuzz).
-pub use envelope::{decode as decode_answer, results_as_count, results_as_items, Count, Envelope};
+pub use envelope::{
+    decode as decode_answer, decode_items, results_as_count, results_as_items, Count, Envelope,
+};
 pub use error::EmagError;
 pub use money::{Money, MoneyParseError};
 pub use ratelimit::RateBudget;

@@ -6,11 +6,14 @@
 //! quotes customer data (a canary) unless eMAG put it in its own `messages`, or the body is not
 //! JSON at all (a proxy's page is shown to say what answered); `results` as items are as many
 //! as the list (or the object's distinct keys); a successful answer re-encoded decodes to the
-//! same results and messages. Counts: the numbers read are the ones sent, and a page loop
+//! same results and messages; a page's read in one scan (`decode_items`) gives the same
+//! items and messages, or the same kind of error, as the envelope and then its results read
+//! apart. Counts: the numbers read are the ones sent, and a page loop
 //! bounded by the count ends.
 
 use emag_client::{
-    decode_answer, results_as_count, results_as_items, Count, EmagError, Page, PageLoop,
+    decode_answer, decode_items, results_as_count, results_as_items, Count, EmagError, Page,
+    PageLoop,
 };
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -141,6 +144,7 @@ impl Harness for Envelope {
             signature_of(&r, |e| format!("{} message(s)", e.messages.len().min(3))),
             status_class = status / 100
         ));
+        one_scan_agrees(&mut out, status, body, &r);
         let parsed = serde_json::from_slice::<Value>(body).ok();
         match (&r, status) {
             (Err(EmagError::Server { status: s }), 500..=599) => {
@@ -220,6 +224,58 @@ impl Harness for Envelope {
     fn keep(&mut self, (status, body): (u16, Vec<u8>)) {
         self.pool.add(status, body);
     }
+}
+
+/// `decode_items` (a page's envelope and items in one scan) against `two` (the envelope) and
+/// then its results as items: the same items, messages and errors.
+fn one_scan_agrees(
+    out: &mut Outcome,
+    status: u16,
+    body: &[u8],
+    two: &Result<emag_client::Envelope<Box<RawValue>>, EmagError>,
+) {
+    let texts =
+        |items: &[Box<RawValue>]| items.iter().map(|i| i.get().to_owned()).collect::<Vec<_>>();
+    let one = decode_items(status, body);
+    // The same error, maybe found at another place: a byte that is not UTF-8 inside an item
+    // is met at that item's end in one scan, at the end of `results` in two.
+    let same_error = |a: &EmagError, b: &EmagError| {
+        std::mem::discriminant(a) == std::mem::discriminant(b) && a.class() == b.class()
+    };
+    let same = match (&one, two) {
+        (Ok(one), Ok(two)) => {
+            one.messages == two.messages
+                && match (&one.results, results_as_items(&two.results)) {
+                    (Ok(a), Ok(b)) => texts(a) == texts(&b),
+                    (Err(a), Err(b)) => same_error(a, &b),
+                    _ => false,
+                }
+        }
+        (Err(a), Err(b)) => same_error(a, b),
+        // A number past f64 as `results` itself is read with the envelope in one scan; two
+        // scans take it raw and refuse it as items. Malformed both ways.
+        (Err(EmagError::Malformed { .. }), Ok(two)) => matches!(
+            results_as_items(&two.results),
+            Err(EmagError::Malformed { .. })
+        ),
+        _ => false,
+    };
+    if let Err(e) = &one {
+        if let Some(shown) = leaked(&format!("{e} {:?}", e.emag_messages()), body) {
+            out.problems.push(crate::Problem::new(
+                "customer data in an answer's error",
+                shown,
+            ));
+        }
+    }
+    out.check(same, "one scan differs", || {
+        format!(
+            "decode_items {:?} against decode_answer {:?}",
+            one.as_ref().map(|e| e.results.as_ref().map(|i| i.len())),
+            two.as_ref()
+                .map(|e| results_as_items(&e.results).map(|i| i.len()))
+        )
+    });
 }
 
 fn check_results(out: &mut Outcome, results: &RawValue, parsed: Option<&Value>) {
