@@ -189,35 +189,43 @@ fn unreadable(status: u16, shown: String) -> EmagError {
 
 /// Decodes an answer with HTTP `status` (429 and 3xx are handled by the caller before).
 pub fn decode(status: u16, body: &[u8]) -> Result<Envelope<Box<RawValue>>, EmagError> {
-    decode_with(status, body, |results: Option<&RawValue>| {
+    let parsed = serde_json::from_slice(without_bom(body));
+    classify(status, body, parsed, |results: Option<&RawValue>| {
         results.map(RawValue::to_owned).unwrap_or_else(raw_null)
     })
 }
 
 /// [`decode`] and then [`results_as_items`] in one scan of the body, as a page is read: the
-/// items are found while the envelope is, not by reading `results` again. An answer that is
-/// not a success is the same error as [`decode`]'s; a success whose `results` holds no items
-/// carries [`results_as_items`]'s error, which the caller raises (it is not retried). One
-/// difference, both ways malformed: a number past `f64` as `results` itself is met by the
-/// scan, so the answer does not parse (and is retried as such).
+/// items are found while the envelope is, not by reading `results` again. The outcome is
+/// theirs in every case: an answer that is not a success is [`decode`]'s error; a success
+/// whose `results` holds no items carries [`results_as_items`]'s error, which the caller
+/// raises (it is not retried); a body the one scan cannot read (broken, or a number past
+/// `f64` as `results` itself, which a raw `results` is not asked to read) is read the two
+/// ways instead.
 pub fn decode_items(
     status: u16,
     body: &[u8],
 ) -> Result<Envelope<Result<Vec<RawItem>, EmagError>>, EmagError> {
-    decode_with(status, body, |results: Option<Results<'_>>| {
-        items_of(results.unwrap_or(Results::Null))
-    })
+    match serde_json::from_slice::<RawEnvelope<Results<'_>>>(without_bom(body)) {
+        Ok(env) => classify(status, body, Ok(env), |results| {
+            items_of(results.unwrap_or(Results::Null))
+        }),
+        Err(_) => decode(status, body).map(|env| Envelope {
+            results: results_as_items(&env.results),
+            messages: env.messages,
+        }),
+    }
 }
 
-/// Decodes an answer, its `results` read as `R` in the same scan and then made `T` by
-/// `results` (on a success only).
-fn decode_with<'a, R: Deserialize<'a>, T>(
+/// What the answer `body` with HTTP `status`, read as `parsed`, is: its envelope (`results`
+/// made `T` by `results`) or its classified error.
+fn classify<R, T>(
     status: u16,
-    body: &'a [u8],
+    body: &[u8],
+    parsed: Result<RawEnvelope<R>, serde_json::Error>,
     results: impl FnOnce(Option<R>) -> T,
 ) -> Result<Envelope<T>, EmagError> {
     let body = without_bom(body);
-    let parsed: Result<RawEnvelope<R>, _> = serde_json::from_slice(body);
     let env = match parsed {
         // serde reads a list as the struct's fields in order: `[false, [], null, [...]]`
         // would be a successful answer. An answer is an object.
@@ -625,7 +633,7 @@ mod tests {
     /// same errors.
     #[test]
     fn a_page_read_in_one_scan_is_the_page_read_in_two() {
-        let bodies: [(u16, &[u8]); 13] = [
+        let bodies: [(u16, &[u8]); 16] = [
             (200, br#"{"isError":false,"messages":["m"],"results":[{"id":2},{"id":1,"x":[1,{"y":"]"}]}, 3, "s", null]}"#),
             (200, br#"{"isError":false,"results":{"b":{"id":2},"a":{"id":1},"b":{"id":3},"10":{"id":10}}}"#),
             (200, br#"{"isError":false,"results":null}"#),
@@ -639,6 +647,10 @@ mod tests {
             (401, br#"{"isError":false,"results":5}"#),
             (200, b"\xef\xbb\xbf{\"isError\":false,\"results\":[{\"id\":\"\\u00e9\"}]}"),
             (200, br#"{"isError":false,"results":[{"id":1}"#),
+            // Found by the fuzzer: what one scan cannot read is read the two ways.
+            (499, br#"{"isError":false,"results":-1e400}"#),
+            (200, br#"{"isError":true,"messages":["Temporary"],"results":1e400}"#),
+            (200, b"{\"isError\":false,\"results\":[{\"id\":1,\"n\":\"\xbf\"}]}"),
         ];
         let texts =
             |items: &[RawItem]| items.iter().map(|i| i.get().to_owned()).collect::<Vec<_>>();
