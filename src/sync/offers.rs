@@ -275,18 +275,18 @@ impl Scan<'_> {
         });
         let mut writes = Writes::default();
         let result = async {
-            loop {
+            // What ends the scan before its last page: a failed read, or a cancel.
+            let ended: Option<SyncError> = loop {
                 let waited = Instant::now();
-                let Some(page) = rx.recv().await else { break };
+                let Some(page) = rx.recv().await else {
+                    break None;
+                };
                 StageTimes::add(&mut self.stages.wait, waited);
                 // Pages already read go into the same transaction (up to PAGES_PER_WRITE);
                 // a failed read after them is reported once they are stored.
                 let page = match page {
                     Ok(page) => page,
-                    Err(e) => {
-                        self.settle(&mut writes, 0).await?;
-                        return Err(e.into());
-                    }
+                    Err(e) => break Some(e.into()),
                 };
                 let mut batch = vec![page];
                 let mut failed = None;
@@ -303,19 +303,19 @@ impl Scan<'_> {
                 let last = batch.last().is_some_and(|p| p.last);
                 self.write_pages(&mut writes, batch, key_offset).await?;
                 if let Some(e) = failed {
-                    self.settle(&mut writes, 0).await?;
-                    return Err(e.into());
+                    break Some(e.into());
                 }
                 if self.ctx.cancel.is_cancelled() && !last {
-                    self.settle(&mut writes, 0).await?;
-                    return Err(SyncError::Cancelled);
+                    break Some(SyncError::Cancelled);
                 }
-            }
+            };
+            // However the scan ended, the batches under way are stored before it is reported.
             self.settle(&mut writes, 0).await?;
-            if self.ctx.cancel.is_cancelled() {
-                return Err(SyncError::Cancelled);
+            match ended {
+                Some(e) => Err(e),
+                None if self.ctx.cancel.is_cancelled() => Err(SyncError::Cancelled),
+                None => Ok(()),
             }
-            Ok(())
         }
         .await;
         fetcher.abort();
