@@ -25,7 +25,7 @@ use storage::{ActiveRun, OrderLineRow, OrderRow};
 
 use super::offers::int;
 use super::quarantine::{Odd, Quarantine};
-use super::{changed_rows, content_hash, Account, KindResult, SyncContext, SyncError};
+use super::{content_hash, split_changed_rows, Account, KindResult, SyncContext, SyncError};
 
 const PER_PAGE: u32 = 100;
 pub(crate) const EMAG_TIME: &str = "%Y-%m-%d %H:%M:%S";
@@ -342,14 +342,23 @@ async fn read_window(
         let mut page_no = 1;
         let mut pages = 1;
         let mut expected = None;
+        // The page read last, stored while the next one is read: at most one write under way,
+        // so pages are stored in the order they were read.
+        let mut unstored: Option<Vec<OrderRow>> = None;
         while page_no <= pages {
             if ctx.cancel.is_cancelled() {
+                write_orders(ctx, run, unstored.take()).await?;
                 return Err(SyncError::Cancelled);
             }
-            let page = account
-                .client
-                .read_page("order", &filters, page_no, PER_PAGE)
-                .await?;
+            let (stored, page) = tokio::join!(
+                write_orders(ctx, run, unstored.take()),
+                account
+                    .client
+                    .read_page("order", &filters, page_no, PER_PAGE)
+            );
+            // What was read before is stored before a failed read is reported.
+            stored?;
+            let page = page?;
             let mut rows = Vec::with_capacity(page.items.len());
             for item in &page.items {
                 match to_row(item.get(), window.order_type) {
@@ -369,13 +378,18 @@ async fn read_window(
                     }
                 }
             }
+            unstored = Some(rows);
             let full = page.items.len() >= PER_PAGE as usize;
-            write_orders(ctx, run, rows).await?;
             read.items += page.items.len() as u64;
             ctx.report_progress(account.name(), SyncKind::Orders, read.items, None);
             if page_no == 1 && full {
                 // More than one page: size the window so a short page cannot end it early.
-                let count = account.client.count("order", &filters).await?;
+                let (stored, count) = tokio::join!(
+                    write_orders(ctx, run, unstored.take()),
+                    account.client.count("order", &filters)
+                );
+                stored?;
+                let count = count?;
                 pages = u32::try_from(
                     count
                         .pages
@@ -387,6 +401,7 @@ async fn read_window(
             }
             page_no += 1;
         }
+        write_orders(ctx, run, unstored).await?;
         quarantine.flush(ctx, run).await?;
         let Some((items, announced)) = expected else {
             return Ok(());
@@ -413,15 +428,23 @@ async fn read_window(
     )))
 }
 
+/// Stores one page's orders (those whose content changed) and the page's counts; `None`
+/// (no page read yet) stores nothing.
 async fn write_orders(
     ctx: &SyncContext,
     run: &ActiveRun,
-    rows: Vec<OrderRow>,
+    page: Option<Vec<OrderRow>>,
 ) -> Result<(), SyncError> {
+    let Some(rows) = page else {
+        return Ok(());
+    };
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let stored = ctx.store.order_hashes(&run.account, &ids).await?;
-    let (changed, counts) = changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
-    ctx.store.write_orders(run, &changed, &counts).await?;
+    let (created, updated, counts) =
+        split_changed_rows(rows, &stored, |r| r.id, |r| r.content_hash);
+    ctx.store
+        .write_orders(run, &created, &updated, &counts)
+        .await?;
     Ok(())
 }
 

@@ -142,7 +142,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for backend in &args.backends {
         for &n in &args.counts {
-            let sim = start_sim_for(&exe, &names(n).join(","), offers, true)?;
+            let sim = start_sim_for(&exe, &names(n).join(","), offers, 0, true)?;
             let url = match backend.as_str() {
                 "sqlite" => format!("sqlite://{}/accounts-{n}.db", dir.display()),
                 "postgres" => {

@@ -1,11 +1,15 @@
-//! `emag-bench sync`: offers per second into SQLite and PostgreSQL, and the peak memory of
-//! the syncing process, at several catalog sizes. The simulator runs as a process of its own
-//! (limits off) and each sync is a child `emag-sync sync`, so the memory figure is the sync's
-//! alone. Figures are printed; nothing here asserts timings.
+//! `emag-bench sync`: offers (or, with `--kind orders`, orders) per second into SQLite and
+//! PostgreSQL, and the peak memory of the syncing process, at several sizes. The simulator
+//! runs as a process of its own (limits off) and each sync is a child `emag-sync sync`, so the
+//! memory figure is the sync's alone. Figures are printed; nothing here asserts timings.
 //!
-//! `--engine-only` measures the engine alone: the simulator renders every page once, this
-//! program serves those bytes from memory, and the sync's own stage split (fetch, wait,
+//! `--engine-only` measures the offer engine alone: the simulator renders every page once,
+//! this program serves those bytes from memory, and the sync's own stage split (fetch, wait,
 //! decode, hash, lookup, write; `stages` of `sync --json`) is printed per 100,000 offers.
+//!
+//! `--rate-limited-offers N` / `--rate-limited-orders N`: one sync with eMAG's limits on at
+//! both ends, and the request rate it reached against its budget (3/s for offers, 12/s for
+//! order routes) with the number of 429 answers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +19,12 @@ use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Catalog sizes (offers) to measure.
+    /// What the sizes count and the syncs read: the offer catalog, or orders (both types,
+    /// spread by the simulator over the 60 days before it started, all inside the default
+    /// backfill of 90 days).
+    #[arg(long, value_enum, default_value_t = Kind::Offers)]
+    kind: Kind,
+    /// Sizes (offers, or orders with `--kind orders`) to measure.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     sizes: Vec<u32>,
     /// PostgreSQL server to create benchmark databases on.
@@ -26,12 +35,59 @@ pub struct Args {
     backends: Vec<String>,
     /// Instead: sync this many offers with the simulator's eMAG rate limits ON and report
     /// the achieved request rate and the number of 429 answers.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rate_limited_orders")]
     rate_limited_offers: Option<u32>,
+    /// Instead: sync this many orders with the simulator's eMAG rate limits ON (12 requests/s
+    /// on order routes) and report the achieved request rate and the number of 429 answers.
+    #[arg(long)]
+    rate_limited_orders: Option<u32>,
     /// Serve pages the simulator rendered once, from memory: the figure is the engine's
     /// alone, with its stage split.
     #[arg(long)]
     engine_only: bool,
+}
+
+/// Offers of the catalog beside a benchmark's orders: what their lines name.
+const LINE_CATALOG: u32 = 1_000;
+
+/// The data a benchmark syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Offers,
+    Orders,
+}
+
+impl Kind {
+    fn sync_kind(self) -> domain::SyncKind {
+        match self {
+            Kind::Offers => domain::SyncKind::Offers,
+            Kind::Orders => domain::SyncKind::Orders,
+        }
+    }
+
+    /// eMAG's request budget of the routes this kind reads, per credential pair.
+    fn requests_per_second(self) -> f64 {
+        match self {
+            Kind::Offers => 3.0,
+            Kind::Orders => 12.0,
+        }
+    }
+
+    /// A simulator of one account `main` holding `size` items of this kind. Orders come
+    /// with a catalog of [`LINE_CATALOG`] offers their lines are drawn from (1–3 lines each;
+    /// without offers an order has none); offers come without orders.
+    fn start_sim(
+        self,
+        exe: &std::path::Path,
+        size: u32,
+        limits: bool,
+    ) -> anyhow::Result<SimProcess> {
+        let (offers, orders) = match self {
+            Kind::Offers => (size, 0),
+            Kind::Orders => (LINE_CATALOG, size),
+        };
+        start_sim_for(exe, "main", offers, orders, limits)
+    }
 }
 
 pub struct SimProcess {
@@ -46,33 +102,25 @@ impl Drop for SimProcess {
     }
 }
 
-pub fn start_sim(exe: &std::path::Path, offers: u32, limits: bool) -> anyhow::Result<SimProcess> {
-    start_sim_for(exe, "main", offers, limits)
-}
-
-/// A simulator process serving `accounts` (comma-separated names), `offers` each, no orders.
+/// A simulator process serving `accounts` (comma-separated names), `offers` and `orders`
+/// each.
 pub fn start_sim_for(
     exe: &std::path::Path,
     accounts: &str,
     offers: u32,
+    orders: u32,
     limits: bool,
 ) -> anyhow::Result<SimProcess> {
     let mut cmd = Command::new(exe);
-    cmd.args([
-        "sim",
-        "--port",
-        "0",
-        "--accounts",
-        accounts,
-        "--orders",
-        "0",
-    ]);
+    cmd.args(["sim", "--port", "0", "--accounts", accounts]);
     if !limits {
         cmd.arg("--no-rate-limits");
     }
     let mut child = cmd
         .arg("--offers")
         .arg(offers.to_string())
+        .arg("--orders")
+        .arg(orders.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -104,27 +152,77 @@ pub async fn run(args: Args) -> u8 {
 async fn bench(args: Args) -> anyhow::Result<()> {
     let exe = emag_sync_exe()?;
     let dir = tempfile_dir()?;
-    if let Some(offers) = args.rate_limited_offers {
-        let sim = start_sim(&exe, offers, true)?;
-        let url = format!("sqlite://{}/rate.db", dir.display());
-        let run = sync_once(&exe, &sim.base_url, &url, true, None)?;
-        let requests = run.summary["runs"][0]["counts"]["requests"]
-            .as_u64()
-            .unwrap_or(0);
-        let waits = run.summary["runs"][0]["counts"]["rate_limit_waits"]
-            .as_u64()
-            .unwrap_or(0);
-        let rate = requests as f64 / run.seconds;
-        println!("offers: {offers}, requests: {requests}, 429 answers: {waits}");
-        println!(
-            "time: {:.1} s (floor at 3 requests/s: {:.1} s), achieved {rate:.3} requests/s = {:.1}% of 3/s",
-            run.seconds,
-            requests as f64 / 3.0,
-            rate / 3.0 * 100.0
+    let limited = match (args.rate_limited_offers, args.rate_limited_orders) {
+        (Some(n), _) => Some((Kind::Offers, n)),
+        (_, Some(n)) => Some((Kind::Orders, n)),
+        (None, None) => None,
+    };
+    if let Some((kind, size)) = limited {
+        rate_limited(&exe, &dir, kind, size)?;
+    } else if args.kind == Kind::Orders {
+        anyhow::ensure!(
+            !args.engine_only,
+            "--engine-only serves pre-rendered offer pages; it does not apply to --kind orders"
         );
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
+        orders(&exe, &dir, &args).await?;
+    } else {
+        offers(&exe, &dir, &args).await?;
     }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// One sync of `size` items with eMAG's limits on at both ends: the request rate it reached.
+fn rate_limited(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    kind: Kind,
+    size: u32,
+) -> anyhow::Result<()> {
+    let sim = kind.start_sim(exe, size, true)?;
+    let url = format!("sqlite://{}/rate.db", dir.display());
+    let how = How {
+        kind,
+        limits: true,
+        ..How::default()
+    };
+    let run = sync_once(exe, &sim.base_url, &url, &how)?;
+    let counts = &run.summary["runs"][0]["counts"];
+    let requests = counts["requests"].as_u64().unwrap_or(0);
+    let waits = counts["rate_limit_waits"].as_u64().unwrap_or(0);
+    let items = counts["items_read"].as_u64().unwrap_or(0);
+    let budget = kind.requests_per_second();
+    let rate = requests as f64 / run.seconds;
+    println!(
+        "{}: {size} ({items} read), requests: {requests}, 429 answers: {waits}",
+        kind.sync_kind().as_str()
+    );
+    println!(
+        "time: {:.1} s (floor at {budget} requests/s: {:.1} s), achieved {rate:.3} requests/s = {:.1}% of {budget}/s",
+        run.seconds,
+        requests as f64 / budget,
+        rate / budget * 100.0
+    );
+    Ok(())
+}
+
+/// A fresh database of `backend` for one size.
+async fn database(
+    args: &Args,
+    dir: &std::path::Path,
+    backend: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    Ok(match backend {
+        "sqlite" => format!("sqlite://{}/{name}.db", dir.display()),
+        "postgres" => {
+            emag_bench::pg::fresh_postgres(&args.postgres, &format!("emag_{name}")).await?
+        }
+        other => anyhow::bail!("unknown backend {other}"),
+    })
+}
+
+async fn offers(exe: &std::path::Path, dir: &std::path::Path, args: &Args) -> anyhow::Result<()> {
     if args.engine_only {
         println!(
             "| offers | backend | seconds | offers/s | peak RSS (MiB) | per 100k (ms): fetch | wait | decode | hash | lookup | write | re-sync unchanged (s) |"
@@ -135,7 +233,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         println!("|---:|---|---:|---:|---:|---:|");
     }
     for &size in &args.sizes {
-        let sim = start_sim(&exe, size, false)?;
+        let sim = Kind::Offers.start_sim(exe, size, false)?;
         // Engine only: the simulator renders once and stops; its pages are served from here.
         let (_sim, _served, base_url) = if args.engine_only {
             let pages = prerender(&sim.base_url, size).await?;
@@ -147,17 +245,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             (Some(sim), None, url)
         };
         for backend in &args.backends {
-            let url = match backend.as_str() {
-                "sqlite" => format!("sqlite://{}/bench-{size}.db", dir.display()),
-                "postgres" => {
-                    emag_bench::pg::fresh_postgres(&args.postgres, &format!("emag_bench_{size}"))
-                        .await?
-                }
-                other => anyhow::bail!("unknown backend {other}"),
+            let url = database(args, dir, backend, &format!("bench_{size}")).await?;
+            let how = How {
+                encoding: args.engine_only.then_some("json-data"),
+                ..How::default()
             };
-            let encoding = args.engine_only.then_some("json-data");
-            let first = sync_once(&exe, &base_url, &url, false, encoding)?;
-            let again = sync_once(&exe, &base_url, &url, false, encoding)?;
+            let first = sync_once(exe, &base_url, &url, &how)?;
+            let again = sync_once(exe, &base_url, &url, &how)?;
             if args.engine_only {
                 let stage = |name: &str| {
                     first.summary["runs"][0]["stages"][name]
@@ -190,7 +284,48 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// First sync of every order of the backfill period, then an incremental sync (the cursor
+/// minus the overlap: about the last day) and a full one with nothing changed.
+async fn orders(exe: &std::path::Path, dir: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    println!(
+        "| orders | backend | requests | seconds | orders/s | peak RSS of the sync (MiB) | incremental: orders read | seconds | full re-sync unchanged (s) |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in &args.sizes {
+        let sim = Kind::Orders.start_sim(exe, size, false)?;
+        for backend in &args.backends {
+            let url = database(args, dir, backend, &format!("bench_orders_{size}")).await?;
+            let how = How {
+                kind: Kind::Orders,
+                ..How::default()
+            };
+            let first = sync_once(exe, &sim.base_url, &url, &how)?;
+            let counts = &first.summary["runs"][0]["counts"];
+            let read = counts["items_read"].as_u64().unwrap_or(0);
+            anyhow::ensure!(
+                read == u64::from(size) && counts["created"].as_u64() == Some(read),
+                "the first sync read {read} orders and created {}, not the simulator's {size}",
+                counts["created"]
+            );
+            let incremental = sync_once(exe, &sim.base_url, &url, &how)?;
+            let full = sync_once(exe, &sim.base_url, &url, &How { full: true, ..how })?;
+            println!(
+                "| {size} | {backend} | {} | {:.2} | {:.0} | {:.1} | {} | {:.2} | {:.2} |",
+                counts["requests"].as_u64().unwrap_or(0),
+                first.seconds,
+                read as f64 / first.seconds,
+                first.peak_rss_kib as f64 / 1024.0,
+                incremental.summary["runs"][0]["counts"]["items_read"]
+                    .as_u64()
+                    .unwrap_or(0),
+                incremental.seconds,
+                full.seconds,
+            );
+        }
+    }
     Ok(())
 }
 
@@ -273,26 +408,57 @@ struct Measured {
     summary: serde_json::Value,
 }
 
+/// How one `emag-sync sync` of the benchmark runs.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    kind: Kind,
+    /// eMAG's rate limits kept by the client (`EMAG_RATE_LIMIT`).
+    limits: bool,
+    /// `--full`: every order window of the backfill period, not from the cursor.
+    full: bool,
+    /// `EMAG_API_ENCODING`, when not the default.
+    encoding: Option<&'static str>,
+}
+
+impl Default for How {
+    fn default() -> Self {
+        How {
+            kind: Kind::Offers,
+            limits: false,
+            full: false,
+            encoding: None,
+        }
+    }
+}
+
 fn sync_once(
     exe: &std::path::Path,
     base_url: &str,
     database_url: &str,
-    limits: bool,
-    encoding: Option<&str>,
+    how: &How,
 ) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut cmd = Command::new(exe);
-    cmd.args(["sync", "main", "--kind", "offers", "--json"])
-        .env_clear()
+    cmd.args([
+        "sync",
+        "main",
+        "--kind",
+        how.kind.sync_kind().as_str(),
+        "--json",
+    ]);
+    if how.full {
+        cmd.arg("--full");
+    }
+    cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("EMAG_API_USERNAME", "sim-main")
         .env("EMAG_API_PASSWORD", "pass-main")
         .env("EMAG_API_URL", base_url)
-        .env("EMAG_RATE_LIMIT", if limits { "on" } else { "off" })
+        .env("EMAG_RATE_LIMIT", if how.limits { "on" } else { "off" })
         .env("EMAG_LOG_LEVEL", "warn")
         .env("DATABASE_URL", database_url)
         .current_dir(std::env::temp_dir());
-    if let Some(e) = encoding {
+    if let Some(e) = how.encoding {
         cmd.env("EMAG_API_ENCODING", e);
     }
     let output = cmd.output()?;

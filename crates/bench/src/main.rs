@@ -3,7 +3,8 @@
 //! this program: build both with `cargo build --release --workspace`) against the simulator,
 //! print figures, and assert no timings.
 //!
-//! - `emag-bench sync`: offer-sync throughput and peak memory at several catalog sizes.
+//! - `emag-bench sync`: offer- and order-sync throughput and peak memory at several sizes,
+//!   and the request rate reached with eMAG's limits on.
 //! - `emag-bench accounts`: how many accounts one instance syncs at their full rate at once.
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
 //! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
@@ -48,8 +49,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum What {
-    /// Offers per second into SQLite and PostgreSQL and the sync's peak memory, per catalog
-    /// size (simulator limits off), or the request rate with eMAG's limits on.
+    /// Offers (or orders, `--kind orders`) per second into SQLite and PostgreSQL and the
+    /// sync's peak memory, per size (simulator limits off), or the request rate with eMAG's
+    /// limits on.
     Sync(engine::Args),
     /// How many accounts one instance syncs at their full rate limit at once (300 offers/s
     /// each) before it falls behind, on SQLite and PostgreSQL.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::sql::Sql;
+use crate::sql::{runs_of_two_powers, Sql};
 
 use crate::runs::{add_counts, ActiveRun};
 use crate::{now_ms, Result, Store};
@@ -53,6 +53,17 @@ pub struct ReturnRow {
 }
 
 const CHUNK: usize = 400;
+/// Rows of one multi-row `INSERT` at most (see [`runs_of_two_powers`]).
+const ROWS_PER_INSERT: usize = 128;
+
+/// Whose stored lines a page's write deletes before it inserts the page's lines.
+#[derive(Clone, Copy)]
+enum Replace {
+    /// The orders the caller says the store holds.
+    Updated,
+    /// Every order of the page: the caller's word was wrong.
+    All,
+}
 
 impl Store {
     /// Stored content hashes of the given orders of an account.
@@ -86,17 +97,64 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes changed orders (with their lines) and the run's counters in one transaction.
+    /// Writes a page's changed orders (with their lines) and the run's counters in one
+    /// transaction. `created` are orders the store held no row of (nearly all of a first
+    /// sync), `updated` those it held in another version: only the lines of `updated` orders
+    /// are deleted before the page's lines go in, so a first sync deletes nothing. (That
+    /// `DELETE … IN (…)` was also where PostgreSQL, before its first `ANALYZE` of a growing
+    /// table, scanned every line of the account for each page.) Should an order given as
+    /// created have lines stored after all, the page is written again with every order's
+    /// lines replaced.
     pub async fn write_orders(
         &self,
         run: &ActiveRun,
-        changed: &[OrderRow],
+        created: &[OrderRow],
+        updated: &[OrderRow],
         counts: &domain::RunCounts,
     ) -> Result<()> {
+        match self
+            .write_orders_replacing(run, created, updated, counts, Replace::Updated)
+            .await
+        {
+            Err(crate::StorageError::Sqlx(sqlx::Error::Database(e)))
+                if e.is_unique_violation() && !created.is_empty() =>
+            {
+                tracing::warn!(
+                    run.id = run.id,
+                    "an order given as new had lines stored already: the page is written again, \
+                     every order's lines replaced"
+                );
+                self.write_orders_replacing(run, created, updated, counts, Replace::All)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_orders_replacing(
+        &self,
+        run: &ActiveRun,
+        created: &[OrderRow],
+        updated: &[OrderRow],
+        counts: &domain::RunCounts,
+        replace: Replace,
+    ) -> Result<()> {
         let now = now_ms();
+        let account = run.account.as_str();
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, counts).await?;
-        for chunk in changed.chunks(CHUNK) {
+        let replaced = match replace {
+            Replace::Updated => updated,
+            Replace::All => &[created, updated].concat(),
+        };
+        for chunk in replaced.chunks(CHUNK) {
+            let mut del = Sql::new(self.backend(), "DELETE FROM order_lines WHERE account = ");
+            del.bind(account).push(" AND order_id IN ");
+            del.bind_list(chunk.iter().map(|o| o.id));
+            del.execute(&mut *tx).await?;
+        }
+        let orders: Vec<&OrderRow> = created.iter().chain(updated).collect();
+        for chunk in runs_of_two_powers(&orders, ROWS_PER_INSERT) {
             let mut q = Sql::new(
                 self.backend(),
                 "INSERT INTO orders (account, id, order_type, status, date, modified, \
@@ -105,10 +163,7 @@ impl Store {
             );
             for (i, o) in chunk.iter().enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(run.account.as_str())
-                    .push(", ")
-                    .bind(o.id)
-                    .push(", ");
+                q.bind(account).push(", ").bind(o.id).push(", ");
                 q.bind(o.order_type).push(", ").bind(o.status).push(", ");
                 q.bind(o.date.as_deref())
                     .push(", ")
@@ -137,44 +192,35 @@ impl Store {
                  content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             );
             q.execute(&mut *tx).await?;
-
-            let mut del = Sql::new(self.backend(), "DELETE FROM order_lines WHERE account = ");
-            del.bind(run.account.as_str()).push(" AND order_id IN ");
-            del.bind_list(chunk.iter().map(|o| o.id));
-            del.execute(&mut *tx).await?;
-
-            let lines: Vec<(i64, &OrderLineRow)> = chunk
-                .iter()
-                .flat_map(|o| o.lines.iter().map(move |l| (o.id, l)))
-                .collect();
-            for lines in lines.chunks(CHUNK) {
-                let mut q = Sql::new(
+        }
+        let lines: Vec<(i64, &OrderLineRow)> = orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(move |l| (o.id, l)))
+            .collect();
+        for lines in runs_of_two_powers(&lines, ROWS_PER_INSERT) {
+            let mut q = Sql::new(
                 self.backend(),
-                    "INSERT INTO order_lines (account, order_id, line_id, product_id, part_number, \
-                     name, quantity, sale_price, currency, vat, status) VALUES ",
-                );
-                for (i, (order_id, l)) in lines.iter().enumerate() {
-                    q.push(if i == 0 { "(" } else { ", (" });
-                    q.bind(run.account.as_str())
-                        .push(", ")
-                        .bind(*order_id)
-                        .push(", ");
-                    q.bind(l.line_id).push(", ").bind(l.product_id).push(", ");
-                    q.bind(l.part_number.as_deref())
-                        .push(", ")
-                        .bind(l.name.as_deref());
-                    q.push(", ")
-                        .bind(l.quantity)
-                        .push(", ")
-                        .bind(l.sale_price.as_deref());
-                    q.push(", ")
-                        .bind(l.currency.as_deref())
-                        .push(", ")
-                        .bind(l.vat.as_deref());
-                    q.push(", ").bind(l.status).push(")");
-                }
-                q.execute(&mut *tx).await?;
+                "INSERT INTO order_lines (account, order_id, line_id, product_id, part_number, \
+                 name, quantity, sale_price, currency, vat, status) VALUES ",
+            );
+            for (i, (order_id, l)) in lines.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.bind(account).push(", ").bind(*order_id).push(", ");
+                q.bind(l.line_id).push(", ").bind(l.product_id).push(", ");
+                q.bind(l.part_number.as_deref())
+                    .push(", ")
+                    .bind(l.name.as_deref());
+                q.push(", ")
+                    .bind(l.quantity)
+                    .push(", ")
+                    .bind(l.sale_price.as_deref());
+                q.push(", ")
+                    .bind(l.currency.as_deref())
+                    .push(", ")
+                    .bind(l.vat.as_deref());
+                q.push(", ").bind(l.status).push(")");
             }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -257,7 +303,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, counts).await?;
-        for chunk in changed.chunks(CHUNK) {
+        for chunk in runs_of_two_powers(changed, ROWS_PER_INSERT) {
             let mut q = Sql::new(
                 self.backend(),
                 "INSERT INTO returns (account, emag_id, order_id, rma_type, status, date, data, \

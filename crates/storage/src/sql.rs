@@ -104,3 +104,52 @@ impl<'q> Sql<'q> {
             .await
     }
 }
+
+/// Splits `rows` into runs whose lengths are powers of two, largest first, none longer than
+/// `max` (itself a power of two): a multi-row statement written for each run then has at most
+/// `log2(max) + 1` shapes. Each shape is a statement prepared and cached on its connection;
+/// with one shape per row count, a first sync of 1,000,000 orders (every page a different
+/// number of order lines) kept 21 MB of SQLite's prepared programs.
+pub(crate) fn runs_of_two_powers<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some(run)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_of_two_powers;
+
+    #[test]
+    fn rows_go_in_runs_of_powers_of_two_largest_first_and_none_is_lost() {
+        let lens = |n: usize, max| -> Vec<usize> {
+            let rows: Vec<usize> = (0..n).collect();
+            let runs: Vec<&[usize]> = runs_of_two_powers(&rows, max).collect();
+            let again: Vec<usize> = runs.concat();
+            assert_eq!(again, rows, "{n} rows in order, each once");
+            runs.iter().map(|r| r.len()).collect()
+        };
+        assert_eq!(lens(0, 128), Vec::<usize>::new());
+        assert_eq!(lens(1, 128), [1]);
+        assert_eq!(lens(100, 128), [64, 32, 4]);
+        assert_eq!(lens(167, 128), [128, 32, 4, 2, 1]);
+        assert_eq!(lens(300, 128), [128, 128, 32, 8, 4]);
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..2_000 {
+            shapes.extend(lens(n, 128));
+        }
+        assert_eq!(shapes.len(), 8, "{shapes:?}");
+    }
+}

@@ -926,14 +926,19 @@ async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
         lines: vec![line(1, "26.4463"), line(2, "1.0000")],
     };
     store
-        .write_orders(&run, std::slice::from_ref(&order), &RunCounts::default())
+        .write_orders(
+            &run,
+            std::slice::from_ref(&order),
+            &[],
+            &RunCounts::default(),
+        )
         .await
         .expect("write");
     let mut changed = order.clone();
     changed.lines.truncate(1);
     changed.content_hash = 2;
     store
-        .write_orders(&run, &[changed], &RunCounts::default())
+        .write_orders(&run, &[], &[changed], &RunCounts::default())
         .await
         .expect("rewrite");
     let out = store
@@ -944,6 +949,25 @@ async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
     assert_eq!(out[0].id, big);
     assert_eq!(out[0].products.len(), 1);
     assert_eq!(out[0].products[0].sale_price.as_deref(), Some("26.4463"));
+    // Given as created though its lines are stored (the caller's word was wrong): the page is
+    // written again with the order's lines replaced, not refused and not doubled.
+    let mut again = order.clone();
+    again.lines = vec![line(1, "2.0000"), line(3, "3.0000")];
+    again.content_hash = 3;
+    store
+        .write_orders(&run, &[again], &[], &RunCounts::default())
+        .await
+        .expect("written again, lines replaced");
+    let out = store
+        .export_orders(Some("fbe"), None, 10)
+        .await
+        .expect("export");
+    let prices: Vec<_> = out[0]
+        .products
+        .iter()
+        .map(|l| l.sale_price.as_deref())
+        .collect();
+    assert_eq!(prices, [Some("2.0000"), Some("3.0000")]);
     assert_eq!(
         store
             .latest_order_modified("fbe", 2, "2099-01-01 00:00:00")
