@@ -56,10 +56,11 @@ const CHUNK: usize = 400;
 /// Rows of one multi-row `INSERT` at most (see [`runs_of_two_powers`]).
 const ROWS_PER_INSERT: usize = 128;
 
-/// Whose stored lines a page's write deletes before it inserts the page's lines.
-#[derive(Clone, Copy)]
+/// Which orders of a page are merged into stored rows, their stored lines deleted before the
+/// page's lines go in.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Replace {
-    /// The orders the caller says the store holds.
+    /// The orders the caller says the store holds; the others are inserted.
     Updated,
     /// Every order of the page: the caller's word was wrong.
     All,
@@ -103,8 +104,8 @@ impl Store {
     /// are deleted before the page's lines go in, so a first sync deletes nothing. (That
     /// `DELETE … IN (…)` was also where PostgreSQL, before its first `ANALYZE` of a growing
     /// table, scanned every line of the account for each page.) Should an order given as
-    /// created have lines stored after all, the page is written again with every order's
-    /// lines replaced.
+    /// created be stored after all, its primary key refuses the page, which is written again
+    /// with every order merged and its lines replaced.
     pub async fn write_orders(
         &self,
         run: &ActiveRun,
@@ -121,8 +122,8 @@ impl Store {
             {
                 tracing::warn!(
                     run.id = run.id,
-                    "an order given as new had lines stored already: the page is written again, \
-                     every order's lines replaced"
+                    "an order given as new was stored already: the page is written again, \
+                     every order merged and its lines replaced"
                 );
                 self.write_orders_replacing(run, created, updated, counts, Replace::All)
                     .await
@@ -153,48 +154,55 @@ impl Store {
             del.bind_list(chunk.iter().map(|o| o.id));
             del.execute(&mut *tx).await?;
         }
-        let orders: Vec<&OrderRow> = created.iter().chain(updated).collect();
-        for chunk in runs_of_two_powers(&orders, ROWS_PER_INSERT) {
-            let mut q = Sql::new(
-                self.backend(),
-                "INSERT INTO orders (account, id, order_type, status, date, modified, \
+        // Orders given as created go in by a plain `INSERT`: should one be stored after all,
+        // its primary key refuses the page, which is then written again (`Replace::All`).
+        let merged = [(created, replace == Replace::All), (updated, true)];
+        for (rows, merge) in merged {
+            for chunk in runs_of_two_powers(rows, ROWS_PER_INSERT) {
+                let mut q = Sql::new(
+                    self.backend(),
+                    "INSERT INTO orders (account, id, order_type, status, date, modified, \
                  payment_mode_id, customer_id, customer_name, data, content_hash, first_seen_at, \
                  updated_at) VALUES ",
-            );
-            for (i, o) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(account).push(", ").bind(o.id).push(", ");
-                q.bind(o.order_type).push(", ").bind(o.status).push(", ");
-                q.bind(o.date.as_deref())
-                    .push(", ")
-                    .bind(o.modified.as_deref())
-                    .push(", ");
-                q.bind(o.payment_mode_id)
-                    .push(", ")
-                    .bind(o.customer_id)
-                    .push(", ");
-                q.bind(o.customer_name.as_deref())
-                    .push(", ")
-                    .bind(o.data.as_str())
-                    .push(", ");
-                q.bind(o.content_hash)
-                    .push(", ")
-                    .bind(now)
-                    .push(", ")
-                    .bind(now)
-                    .push(")");
+                );
+                for (i, o) in chunk.iter().enumerate() {
+                    q.push(if i == 0 { "(" } else { ", (" });
+                    q.bind(account).push(", ").bind(o.id).push(", ");
+                    q.bind(o.order_type).push(", ").bind(o.status).push(", ");
+                    q.bind(o.date.as_deref())
+                        .push(", ")
+                        .bind(o.modified.as_deref())
+                        .push(", ");
+                    q.bind(o.payment_mode_id)
+                        .push(", ")
+                        .bind(o.customer_id)
+                        .push(", ");
+                    q.bind(o.customer_name.as_deref())
+                        .push(", ")
+                        .bind(o.data.as_str())
+                        .push(", ");
+                    q.bind(o.content_hash)
+                        .push(", ")
+                        .bind(now)
+                        .push(", ")
+                        .bind(now)
+                        .push(")");
+                }
+                if merge {
+                    q.push(
+                    " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
+                     status = excluded.status, date = excluded.date, modified = excluded.modified, \
+                     payment_mode_id = excluded.payment_mode_id, customer_id = excluded.customer_id, \
+                     customer_name = excluded.customer_name, data = excluded.data, \
+                     content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+                );
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.push(
-                " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
-                 status = excluded.status, date = excluded.date, modified = excluded.modified, \
-                 payment_mode_id = excluded.payment_mode_id, customer_id = excluded.customer_id, \
-                 customer_name = excluded.customer_name, data = excluded.data, \
-                 content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            );
-            q.execute(&mut *tx).await?;
         }
-        let lines: Vec<(i64, &OrderLineRow)> = orders
+        let lines: Vec<(i64, &OrderLineRow)> = created
             .iter()
+            .chain(updated)
             .flat_map(|o| o.lines.iter().map(move |l| (o.id, l)))
             .collect();
         for lines in runs_of_two_powers(&lines, ROWS_PER_INSERT) {

@@ -949,10 +949,11 @@ async fn orders_keep_their_lines_and_big_ids(kind: DbKind) {
     assert_eq!(out[0].id, big);
     assert_eq!(out[0].products.len(), 1);
     assert_eq!(out[0].products[0].sale_price.as_deref(), Some("26.4463"));
-    // Given as created though its lines are stored (the caller's word was wrong): the page is
-    // written again with the order's lines replaced, not refused and not doubled.
+    // Given as created though it is stored (the caller's word was wrong): the page is written
+    // again with the order merged and its lines replaced — none of the old ones kept, even
+    // when no line id repeats.
     let mut again = order.clone();
-    again.lines = vec![line(1, "2.0000"), line(3, "3.0000")];
+    again.lines = vec![line(3, "2.0000"), line(4, "3.0000")];
     again.content_hash = 3;
     store
         .write_orders(&run, &[again], &[], &RunCounts::default())
