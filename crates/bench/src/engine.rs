@@ -51,8 +51,9 @@ pub struct Args {
 const LINE_CATALOG: u32 = 1_000;
 
 /// The data a benchmark syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    #[default]
     Offers,
     Orders,
 }
@@ -409,7 +410,7 @@ struct Measured {
 }
 
 /// How one `emag-sync sync` of the benchmark runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct How {
     kind: Kind,
     /// eMAG's rate limits kept by the client (`EMAG_RATE_LIMIT`).
@@ -418,17 +419,6 @@ struct How {
     full: bool,
     /// `EMAG_API_ENCODING`, when not the default.
     encoding: Option<&'static str>,
-}
-
-impl Default for How {
-    fn default() -> Self {
-        How {
-            kind: Kind::Offers,
-            limits: false,
-            full: false,
-            encoding: None,
-        }
-    }
 }
 
 fn sync_once(
