@@ -66,6 +66,55 @@ enum Replace {
     All,
 }
 
+/// One multi-row `INSERT` of `rows` into `orders`; with `merge`, a stored order is updated
+/// in place (its `first_seen_at` kept), without it a stored order refuses the statement.
+fn insert_orders<'q>(
+    backend: crate::Backend,
+    account: &'q str,
+    rows: &'q [OrderRow],
+    now: i64,
+    merge: bool,
+) -> Sql<'q> {
+    let mut q = Sql::new(
+        backend,
+        "INSERT INTO orders (account, id, order_type, status, date, modified, payment_mode_id, \
+         customer_id, customer_name, data, content_hash, first_seen_at, updated_at) VALUES ",
+    );
+    for (i, o) in rows.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.bind(account).push(", ").bind(o.id).push(", ");
+        q.bind(o.order_type).push(", ").bind(o.status).push(", ");
+        q.bind(o.date.as_deref())
+            .push(", ")
+            .bind(o.modified.as_deref())
+            .push(", ");
+        q.bind(o.payment_mode_id)
+            .push(", ")
+            .bind(o.customer_id)
+            .push(", ");
+        q.bind(o.customer_name.as_deref())
+            .push(", ")
+            .bind(o.data.as_str())
+            .push(", ");
+        q.bind(o.content_hash)
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(now)
+            .push(")");
+    }
+    if merge {
+        q.push(
+            " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
+             status = excluded.status, date = excluded.date, modified = excluded.modified, \
+             payment_mode_id = excluded.payment_mode_id, customer_id = excluded.customer_id, \
+             customer_name = excluded.customer_name, data = excluded.data, \
+             content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+        );
+    }
+    q
+}
+
 impl Store {
     /// Stored content hashes of the given orders of an account.
     pub async fn order_hashes(&self, account: &str, ids: &[i64]) -> Result<HashMap<i64, i64>> {
@@ -159,45 +208,9 @@ impl Store {
         let merged = [(created, replace == Replace::All), (updated, true)];
         for (rows, merge) in merged {
             for chunk in runs_of_two_powers(rows, ROWS_PER_INSERT) {
-                let mut q = Sql::new(
-                    self.backend(),
-                    "INSERT INTO orders (account, id, order_type, status, date, modified, \
-                 payment_mode_id, customer_id, customer_name, data, content_hash, first_seen_at, \
-                 updated_at) VALUES ",
-                );
-                for (i, o) in chunk.iter().enumerate() {
-                    q.push(if i == 0 { "(" } else { ", (" });
-                    q.bind(account).push(", ").bind(o.id).push(", ");
-                    q.bind(o.order_type).push(", ").bind(o.status).push(", ");
-                    q.bind(o.date.as_deref())
-                        .push(", ")
-                        .bind(o.modified.as_deref())
-                        .push(", ");
-                    q.bind(o.payment_mode_id)
-                        .push(", ")
-                        .bind(o.customer_id)
-                        .push(", ");
-                    q.bind(o.customer_name.as_deref())
-                        .push(", ")
-                        .bind(o.data.as_str())
-                        .push(", ");
-                    q.bind(o.content_hash)
-                        .push(", ")
-                        .bind(now)
-                        .push(", ")
-                        .bind(now)
-                        .push(")");
-                }
-                if merge {
-                    q.push(
-                    " ON CONFLICT (account, id) DO UPDATE SET order_type = excluded.order_type, \
-                     status = excluded.status, date = excluded.date, modified = excluded.modified, \
-                     payment_mode_id = excluded.payment_mode_id, customer_id = excluded.customer_id, \
-                     customer_name = excluded.customer_name, data = excluded.data, \
-                     content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-                );
-                }
-                q.execute(&mut *tx).await?;
+                insert_orders(self.backend(), account, chunk, now, merge)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         let lines: Vec<(i64, &OrderLineRow)> = created
