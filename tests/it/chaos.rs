@@ -295,3 +295,59 @@ async fn an_order_run_that_outlives_a_postgresql_restart_fails_instead_of_moving
     sim.shutdown().await;
     cluster.destroy().await;
 }
+
+/// The soak harness, reduced: a few rounds of churn without faults, every round synced and
+/// equal to the simulator, the scheduler's memory read after each. The full run (`emag-bench
+/// soak --rounds 200`) is in docs/PERFORMANCE.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_kept_at_work_while_the_data_churns_ends_every_round_equal_to_the_simulator() {
+    // Arrange
+    let dir = tempfile::tempdir().expect("work dir");
+    let mut opts = Options::new(
+        env!("CARGO_BIN_EXE_emag-sync").into(),
+        vec![BackendKind::Sqlite],
+        dir.path().to_owned(),
+    );
+    opts.rounds = 4;
+    opts.seed = 11;
+    opts.offers = 250;
+    opts.orders = 80;
+    opts.latency = Duration::from_millis(2);
+    opts.step_timeout = Duration::from_secs(60);
+
+    // Act
+    let report = chaos::soak::run(&opts).await.expect("the harness runs");
+
+    // Assert
+    let table = report.markdown();
+    println!("{table}");
+    assert!(report.passed(), "{table}");
+    let [backend] = report.backends.as_slice() else {
+        panic!("one backend\n{table}")
+    };
+    assert_eq!(backend.rounds.len(), 4, "{table}");
+    for round in &backend.rounds {
+        assert!(
+            round.runs.succeeded >= 6,
+            "every account and kind ran\n{table}"
+        );
+        assert!(
+            round.data.expected > 0 && round.data.mismatches() == 0,
+            "{table}"
+        );
+        assert!(
+            round.rss_kib > 0 && round.peak_kib >= round.rss_kib,
+            "{table}"
+        );
+    }
+    assert!(
+        backend
+            .rounds
+            .iter()
+            .map(|r| r.repriced_offers)
+            .sum::<usize>()
+            > 0,
+        "the catalog churned\n{table}"
+    );
+    assert!(backend.final_check.clean_exit, "{table}");
+}

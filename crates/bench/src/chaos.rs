@@ -34,6 +34,7 @@
 
 pub mod cluster;
 pub mod proxy;
+pub mod soak;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -530,6 +531,62 @@ pub struct FinalCheck {
     pub errors: Vec<String>,
 }
 
+impl FinalCheck {
+    /// What fails the end of a backend: any difference from the simulator, a run left
+    /// unfinished or unclassified, a scheduler that had to be started again or did not exit 0.
+    fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let b = self.backend.as_str();
+        if self.data.mismatches() > 0 {
+            out.push(format!(
+                "{b} final check: {} lost, {} duplicated, {} falsely removed, {} phantom, {} stale row(s)",
+                self.data.lost, self.data.duplicated, self.data.falsely_removed, self.data.phantom, self.data.stale
+            ));
+        }
+        if self.runs.unfinished + self.runs.unclassified > 0 {
+            out.push(format!(
+                "{b} final check: {} run(s) unfinished, {} failed without a class",
+                self.runs.unfinished, self.runs.unclassified
+            ));
+        }
+        if self.scheduler_restarts > 0 {
+            out.push(format!(
+                "{b} final check: the scheduler had to be started {} more time(s)",
+                self.scheduler_restarts
+            ));
+        }
+        if !self.clean_exit {
+            out.push(format!(
+                "{b} final check: the scheduler did not exit 0 on SIGTERM"
+            ));
+        }
+        out.extend(self.errors.iter().map(|e| format!("{b} final check: {e}")));
+        out
+    }
+
+    /// The end of a backend in one line.
+    fn summary(&self) -> String {
+        format!(
+            "final check, {}: scheduler pid {} from the first round to the last ({} restart(s)), {} on SIGTERM; {} run(s) in all ({} succeeded, failed: {}, {} unfinished, {} unclassified); {} live items compared: {} lost, {} duplicated, {} falsely removed, {} phantom, {} stale",
+            self.backend.as_str(),
+            self.scheduler_pid,
+            self.scheduler_restarts,
+            if self.clean_exit { "exit 0" } else { "NOT a clean exit" },
+            self.runs.runs,
+            self.runs.succeeded,
+            self.runs.failed_text(),
+            self.runs.unfinished,
+            self.runs.unclassified,
+            self.data.expected,
+            self.data.lost,
+            self.data.duplicated,
+            self.data.falsely_removed,
+            self.data.phantom,
+            self.data.stale
+        )
+    }
+}
+
 /// Everything the harness measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -551,31 +608,7 @@ impl Report {
     fn judge(&mut self) {
         let mut failures: Vec<String> = self.rounds.iter().flat_map(|r| r.failures()).collect();
         for f in &self.finals {
-            let b = f.backend.as_str();
-            if f.data.mismatches() > 0 {
-                failures.push(format!(
-                    "{b} final check: {} lost, {} duplicated, {} falsely removed, {} phantom, {} stale row(s)",
-                    f.data.lost, f.data.duplicated, f.data.falsely_removed, f.data.phantom, f.data.stale
-                ));
-            }
-            if f.runs.unfinished + f.runs.unclassified > 0 {
-                failures.push(format!(
-                    "{b} final check: {} run(s) unfinished, {} failed without a class",
-                    f.runs.unfinished, f.runs.unclassified
-                ));
-            }
-            if f.scheduler_restarts > 0 {
-                failures.push(format!(
-                    "{b} final check: the scheduler had to be started {} more time(s)",
-                    f.scheduler_restarts
-                ));
-            }
-            if !f.clean_exit {
-                failures.push(format!(
-                    "{b} final check: the scheduler did not exit 0 on SIGTERM"
-                ));
-            }
-            failures.extend(f.errors.iter().map(|e| format!("{b} final check: {e}")));
+            failures.extend(f.failures());
         }
         self.failures = failures;
     }
@@ -662,25 +695,7 @@ impl Report {
         }
         let _ = writeln!(o);
         for f in &self.finals {
-            let _ = writeln!(
-                o,
-                "final check, {}: scheduler pid {} from the first round to the last ({} restart(s)), {} on SIGTERM; {} run(s) in all ({} succeeded, failed: {}, {} unfinished, {} unclassified); {} live items compared: {} lost, {} duplicated, {} falsely removed, {} phantom, {} stale",
-                f.backend.as_str(),
-                f.scheduler_pid,
-                f.scheduler_restarts,
-                if f.clean_exit { "exit 0" } else { "NOT a clean exit" },
-                f.runs.runs,
-                f.runs.succeeded,
-                f.runs.failed_text(),
-                f.runs.unfinished,
-                f.runs.unclassified,
-                f.data.expected,
-                f.data.lost,
-                f.data.duplicated,
-                f.data.falsely_removed,
-                f.data.phantom,
-                f.data.stale
-            );
+            let _ = writeln!(o, "{}", f.summary());
         }
         let _ = writeln!(
             o,
@@ -1009,8 +1024,22 @@ impl<'a> Bench<'a> {
         plan: &[FaultKind],
         report: &mut Report,
     ) -> anyhow::Result<()> {
-        // Every schedule's first run (the scheduler starts them at once), then the data as
-        // the simulator has it.
+        self.baseline().await?;
+        for (i, fault) in plan.iter().enumerate() {
+            let part = u64::try_from(b * 100_000 + i).unwrap_or(u64::MAX);
+            let mut rng = Rng::fork(self.opts.seed, part);
+            let result = self.round(i, *fault, &mut rng).await?;
+            if self.opts.verbose {
+                eprintln!("{}", one_line(&result));
+            }
+            report.rounds.push(result);
+        }
+        Ok(())
+    }
+
+    /// Every schedule's first run (the scheduler starts them at once), then the data as the
+    /// simulator has it.
+    async fn baseline(&mut self) -> anyhow::Result<()> {
         let baseline = self.wait_until_settled(self.opts.step_timeout).await?;
         if baseline.is_none() {
             bail!(
@@ -1024,15 +1053,6 @@ impl<'a> Bench<'a> {
                 "the first sync does not equal the simulator: {:?}",
                 check.examples
             );
-        }
-        for (i, fault) in plan.iter().enumerate() {
-            let part = u64::try_from(b * 100_000 + i).unwrap_or(u64::MAX);
-            let mut rng = Rng::fork(self.opts.seed, part);
-            let result = self.round(i, *fault, &mut rng).await?;
-            if self.opts.verbose {
-                eprintln!("{}", one_line(&result));
-            }
-            report.rounds.push(result);
         }
         Ok(())
     }
@@ -1687,21 +1707,25 @@ impl<'a> Bench<'a> {
                     );
                 }
             }
-            // A return moves on while eMAG handles it: new → acknowledged → received →
-            // finalized.
-            let open: Vec<(u64, u8)> = sim
-                .returns(account)
-                .iter()
-                .filter_map(|r| match r.request_status {
-                    2 => Some((r.emag_id, 3)),
-                    3 => Some((r.emag_id, 6)),
-                    6 => Some((r.emag_id, 7)),
-                    _ => None,
-                })
-                .collect();
-            if let Some(&(emag_id, status)) = rng.pick(&open) {
-                self.change(account, Mutation::SetReturnStatus { emag_id, status });
-            }
+            self.advance_a_return(account, rng);
+        }
+    }
+
+    /// A return moves on while eMAG handles it: new → acknowledged → received → finalized.
+    fn advance_a_return(&self, account: &str, rng: &mut Rng) {
+        let open: Vec<(u64, u8)> = self
+            .sim()
+            .returns(account)
+            .iter()
+            .filter_map(|r| match r.request_status {
+                2 => Some((r.emag_id, 3)),
+                3 => Some((r.emag_id, 6)),
+                6 => Some((r.emag_id, 7)),
+                _ => None,
+            })
+            .collect();
+        if let Some(&(emag_id, status)) = rng.pick(&open) {
+            self.change(account, Mutation::SetReturnStatus { emag_id, status });
         }
     }
 

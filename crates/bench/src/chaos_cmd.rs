@@ -2,13 +2,15 @@
 //! file, and a private PostgreSQL cluster it may restart — its table on stdout, exit 1 on any
 //! lost, duplicated or falsely removed row, any store that did not settle, any run left
 //! unfinished or failed without a classified error, any schedule the scheduler did not bring
-//! back by itself, a scheduler that did not survive.
+//! back by itself, a scheduler that did not survive. And `emag-bench soak`: the same
+//! scheduler at ordinary work without faults (`emag_bench::chaos::soak`), its memory after
+//! every round, exit 1 on any failed run or any round that did not end equal to the simulator.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use emag_bench::chaos::{self, FaultKind, Options};
+use emag_bench::chaos::{self, soak, FaultKind, Options};
 use emag_bench::kill::BackendKind;
 use emag_bench::rng;
 
@@ -78,14 +80,7 @@ async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
             args.api_timeout
         );
     }
-    let mut backends = Vec::new();
-    for name in &args.backends {
-        backends.push(match name.trim() {
-            "sqlite" => BackendKind::Sqlite,
-            "postgres" => BackendKind::Postgres,
-            other => anyhow::bail!("--backends: {other:?} is not sqlite or postgres"),
-        });
-    }
+    let backends = backend_kinds(&args.backends)?;
     let mut only = Vec::new();
     for name in &args.faults {
         match FaultKind::parse(name) {
@@ -93,9 +88,7 @@ async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
             None => anyhow::bail!("--faults: {name:?} is not a fault (see --help)"),
         }
     }
-    let dir = std::env::temp_dir().join(format!("emag-sync-chaos-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    let dir = work_dir("chaos")?;
     eprintln!(
         "chaos: {} round(s) per backend on {}, seed {seed}, API timeout {} s, latency {} ms, logs in {}",
         args.rounds,
@@ -133,6 +126,110 @@ async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
     }
     if !passed {
         eprintln!("bench chaos FAILED: {}", report.failures.join("; "));
+    }
+    Ok(passed)
+}
+
+/// `--backends`, as given.
+fn backend_kinds(names: &[String]) -> anyhow::Result<Vec<BackendKind>> {
+    names
+        .iter()
+        .map(|name| match name.trim() {
+            "sqlite" => Ok(BackendKind::Sqlite),
+            "postgres" => Ok(BackendKind::Postgres),
+            other => anyhow::bail!("--backends: {other:?} is not sqlite or postgres"),
+        })
+        .collect()
+}
+
+/// The work directory of one harness run (kept when a check fails, or with `--keep`).
+fn work_dir(what: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("emag-sync-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Rounds per backend (each: the data churns, every account and kind synced, memory read,
+    /// the store compared with the simulator).
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+    /// Backends, comma-separated: sqlite, postgres (a private cluster, as for `chaos`).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+    /// Seed of every change; default: from the clock. Always printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Milliseconds the simulator adds to every answer.
+    #[arg(long, default_value_t = 2)]
+    latency_ms: u64,
+    /// Offers per simulated account at the start (100 per page; the churn keeps the size).
+    #[arg(long, default_value_t = 3_000)]
+    offers: u32,
+    /// Orders per simulated account at the start (each round adds 1–20 more).
+    #[arg(long, default_value_t = 1_000)]
+    orders: u32,
+    /// Keep the logs and the SQLite file even when every check passes.
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run_soak(args: SoakArgs) -> u8 {
+    init_logging("warn,sqlx=error");
+    match Box::pin(soak_rounds(&args)).await {
+        Ok(passed) => u8::from(!passed),
+        Err(e) => {
+            eprintln!("error: bench soak could not complete: {e:#}");
+            1
+        }
+    }
+}
+
+async fn soak_rounds(args: &SoakArgs) -> anyhow::Result<bool> {
+    let exe = emag_sync_exe()?;
+    let seed = args.seed.unwrap_or_else(rng::seed_from_clock);
+    let backends = backend_kinds(&args.backends)?;
+    let dir = work_dir("soak")?;
+    eprintln!(
+        "soak: {} round(s) per backend on {}, seed {seed}, {} offers and {} orders per account, logs in {}",
+        args.rounds,
+        args.backends.join(", "),
+        args.offers,
+        args.orders,
+        dir.display()
+    );
+    let mut opts = Options::new(exe, backends, dir.clone());
+    opts.rounds = args.rounds;
+    opts.seed = seed;
+    opts.latency = Duration::from_millis(args.latency_ms);
+    opts.offers = args.offers;
+    opts.orders = args.orders;
+    opts.verbose = true;
+    let report = soak::run(&opts).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("writing the JSON report")?
+        );
+    } else {
+        print!("{}", report.markdown());
+    }
+    let passed = report.passed();
+    if passed && !args.keep {
+        remove_dir(&dir);
+    } else {
+        eprintln!(
+            "soak: kept for inspection: logs and the SQLite file in {}",
+            dir.display()
+        );
+    }
+    if !passed {
+        eprintln!("bench soak FAILED: {}", report.failures.join("; "));
     }
     Ok(passed)
 }

@@ -13,6 +13,8 @@
 //! - `emag-bench chaos`: faults thrown at a running `start` — through a TCP proxy to the
 //!   simulator and to a private PostgreSQL cluster that is restarted — and the store compared
 //!   with the simulator after the scheduler recovered by itself (`emag_bench::chaos`).
+//! - `emag-bench soak`: the same running `start` kept at ordinary work while the data churns,
+//!   its memory read after every round and the store compared with the simulator.
 //! - `emag-bench status`: the cost of one status snapshot read with a long run history.
 //! - `emag-bench load`: `/api/status` and `/metrics` latency at a constant request rate, and
 //!   the server's peak memory, with that history.
@@ -74,6 +76,11 @@ enum What {
     /// exit 1 unless every run succeeded or failed with a classified error, the scheduler
     /// recovered by itself, and nothing was lost, duplicated or falsely removed.
     Chaos(chaos_cmd::Args),
+    /// A running scheduler kept at ordinary work for many rounds while the seller's data
+    /// churns (a share of the catalog repriced, from none to all of it; offers removed and
+    /// added; orders added and moved on): its resident memory after each round, and exit 1
+    /// unless every run succeeded and every round ended with the store equal to the simulator.
+    Soak(chaos_cmd::SoakArgs),
     /// Latency of the status snapshot's store reads (`/api/status`, `/health`, `status`)
     /// with many accounts and a long run history, on SQLite and PostgreSQL.
     Status(status::Args),
@@ -121,11 +128,7 @@ pub fn peak_rss_kib() -> Option<u64> {
 
 /// Peak resident memory of process `pid` (`self`: this one) in KiB (VmHWM).
 pub fn peak_rss_kib_of(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    emag_bench::proc::status_kib(pid, "VmHWM")
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
             What::Fleet(args) => fleet::run(args).await,
             What::Kill(args) => kill_cmd::run(args).await,
             What::Chaos(args) => chaos_cmd::run(args).await,
+            What::Soak(args) => chaos_cmd::run_soak(args).await,
             What::Status(args) => status::run(args).await,
             What::Load(args) => load::run(args).await,
         }

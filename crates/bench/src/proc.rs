@@ -142,6 +142,16 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS`, `VmHWM`), in KiB; `pid` may be
+/// `self`. `None` where the OS does not tell it, or the process is gone.
+pub fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// Whether a log line carries `name=value` as one of its fields (tracing's text format,
 /// which quotes a field recorded as a string: `name="value"`).
 pub fn has_field(line: &str, name: &str, value: &str) -> bool {

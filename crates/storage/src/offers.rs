@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::sql::Sql;
+use crate::sql::{runs_of_few_sizes, Sql};
 
 use crate::runs::{add_counts, fenced, ActiveRun};
 use crate::{now_ms, Result, Store};
@@ -39,8 +39,11 @@ pub struct StoredHash {
     pub removed: bool,
 }
 
-/// SQLite allows 32766 bound values per statement; 16 columns × 500 rows stays well inside.
-const UPSERT_CHUNK: usize = 500;
+/// Offers of one upsert at most: a page of a scan (eMAG's largest page) in one statement.
+const OFFERS_PER_UPSERT: usize = 100;
+
+/// Ids per `IN` list: SQLite allows 32766 bound values per statement.
+const IDS_PER_LIST: usize = 500;
 
 /// The columns an offer write sets, in the order of [`OfferRow`]'s fields and then `removed`,
 /// `first_seen_at`, `updated_at`.
@@ -127,6 +130,57 @@ pub(crate) fn id_blob(ids: &[u32]) -> Vec<u8> {
     blob
 }
 
+/// The upserts that write `rows` of `account`: runs of a few lengths only (see
+/// [`runs_of_few_sizes`]). A long `start` meets every number of changed offers per page,
+/// and each number written as one statement was a program of its own cached on every SQLite
+/// connection it ran on (a 100-row upsert is about 300 KB; sqlx keeps up to 100 per connection).
+fn offer_upserts<'q>(
+    backend: crate::Backend,
+    account: &'q str,
+    rows: &'q [OfferRow],
+    now: i64,
+) -> impl Iterator<Item = Sql<'q>> {
+    runs_of_few_sizes(rows, OFFERS_PER_UPSERT).map(move |run| {
+        let mut q = Sql::new(backend, "INSERT INTO offers (");
+        q.push(OFFER_COLUMNS).push(") VALUES ");
+        for (i, o) in run.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind(account).push(", ").bind(o.id).push(", ");
+            q.bind(o.part_number.as_deref()).push(", ");
+            q.bind(o.part_number_key.as_deref()).push(", ");
+            q.bind(o.name.as_deref())
+                .push(", ")
+                .bind(o.brand.as_deref())
+                .push(", ");
+            q.bind(o.status)
+                .push(", ")
+                .bind(o.sale_price.as_deref())
+                .push(", ");
+            q.bind(o.recommended_price.as_deref()).push(", ");
+            q.bind(o.currency.as_deref())
+                .push(", ")
+                .bind(o.vat_id)
+                .push(", ");
+            q.bind(o.general_stock)
+                .push(", ")
+                .bind(o.estimated_stock)
+                .push(", ");
+            q.bind(o.ean.as_str())
+                .push(", ")
+                .bind(o.data.as_str())
+                .push(", ");
+            q.bind(o.content_hash)
+                .push(", 0, ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        q.push(OFFER_UPSERT);
+        q
+    })
+}
+
 impl Store {
     /// The stored hashes of the given offer ids of an account.
     pub async fn offer_hashes(
@@ -135,7 +189,7 @@ impl Store {
         ids: &[i64],
     ) -> Result<HashMap<i64, StoredHash>> {
         let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(UPSERT_CHUNK) {
+        for chunk in ids.chunks(IDS_PER_LIST) {
             let mut q = Sql::new(
                 self.backend(),
                 "SELECT id, content_hash, removed FROM offers WHERE account = ",
@@ -304,55 +358,20 @@ impl Store {
             ..
         } = *page;
 
-        for chunk in created
-            .chunks(UPSERT_CHUNK)
-            .chain(updated.chunks(UPSERT_CHUNK))
-        {
-            let mut q = Sql::new(self.backend(), "INSERT INTO offers (");
-            q.push(OFFER_COLUMNS).push(") VALUES ");
-            for (i, o) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(run.account.as_str())
-                    .push(", ")
-                    .bind(o.id)
-                    .push(", ");
-                q.bind(o.part_number.as_deref()).push(", ");
-                q.bind(o.part_number_key.as_deref()).push(", ");
-                q.bind(o.name.as_deref())
-                    .push(", ")
-                    .bind(o.brand.as_deref())
-                    .push(", ");
-                q.bind(o.status)
-                    .push(", ")
-                    .bind(o.sale_price.as_deref())
-                    .push(", ");
-                q.bind(o.recommended_price.as_deref()).push(", ");
-                q.bind(o.currency.as_deref())
-                    .push(", ")
-                    .bind(o.vat_id)
-                    .push(", ");
-                q.bind(o.general_stock)
-                    .push(", ")
-                    .bind(o.estimated_stock)
-                    .push(", ");
-                q.bind(o.ean.as_str())
-                    .push(", ")
-                    .bind(o.data.as_str())
-                    .push(", ");
-                q.bind(o.content_hash)
-                    .push(", 0, ")
-                    .bind(now)
-                    .push(", ")
-                    .bind(now)
-                    .push(")");
-            }
-            q.push(OFFER_UPSERT);
+        let backend = self.backend();
+        let upserts = offer_upserts(backend, &run.account, created, now).chain(offer_upserts(
+            backend,
+            &run.account,
+            updated,
+            now,
+        ));
+        for q in upserts {
             q.execute(&mut **tx).await?;
         }
         // Listed again: an offer a scan missed is not missing any more. Unchanged offers are
         // not written above, so this touches the (few) missed ones only.
         let to_reset = if reset_missed { seen_ids } else { &[] };
-        for chunk in to_reset.chunks(UPSERT_CHUNK) {
+        for chunk in to_reset.chunks(IDS_PER_LIST) {
             let mut q = Sql::new(
                 self.backend(),
                 "UPDATE offers SET missed_scans = 0, missed_by_run = NULL WHERE account = ",
@@ -410,7 +429,7 @@ impl Store {
     pub async fn record_offer_misses(&self, run: &ActiveRun, ids: &[i64]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         crate::runs::hold_lease_in(&mut tx, run).await?;
-        for chunk in ids.chunks(UPSERT_CHUNK) {
+        for chunk in ids.chunks(IDS_PER_LIST) {
             let mut q = Sql::new(
                 self.backend(),
                 "UPDATE offers SET missed_scans = missed_scans + 1, missed_by_run = ",
@@ -471,7 +490,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         crate::runs::hold_lease_in(&mut tx, run).await?;
         let mut removed = 0;
-        for chunk in ids.chunks(UPSERT_CHUNK) {
+        for chunk in ids.chunks(IDS_PER_LIST) {
             let mut q = Sql::new(
                 self.backend(),
                 "UPDATE offers SET removed = 1, removed_at = ",
@@ -496,5 +515,50 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{offer_upserts, OfferRow};
+    use crate::Backend;
+
+    fn offer(id: i64) -> OfferRow {
+        OfferRow {
+            id,
+            part_number: Some(format!("PN-{id}")),
+            part_number_key: None,
+            name: Some(format!("offer {id}")),
+            brand: None,
+            status: Some(1),
+            sale_price: Some("10".to_owned()),
+            recommended_price: None,
+            currency: Some("RON".to_owned()),
+            vat_id: Some(9),
+            general_stock: Some(1),
+            estimated_stock: Some(1),
+            ean: "[]".to_owned(),
+            data: format!("{{\"id\":{id}}}"),
+            content_hash: id,
+        }
+    }
+
+    #[test]
+    fn any_number_of_changed_offers_is_written_by_few_statement_shapes_holding_every_row() {
+        let rows: Vec<OfferRow> = (1..=600).map(offer).collect();
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let mut shapes = BTreeSet::new();
+            for n in 0..=rows.len() {
+                let mut written = 0;
+                for q in offer_upserts(backend, "main", &rows[..n], 1) {
+                    written += q.bound();
+                    shapes.insert(q.text().to_owned());
+                }
+                assert_eq!(written, n * 18, "every value of the {n} rows is bound once");
+            }
+            assert_eq!(shapes.len(), 8, "{backend:?}: 1, 2, 4, … 64 and 100 rows");
+        }
     }
 }

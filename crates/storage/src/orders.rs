@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::sql::{runs_of_two_powers, Sql};
+use crate::sql::{runs_of_few_sizes, Sql};
 
 use crate::runs::{add_counts, ActiveRun};
 use crate::{now_ms, Result, Store};
@@ -53,7 +53,7 @@ pub struct ReturnRow {
 }
 
 const CHUNK: usize = 400;
-/// Rows of one multi-row `INSERT` at most (see [`runs_of_two_powers`]).
+/// Rows of one multi-row `INSERT` at most (see [`runs_of_few_sizes`]).
 const ROWS_PER_INSERT: usize = 128;
 
 /// Which orders of a page are merged into stored rows, their stored lines deleted before the
@@ -207,7 +207,7 @@ impl Store {
         // its primary key refuses the page, which is then written again (`Replace::All`).
         let merged = [(created, replace == Replace::All), (updated, true)];
         for (rows, merge) in merged {
-            for chunk in runs_of_two_powers(rows, ROWS_PER_INSERT) {
+            for chunk in runs_of_few_sizes(rows, ROWS_PER_INSERT) {
                 insert_orders(self.backend(), account, chunk, now, merge)
                     .execute(&mut *tx)
                     .await?;
@@ -218,7 +218,7 @@ impl Store {
             .chain(updated)
             .flat_map(|o| o.lines.iter().map(move |l| (o.id, l)))
             .collect();
-        for lines in runs_of_two_powers(&lines, ROWS_PER_INSERT) {
+        for lines in runs_of_few_sizes(&lines, ROWS_PER_INSERT) {
             let mut q = Sql::new(
                 self.backend(),
                 "INSERT INTO order_lines (account, order_id, line_id, product_id, part_number, \
@@ -324,7 +324,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         add_counts(&mut tx, run, counts).await?;
-        for chunk in runs_of_two_powers(changed, ROWS_PER_INSERT) {
+        for chunk in runs_of_few_sizes(changed, ROWS_PER_INSERT) {
             let mut q = Sql::new(
                 self.backend(),
                 "INSERT INTO returns (account, emag_id, order_id, rma_type, status, date, data, \
