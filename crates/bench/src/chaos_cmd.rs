@@ -6,14 +6,13 @@
 //! scheduler at ordinary work without faults (`emag_bench::chaos::soak`), its memory after
 //! every round, exit 1 on any failed run or any round that did not end equal to the simulator.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use emag_bench::chaos::{self, soak, FaultKind, Options};
 use emag_bench::kill::BackendKind;
 use emag_bench::rng;
 
+use crate::harness::{print_report, WorkDir};
 use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
@@ -88,16 +87,16 @@ async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
             None => anyhow::bail!("--faults: {name:?} is not a fault (see --help)"),
         }
     }
-    let dir = work_dir("chaos")?;
+    let dir = WorkDir::create("chaos")?;
     eprintln!(
         "chaos: {} round(s) per backend on {}, seed {seed}, API timeout {} s, latency {} ms, logs in {}",
         args.rounds,
         args.backends.join(", "),
         args.api_timeout,
         args.latency_ms,
-        dir.display()
+        dir.path().display()
     );
-    let mut opts = Options::new(exe, backends, dir.clone());
+    let mut opts = Options::new(exe, backends, dir.path().to_owned());
     opts.rounds = args.rounds;
     opts.only = only;
     opts.seed = seed;
@@ -107,26 +106,8 @@ async fn chaos_rounds(args: &Args) -> anyhow::Result<bool> {
     opts.orders = args.orders;
     opts.verbose = true;
     let report = chaos::run(&opts).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("writing the JSON report")?
-        );
-    } else {
-        print!("{}", report.markdown());
-    }
-    let passed = report.passed();
-    if passed && !args.keep {
-        remove_dir(&dir);
-    } else {
-        eprintln!(
-            "chaos: kept for inspection: logs and the SQLite file in {}",
-            dir.display()
-        );
-    }
-    if !passed {
-        eprintln!("bench chaos FAILED: {}", report.failures.join("; "));
-    }
+    let passed = print_report("chaos", &report, args.json)?;
+    dir.finish(passed && !args.keep, "");
     Ok(passed)
 }
 
@@ -140,14 +121,6 @@ fn backend_kinds(names: &[String]) -> anyhow::Result<Vec<BackendKind>> {
             other => anyhow::bail!("--backends: {other:?} is not sqlite or postgres"),
         })
         .collect()
-}
-
-/// The work directory of one harness run (kept when a check fails, or with `--keep`).
-fn work_dir(what: &str) -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("emag-sync-{what}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
-    Ok(dir)
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,16 +167,16 @@ async fn soak_rounds(args: &SoakArgs) -> anyhow::Result<bool> {
     let exe = emag_sync_exe()?;
     let seed = args.seed.unwrap_or_else(rng::seed_from_clock);
     let backends = backend_kinds(&args.backends)?;
-    let dir = work_dir("soak")?;
+    let dir = WorkDir::create("soak")?;
     eprintln!(
         "soak: {} round(s) per backend on {}, seed {seed}, {} offers and {} orders per account, logs in {}",
         args.rounds,
         args.backends.join(", "),
         args.offers,
         args.orders,
-        dir.display()
+        dir.path().display()
     );
-    let mut opts = Options::new(exe, backends, dir.clone());
+    let mut opts = Options::new(exe, backends, dir.path().to_owned());
     opts.rounds = args.rounds;
     opts.seed = seed;
     opts.latency = Duration::from_millis(args.latency_ms);
@@ -211,31 +184,7 @@ async fn soak_rounds(args: &SoakArgs) -> anyhow::Result<bool> {
     opts.orders = args.orders;
     opts.verbose = true;
     let report = soak::run(&opts).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("writing the JSON report")?
-        );
-    } else {
-        print!("{}", report.markdown());
-    }
-    let passed = report.passed();
-    if passed && !args.keep {
-        remove_dir(&dir);
-    } else {
-        eprintln!(
-            "soak: kept for inspection: logs and the SQLite file in {}",
-            dir.display()
-        );
-    }
-    if !passed {
-        eprintln!("bench soak FAILED: {}", report.failures.join("; "));
-    }
+    let passed = print_report("soak", &report, args.json)?;
+    dir.finish(passed && !args.keep, "");
     Ok(passed)
-}
-
-fn remove_dir(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        eprintln!("warning: cannot remove {}: {e}", dir.display());
-    }
 }

@@ -2,13 +2,13 @@
 //! stdout, exit 1 on any lost, duplicated or falsely removed row, any store that did not
 //! settle, any run left unfinished or kill that missed its phase.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use emag_bench::kill::{self, Backend, BackendKind, Options};
 use emag_bench::{pg, rng};
 
+use crate::harness::{print_report, WorkDir};
 use crate::{emag_sync_exe, init_logging};
 
 #[derive(Debug, clap::Args)]
@@ -59,9 +59,8 @@ pub async fn run(args: Args) -> u8 {
 async fn kill_points(args: &Args) -> anyhow::Result<bool> {
     let exe = emag_sync_exe()?;
     let seed = args.seed.unwrap_or_else(rng::seed_from_clock);
-    let dir = std::env::temp_dir().join(format!("emag-sync-kill-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    let work = WorkDir::create("kill")?;
+    let dir = work.path().to_owned();
     let pg_name = format!("emag_kill_{}", std::process::id());
     let mut backends = Vec::new();
     for name in &args.backends {
@@ -91,7 +90,7 @@ async fn kill_points(args: &Args) -> anyhow::Result<bool> {
         args.latency_ms,
         dir.display()
     );
-    let mut opts = Options::new(exe, backends, dir.clone());
+    let mut opts = Options::new(exe, backends, dir);
     opts.points = args.points;
     opts.seed = seed;
     opts.latency = Duration::from_millis(args.latency_ms);
@@ -99,39 +98,17 @@ async fn kill_points(args: &Args) -> anyhow::Result<bool> {
     opts.orders = args.orders;
     opts.verbose = true;
     let report = kill::run(&opts).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("writing the JSON report")?
-        );
+    let passed = print_report("kill", &report, args.json)?;
+    let postgres = args.backends.iter().any(|b| b.trim() == "postgres");
+    let remove = passed && !args.keep;
+    if remove && postgres {
+        pg::drop_database(&args.postgres, &pg_name).await;
+    }
+    let also = if postgres && !remove {
+        format!(", database {pg_name}")
     } else {
-        print!("{}", report.markdown());
-    }
-    let passed = report.passed();
-    if passed && !args.keep {
-        if args.backends.iter().any(|b| b.trim() == "postgres") {
-            pg::drop_database(&args.postgres, &pg_name).await;
-        }
-        remove_dir(&dir);
-    } else {
-        eprintln!(
-            "kill: kept for inspection: logs and the SQLite file in {}{}",
-            dir.display(),
-            if args.backends.iter().any(|b| b.trim() == "postgres") {
-                format!(", database {pg_name}")
-            } else {
-                String::new()
-            }
-        );
-    }
-    if !passed {
-        eprintln!("bench kill FAILED: {}", report.failures.join("; "));
-    }
+        String::new()
+    };
+    work.finish(remove, &also);
     Ok(passed)
-}
-
-fn remove_dir(dir: &PathBuf) {
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        eprintln!("warning: cannot remove {}: {e}", dir.display());
-    }
 }

@@ -23,6 +23,7 @@ mod accounts;
 mod chaos_cmd;
 mod engine;
 mod fleet;
+mod harness;
 mod kill_cmd;
 mod load;
 mod scheduler;
