@@ -359,12 +359,9 @@ impl Store {
         } = *page;
 
         let backend = self.backend();
-        let upserts = offer_upserts(backend, &run.account, created, now).chain(offer_upserts(
-            backend,
-            &run.account,
-            updated,
-            now,
-        ));
+        let upserts = [created, updated]
+            .into_iter()
+            .flat_map(|rows| offer_upserts(backend, &run.account, rows, now));
         for q in upserts {
             q.execute(&mut **tx).await?;
         }
