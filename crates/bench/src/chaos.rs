@@ -1711,21 +1711,10 @@ impl<'a> Bench<'a> {
         }
     }
 
-    /// A return moves on while eMAG handles it: new → acknowledged → received → finalized.
+    /// A return moves on while eMAG handles it ([`truth::return_moving_on`]).
     fn advance_a_return(&self, account: &str, rng: &mut Rng) {
-        let open: Vec<(u64, u8)> = self
-            .sim()
-            .returns(account)
-            .iter()
-            .filter_map(|r| match r.request_status {
-                2 => Some((r.emag_id, 3)),
-                3 => Some((r.emag_id, 6)),
-                6 => Some((r.emag_id, 7)),
-                _ => None,
-            })
-            .collect();
-        if let Some(&(emag_id, status)) = rng.pick(&open) {
-            self.change(account, Mutation::SetReturnStatus { emag_id, status });
+        if let Some(m) = truth::return_moving_on(self.sim(), account, rng) {
+            self.change(account, m);
         }
     }
 

@@ -953,20 +953,8 @@ impl<'a> Bench<'a> {
                 }
             }
             if kinds.contains(&SyncKind::Returns) {
-                // A return moves on while eMAG handles it: new → acknowledged → received →
-                // finalized.
-                let open: Vec<(u64, u8)> = sim
-                    .returns(account)
-                    .iter()
-                    .filter_map(|r| match r.request_status {
-                        2 => Some((r.emag_id, 3)),
-                        3 => Some((r.emag_id, 6)),
-                        6 => Some((r.emag_id, 7)),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(&(emag_id, status)) = rng.pick(&open) {
-                    self.change(account, Mutation::SetReturnStatus { emag_id, status });
+                if let Some(m) = truth::return_moving_on(sim, account, rng) {
+                    self.change(account, m);
                 }
             }
         }

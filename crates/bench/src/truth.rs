@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use domain::SyncKind;
-use emag_sim::Simulator;
+use emag_sim::{Mutation, Simulator};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -307,6 +307,27 @@ async fn compare_returns(
         .collect();
     sort_out(check, |c| &mut c.returns, name, "return", &stored, &want);
     Ok(())
+}
+
+/// A return of `account` moving on, as eMAG's staff move them (new → acknowledged → received
+/// → finalized), picked by `rng` among those not finalized; `None` when none is open.
+pub fn return_moving_on(
+    sim: &Simulator,
+    account: &str,
+    rng: &mut crate::rng::Rng,
+) -> Option<Mutation> {
+    let open: Vec<(u64, u8)> = sim
+        .returns(account)
+        .iter()
+        .filter_map(|r| match r.request_status {
+            2 => Some((r.emag_id, 3)),
+            3 => Some((r.emag_id, 6)),
+            6 => Some((r.emag_id, 7)),
+            _ => None,
+        })
+        .collect();
+    let &(emag_id, status) = rng.pick(&open)?;
+    Some(Mutation::SetReturnStatus { emag_id, status })
 }
 
 #[cfg(test)]

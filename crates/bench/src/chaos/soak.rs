@@ -82,6 +82,12 @@ pub struct SoakBackend {
 }
 
 impl SoakBackend {
+    /// What failed: its rounds, then its end.
+    fn failures(&self) -> Vec<String> {
+        let rounds = self.rounds.iter().flat_map(|r| r.failures(self.backend));
+        rounds.chain(self.final_check.failures()).collect()
+    }
+
     /// Resident memory after the given rounds (1-based), in MiB.
     fn rss_after(&self, round: usize) -> Option<f64> {
         let r = self.rounds.get(round.checked_sub(1)?)?;
@@ -107,12 +113,11 @@ impl SoakReport {
     }
 
     fn judge(&mut self) {
-        let mut failures = Vec::new();
-        for b in &self.backends {
-            failures.extend(b.rounds.iter().flat_map(|r| r.failures(b.backend)));
-            failures.extend(b.final_check.failures());
-        }
-        self.failures = failures;
+        self.failures = self
+            .backends
+            .iter()
+            .flat_map(SoakBackend::failures)
+            .collect();
     }
 
     /// The scheduler's memory after chosen rounds, what the rounds did, the ends, and what
@@ -247,11 +252,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<SoakReport> {
             rounds,
             final_check,
         };
-        let passed = result.final_check.failures().is_empty()
-            && result
-                .rounds
-                .iter()
-                .all(|r| r.failures(*backend).is_empty());
+        let passed = result.failures().is_empty();
         report.backends.push(result);
         bench.close(passed).await;
     }
