@@ -98,14 +98,26 @@ impl Store {
                             // default cache most pages came back through a read system call
                             // (100,000 offers: 5.3 → 4.0 s; 16 MiB gained no more and took
                             // the sync's peak RSS from 46 to 92 MiB).
-                            // SQLite's own checkpoints at a higher bound: a scan's writes
-                            // have theirs beside them (see `wal`).
+                            // A new file's page size is set before the switch to WAL, which
+                            // writes the file's header (see `wal::PAGE_SIZE`); an existing
+                            // file keeps its own.
                             conn.execute(
                                 format!(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA cache_size = -4096; \
-                                     PRAGMA wal_autocheckpoint = {};",
-                                    crate::wal::AUTOCHECKPOINT_PAGES
+                                    "PRAGMA page_size = {}; \
+                                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA cache_size = -4096;",
+                                    crate::wal::PAGE_SIZE
+                                )
+                                .as_str(),
+                            )
+                            .await?;
+                            // SQLite's own checkpoints at a higher bound: a scan's writes
+                            // have theirs beside them (see `wal`).
+                            let page_size = sqlite_page_size(&mut *conn).await?;
+                            conn.execute(
+                                format!(
+                                    "PRAGMA wal_autocheckpoint = {}",
+                                    crate::wal::AUTOCHECKPOINT_BYTES / page_size
                                 )
                                 .as_str(),
                             )
@@ -150,8 +162,15 @@ impl Store {
                 )
             }
         };
-        let wal = (backend == Backend::Sqlite)
-            .then(|| std::sync::Arc::new(crate::wal::WalCheckpointer::new()));
+        let wal = match backend {
+            Backend::Sqlite => {
+                let page_size = sqlite_page_size(&pool).await?;
+                Some(std::sync::Arc::new(crate::wal::WalCheckpointer::new(
+                    page_size,
+                )))
+            }
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             pg,
@@ -432,6 +451,14 @@ async fn lock_setup(db: Option<&Path>) -> Result<Option<FileLock>> {
         create_private_dir(parent)?;
     }
     Ok(Some(FileLock::migration(db).await?))
+}
+
+/// The size of an SQLite file's pages, in bytes (SQLite's range: 512 to 65,536).
+async fn sqlite_page_size<'c>(conn: impl Executor<'c, Database = sqlx::Any>) -> sqlx::Result<i64> {
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(conn)
+        .await?;
+    Ok(size.clamp(512, 65_536))
 }
 
 /// Makes sure a file-backed SQLite database can be created: parent directory exists and
