@@ -991,6 +991,71 @@ mod tests {
         assert_eq!(lines, 0);
     }
 
+    /// The raw JSON columns are compressed with lz4 where the server has it (migration 0015;
+    /// this machine's server does, asked here rather than assumed), and a value long enough
+    /// for TOAST to compress is stored with lz4 and reads back as written.
+    #[tokio::test]
+    async fn postgres_compresses_the_raw_json_with_lz4_where_the_server_has_it() {
+        // Arrange
+        let db = test_support::TestDb::postgres().await;
+        let store = Store::open(&db.url).await.expect("open");
+        let lz4: bool = sqlx::query_scalar(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings \
+             WHERE name = 'default_toast_compression'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .expect("the server's compression methods");
+        assert!(lz4, "this machine's PostgreSQL is built with lz4");
+        store
+            .upsert_account("main", "main", "ro", "http://127.0.0.1:1/api-3")
+            .await
+            .expect("account");
+        let long = format!("{{\"id\":7,\"details\":\"{}\"}}", "customer ".repeat(1_000));
+
+        // Act
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, a.attcompression::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid \
+             WHERE a.attname = 'data' AND c.relkind = 'r' \
+               AND c.relnamespace = current_schema()::regnamespace ORDER BY 1",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("columns");
+        sqlx::query(
+            "INSERT INTO orders (account, id, order_type, data, content_hash, first_seen_at, \
+             updated_at) VALUES ('main', 7, 3, $1, 1, 1, 1)",
+        )
+        .bind(long.as_str())
+        .execute(&store.pool)
+        .await
+        .expect("insert an order");
+        let (method, stored): (Option<String>, String) =
+            sqlx::query_as("SELECT pg_column_compression(data), data FROM orders WHERE id = 7")
+                .fetch_one(&store.pool)
+                .await
+                .expect("read it back");
+
+        // Assert
+        let tables: Vec<&str> = columns.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            tables,
+            [
+                "offers",
+                "orders",
+                "quarantine",
+                "reference_data",
+                "returns"
+            ]
+        );
+        for (table, compression) in &columns {
+            assert_eq!(compression, "l", "{table}.data is compressed with lz4");
+        }
+        assert_eq!(method.as_deref(), Some("lz4"));
+        assert_eq!(stored, long);
+    }
+
     /// sqlx is built with TLS (rustls): `sslmode=require` gives an encrypted session where the
     /// server offers TLS, and a clear error where it does not; `verify-full` never accepts a
     /// certificate it cannot verify (the test server's is self-signed).
