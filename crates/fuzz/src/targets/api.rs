@@ -243,11 +243,17 @@ fn query(rng: &mut ChaCha8Rng, names: &[String]) -> Option<String> {
 }
 
 /// The documented filters of `names` that `target`'s query gives twice with different
-/// non-blank values, read as the server reads a query.
+/// non-blank values, read as the server reads a query. Only the JSON API takes filters (a
+/// mutated path may reach the dashboard's page, which reads no query), and a `#` ends what
+/// a client sends: a `?` after it is no query.
 fn repeated_filters(target: &str, names: &[String]) -> Vec<String> {
-    let Some((_, q)) = target.split_once('?') else {
+    let sent = target.split('#').next().unwrap_or_default();
+    let Some((path, q)) = sent.split_once('?') else {
         return Vec::new();
     };
+    if !path.starts_with("/api/") {
+        return Vec::new();
+    }
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
         let v = v.trim().to_owned();
@@ -601,5 +607,25 @@ impl Harness for Api {
         if self.kept.len() < crate::POOL_MAX {
             self.kept.push(req);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated_filters;
+
+    #[test]
+    fn only_an_api_query_sent_to_the_server_has_repeated_filters() {
+        let names = ["days".to_owned(), "kind".to_owned()];
+        assert_eq!(
+            repeated_filters("/api/kpis?days=0&days=7", &names),
+            ["days"]
+        );
+        // Found by the full run: the page takes no filters, and after a `#` nothing is sent.
+        assert!(repeated_filters("/?kind=returns&kind=Offers", &names).is_empty());
+        assert!(repeated_filters("/#api/kpis?days=0&days=7", &names).is_empty());
+        assert!(repeated_filters("/api/kpis#?days=0&days=7", &names).is_empty());
+        // The same value twice, or a blank one, is no conflict.
+        assert!(repeated_filters("/api/kpis?days=7&days=7&kind=", &names).is_empty());
     }
 }
