@@ -697,39 +697,26 @@ impl Report {
         for f in &self.finals {
             let _ = writeln!(o, "{}", f.summary());
         }
-        let _ = writeln!(
-            o,
-            "\nseed {}, {} round(s) per backend, API timeout {} s, simulator latency {} ms, {:.1} s in all: {}",
+        let summary = format!(
+            "seed {}, {} round(s) per backend, API timeout {} s, simulator latency {} ms, {:.1} s in all",
             self.seed,
             self.rounds_per_backend,
             self.api_timeout_secs,
             self.latency_ms,
             self.seconds,
-            if self.passed() { "PASS" } else { "FAIL" }
         );
-        let examples: Vec<&String> = self
+        let examples = self
             .rounds
             .iter()
             .flat_map(|r| r.examples.iter())
-            .chain(self.finals.iter().flat_map(|f| f.examples.iter()))
-            .take(20)
-            .collect();
-        if !examples.is_empty() {
-            let _ = writeln!(
-                o,
-                "\ndifferences (first {}; after a recovery, phantom and stale rows are allowed — the settling pass must clear them):",
-                examples.len()
-            );
-            for e in examples {
-                let _ = writeln!(o, "- {e}");
-            }
-        }
-        if !self.failures.is_empty() {
-            let _ = writeln!(o, "\nFAILED:");
-            for f in &self.failures {
-                let _ = writeln!(o, "- {f}");
-            }
-        }
+            .chain(self.finals.iter().flat_map(|f| f.examples.iter()));
+        crate::verdict::write_tail(
+            &mut o,
+            &summary,
+            "; after a recovery, phantom and stale rows are allowed — the settling pass must clear them",
+            examples,
+            &self.failures,
+        );
         o
     }
 }

@@ -457,38 +457,22 @@ impl Report {
                 f.data.stale
             );
         }
-        let _ = writeln!(
-            o,
-            "\nseed {}, {} point(s) per backend, simulator latency {} ms, {:.1} s in all: {}",
-            self.seed,
-            self.points_per_backend,
-            self.latency_ms,
-            self.seconds,
-            if self.passed() { "PASS" } else { "FAIL" }
+        let summary = format!(
+            "seed {}, {} point(s) per backend, simulator latency {} ms, {:.1} s in all",
+            self.seed, self.points_per_backend, self.latency_ms, self.seconds,
         );
-        let examples: Vec<&String> = self
+        let examples = self
             .points
             .iter()
             .flat_map(|p| p.examples.iter())
-            .chain(self.finals.iter().flat_map(|f| f.examples.iter()))
-            .take(20)
-            .collect();
-        if !examples.is_empty() {
-            let _ = writeln!(
-                o,
-                "\ndifferences (first {}; after a restart, phantom and stale rows are allowed — the settling run must clear them):",
-                examples.len()
-            );
-            for e in examples {
-                let _ = writeln!(o, "- {e}");
-            }
-        }
-        if !self.failures.is_empty() {
-            let _ = writeln!(o, "\nFAILED:");
-            for f in &self.failures {
-                let _ = writeln!(o, "- {f}");
-            }
-        }
+            .chain(self.finals.iter().flat_map(|f| f.examples.iter()));
+        crate::verdict::write_tail(
+            &mut o,
+            &summary,
+            "; after a restart, phantom and stale rows are allowed — the settling run must clear them",
+            examples,
+            &self.failures,
+        );
         o
     }
 }

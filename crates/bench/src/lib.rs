@@ -12,3 +12,4 @@ pub mod proc;
 pub mod rng;
 pub mod runs;
 pub mod truth;
+mod verdict;

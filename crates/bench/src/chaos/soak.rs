@@ -177,17 +177,15 @@ impl SoakReport {
         for b in &self.backends {
             let _ = writeln!(o, "{}", b.final_check.summary());
         }
-        let _ = writeln!(
-            o,
-            "\nseed {}, {} round(s) per backend, {} offers and {} orders per account at the start, {:.1} s in all: {}",
+        let summary = format!(
+            "seed {}, {} round(s) per backend, {} offers and {} orders per account at the start, {:.1} s in all",
             self.seed,
             self.rounds_per_backend,
             self.offers_per_account,
             self.orders_per_account,
             self.seconds,
-            if self.passed() { "PASS" } else { "FAIL" }
         );
-        let examples: Vec<&String> = self
+        let examples = self
             .backends
             .iter()
             .flat_map(|b| b.rounds.iter().flat_map(|r| r.examples.iter()))
@@ -195,21 +193,8 @@ impl SoakReport {
                 self.backends
                     .iter()
                     .flat_map(|b| b.final_check.examples.iter()),
-            )
-            .take(20)
-            .collect();
-        if !examples.is_empty() {
-            let _ = writeln!(o, "\ndifferences (first {}):", examples.len());
-            for e in examples {
-                let _ = writeln!(o, "- {e}");
-            }
-        }
-        if !self.failures.is_empty() {
-            let _ = writeln!(o, "\nFAILED:");
-            for f in &self.failures {
-                let _ = writeln!(o, "- {f}");
-            }
-        }
+            );
+        crate::verdict::write_tail(&mut o, &summary, "", examples, &self.failures);
         o
     }
 }
