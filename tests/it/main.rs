@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod daemon;
 mod faults;
+mod fleet;
 mod kill;
 mod monitor;
 mod nul_text;

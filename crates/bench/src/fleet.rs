@@ -24,11 +24,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use domain::{RunState, RunTrigger, SyncKind};
-use emag_bench::journal::{ScanMark, ScanStep, ScanWatch};
-use emag_bench::proc::{strip_ansi, tail};
-use emag_bench::rng::{seed_from_clock, Rng};
-use emag_bench::runs::{all_runs, pid_of_holder, untouched};
-use emag_bench::{pg, truth};
 use emag_sim::{AccountKind, AccountSpec, Mutation, SimConfig, Simulator};
 use emag_sync::config::Config;
 use emag_sync::scheduler::Schedule;
@@ -40,57 +35,60 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 
-use crate::{emag_sync_exe, init_logging};
+use crate::journal::{ScanMark, ScanStep, ScanWatch};
+use crate::proc::{strip_ansi, tail};
+use crate::rng::{seed_from_clock, Rng};
+use crate::runs::{all_runs, pid_of_holder, untouched};
+use crate::{pg, truth};
 
+/// What the fleet is: its size, its timeline, the kill, the database (the flags of
+/// `emag-bench fleet`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// `emag-sync start` processes sharing the database (at least 2: one is killed).
     #[arg(long, default_value_t = 3)]
-    instances: usize,
+    pub instances: usize,
     /// Simulated accounts (acc001, acc002, …), each scheduled every minute for every kind.
     #[arg(long, default_value_t = 200)]
-    accounts: u32,
+    pub accounts: u32,
     /// How long the fleet runs, in minutes (fractions allowed, e.g. 0.75).
     #[arg(long, default_value_t = 15.0)]
-    minutes: f64,
+    pub minutes: f64,
     /// Seconds after the fleet is ready when the search for the run to kill begins (default:
     /// a third of the duration); its holder is SIGKILLed when that run reaches the moment.
     #[arg(long)]
-    kill_after: Option<f64>,
+    pub kill_after: Option<f64>,
     /// The moment of the victim run's life at which its holder is SIGKILLed.
     #[arg(long, value_enum, default_value_t = KillMoment::Random)]
-    kill_moment: KillMoment,
+    pub kill_moment: KillMoment,
     /// Seed of the random choices (the moment when `random`, the victim run or account);
     /// default: from the clock. Always in the report, so that a failing run can be replayed.
     #[arg(long)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
     /// Offers per simulated account.
     #[arg(long, default_value_t = 300)]
-    offers_per_account: u32,
+    pub offers_per_account: u32,
     /// Orders per simulated account at the start (more arrive while it runs).
     #[arg(long, default_value_t = 40)]
-    orders_per_account: u32,
+    pub orders_per_account: u32,
     /// PostgreSQL server on which the benchmark database is created.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    postgres: String,
+    pub postgres: String,
     /// Name of the database to create (replaced if it exists; default emag_fleet_<pid>).
     #[arg(long)]
-    database: Option<String>,
+    pub database: Option<String>,
     /// Lease TTL in seconds for the instances (EMAG_LEASE_TTL; default: emag-sync's).
     #[arg(long)]
-    lease_ttl: Option<f64>,
+    pub lease_ttl: Option<f64>,
     /// Give every instance its own EMAG_INSTANCE_NAME, so they treat each other as processes
     /// on other machines: a killed holder is then taken over only when its heartbeat is
     /// older than the lease TTL (the cross-host path), not at once from its dead pid.
     #[arg(long)]
-    separate_hosts: bool,
+    pub separate_hosts: bool,
     /// Keep the database and the instances' logs even when every check passes (they are
     /// always kept when one fails).
     #[arg(long)]
-    keep: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
+    pub keep: bool,
 }
 
 /// The simulated marketplace changes this often while mutations are on.
@@ -121,7 +119,7 @@ const START_LINE: &str = "starting a scheduled run";
 const CLOCK_TICKS_PER_S: f64 = 100.0;
 /// When, in the life of the victim run, its holder is SIGKILLed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum KillMoment {
+pub enum KillMoment {
     /// One of the others, chosen from the seed.
     Random,
     /// Right after a claim, before the run has written anything (no page, no heartbeat).
@@ -207,44 +205,6 @@ impl KillMoment {
             KillMoment::FirstPage => Moment::FirstPage,
             KillMoment::MidScan => Moment::MidScan,
             KillMoment::Removals => Moment::Removals,
-        }
-    }
-}
-
-pub async fn run(args: Args) -> u8 {
-    init_logging("warn");
-    // Interrupted (Ctrl-C, SIGTERM): dropping the benchmark SIGKILLs its instances
-    // (`kill_on_drop`), so none is left running against the database.
-    let outcome = tokio::select! {
-        outcome = Box::pin(fleet(&args)) => outcome,
-        () = crate::shutdown_signal() => {
-            eprintln!("bench fleet interrupted: instances killed; the database and logs are left as they were");
-            return 130;
-        }
-    };
-    match outcome {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => {
-                        eprintln!("error: cannot write the JSON report: {e}");
-                        return 1;
-                    }
-                }
-            } else {
-                print!("{}", report.markdown());
-            }
-            if report.passed {
-                0
-            } else {
-                eprintln!("bench fleet FAILED: {}", report.failures.join("; "));
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("error: bench fleet could not complete: {e:#}");
-            1
         }
     }
 }
@@ -586,12 +546,13 @@ fn ms_to_s(ms: i64) -> f64 {
     (ms as f64 / 100.0).round() / 10.0
 }
 
-async fn fleet(args: &Args) -> anyhow::Result<Report> {
+/// Runs the fleet of `emag-sync start` processes (`exe`) and measures it: the report says
+/// whether every check passed ([`Report::passed`]) and why not.
+pub async fn fleet(args: &Args, exe: &Path) -> anyhow::Result<Report> {
     let timeline = Timeline::from_args(args)?;
     let seed = args.seed.unwrap_or_else(seed_from_clock);
     let mut rng = Rng::new(seed);
     let moment = args.kill_moment.resolve(&mut rng);
-    let exe = emag_sync_exe()?;
     let db_name = args
         .database
         .clone()
@@ -661,7 +622,7 @@ async fn fleet(args: &Args) -> anyhow::Result<Report> {
     let mut instances = Vec::new();
     let mut stdouts = Vec::new();
     for index in 0..args.instances {
-        let (instance, stdout) = spawn_instance(&exe, &vars, &dir, index, args.separate_hosts)?;
+        let (instance, stdout) = spawn_instance(exe, &vars, &dir, index, args.separate_hosts)?;
         instances.push(instance);
         stdouts.push(stdout);
     }
@@ -1763,7 +1724,18 @@ fn judge(report: &mut Report, kill: Option<KillReport>, lease_ttl: Duration, sep
 }
 
 impl Report {
-    fn markdown(&self) -> String {
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
+    /// What failed, one line each (empty when [`Report::passed`]).
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// The report as the command prints it.
+    pub fn markdown(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "## emag-sync bench fleet\n");
         let _ = writeln!(o, "| | |\n|---|---|");

@@ -7,7 +7,8 @@
 //!   and the request rate reached with eMAG's limits on.
 //! - `emag-bench accounts`: how many accounts one instance syncs at their full rate at once.
 //! - `emag-bench scheduler`: lateness of run starts with many schedules on one instance.
-//! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed.
+//! - `emag-bench fleet`: several `start` processes sharing one PostgreSQL schedule, one killed
+//!   (the harness is `emag_bench::fleet`).
 //! - `emag-bench kill`: `sync` and `start` SIGKILLed at chosen moments of their runs, restarted,
 //!   and the store compared with the simulator (the harness is `emag_bench::kill`).
 //! - `emag-bench chaos`: faults thrown at a running `start` — through a TCP proxy to the
@@ -22,7 +23,7 @@
 mod accounts;
 mod chaos_cmd;
 mod engine;
-mod fleet;
+mod fleet_cmd;
 mod harness;
 mod kill_cmd;
 mod load;
@@ -65,7 +66,7 @@ enum What {
     /// Several `start` processes sharing one PostgreSQL schedule, one of them killed at a
     /// chosen moment: duplicate and overlapping runs, takeover time, hot loops, data equal to
     /// the simulator's.
-    Fleet(fleet::Args),
+    Fleet(fleet_cmd::Args),
     /// SIGKILLs `sync` and `start` at chosen moments (offer scan pages, removal
     /// confirmation, order windows, returns, right after a claim), restarts them and compares
     /// the store with the simulator: exit 1 on any lost, duplicated or falsely removed row,
@@ -164,7 +165,7 @@ fn main() -> ExitCode {
             What::Sync(args) => engine::run(args).await,
             What::Accounts(args) => accounts::run(args).await,
             What::Scheduler(args) => scheduler::run(args).await,
-            What::Fleet(args) => fleet::run(args).await,
+            What::Fleet(args) => fleet_cmd::run(args).await,
             What::Kill(args) => kill_cmd::run(args).await,
             What::Chaos(args) => chaos_cmd::run(args).await,
             What::Soak(args) => chaos_cmd::run_soak(args).await,
