@@ -57,6 +57,66 @@ pub struct SyncContext {
     pub reference_failover: Arc<Vec<Account>>,
     /// The (account, kind) runs this context claims or executes, shared by its clones.
     pub runs_here: Arc<RunsHere>,
+    /// Pages read and not yet stored, for all the runs of this context's clones together.
+    pub pages: PageBudget,
+}
+
+/// How many pages of offer scans read and not yet stored one process holds at most, all its
+/// runs together ([`PageBudget`]). One scan at full speed holds up to 33 (its reader 8 pages
+/// ahead, a batch of 8 being prepared and up to two being stored): 128 leave four accounts
+/// their whole pipeline, and 128 accounts at their rate limit (three pages a second each)
+/// synced as fast as without a budget. A page is about 100 offers of 1.4 KB: ~170 KB
+/// decoded, 128 pages ~22 MB (docs/PERFORMANCE.md, "Pages in flight bounded").
+pub const PAGES_IN_FLIGHT: usize = 128;
+
+/// Places for pages read and not yet stored, shared by every scan of a process. A scan's
+/// reader takes a place for each page it has read before decoding it, and the place comes
+/// back when the batch holding the page is committed (or given up). While the writer keeps
+/// up nobody waits; when it cannot (hundreds of accounts at once on two cores), readers wait
+/// for places instead of each holding a full pipeline of pages: memory grew with the number
+/// of accounts before (`emag-bench accounts`, 256 accounts: up to 509 MiB on SQLite and 892
+/// MiB on PostgreSQL; 143–156 MiB with the budget). Places are handed out in the order
+/// asked (tokio's semaphore is fair), so no account starves.
+#[derive(Debug, Clone)]
+pub struct PageBudget {
+    places: Arc<tokio::sync::Semaphore>,
+    size: usize,
+}
+
+impl PageBudget {
+    /// A budget of `pages` places (at least one).
+    pub fn new(pages: usize) -> PageBudget {
+        let size = pages.max(1);
+        PageBudget {
+            places: Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// Places taken now.
+    pub fn taken(&self) -> usize {
+        self.size - self.places.available_permits()
+    }
+
+    /// A place for one page, once one is free.
+    pub(crate) async fn take(&self) -> PagePlace {
+        // `acquire_owned` fails only on a closed semaphore, and this one is never closed.
+        PagePlace {
+            _permit: Arc::clone(&self.places).acquire_owned().await.ok(),
+        }
+    }
+}
+
+impl Default for PageBudget {
+    fn default() -> PageBudget {
+        PageBudget::new(PAGES_IN_FLIGHT)
+    }
+}
+
+/// A page's place in a [`PageBudget`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct PagePlace {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The (account, kind) runs a process claims or executes now. A running run under the
@@ -119,6 +179,7 @@ impl SyncContext {
             progress: None,
             reference_failover: Arc::default(),
             runs_here: Arc::default(),
+            pages: PageBudget::default(),
         }
     }
 

@@ -32,8 +32,8 @@ use tokio::sync::mpsc;
 
 use super::quarantine::{join_notes, Odd, Quarantine};
 use super::{
-    changed_rows, content_hash, split_changed_rows, Account, KindResult, StageTimes, SyncContext,
-    SyncError,
+    changed_rows, content_hash, split_changed_rows, Account, KindResult, PagePlace, StageTimes,
+    SyncContext, SyncError,
 };
 
 const PER_PAGE: u32 = 100;
@@ -157,6 +157,8 @@ struct Decoded {
     odd_without_id: Vec<i64>,
     decode: Duration,
     hash: Duration,
+    /// The page's place among the process's pages in flight, until its batch is stored.
+    place: PagePlace,
 }
 
 impl Decoded {
@@ -169,7 +171,7 @@ impl Decoded {
     }
 }
 
-fn decode(page: &Page) -> Decoded {
+fn decode(page: &Page, place: PagePlace) -> Decoded {
     let mut out = Decoded {
         number: page.number,
         last: page.last,
@@ -179,6 +181,7 @@ fn decode(page: &Page) -> Decoded {
         odd_without_id: Vec::new(),
         decode: Duration::ZERO,
         hash: Duration::ZERO,
+        place,
     };
     for item in &page.items {
         let hashing = Instant::now();
@@ -246,6 +249,7 @@ impl Scan<'_> {
         let (tx, mut rx) = mpsc::channel::<Result<Decoded, EmagError>>(PAGES_PER_WRITE);
         let client = self.account.client.clone();
         let cancel = self.ctx.cancel.clone();
+        let budget = self.ctx.pages.clone();
         let mut pages = PageLoop::new("product_offer", first_page, PER_PAGE, Some(count));
         let fetch_us = Arc::new(AtomicU64::new(0));
         let fetched = Arc::clone(&fetch_us);
@@ -259,10 +263,17 @@ impl Scan<'_> {
                 };
                 let us = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
                 fetched.fetch_add(us, Ordering::Relaxed);
+                // A place among the process's pages in flight before the page grows into
+                // rows: when the writer cannot keep up, the reader waits here and reads no
+                // further (see `PageBudget`).
+                let place = tokio::select! {
+                    place = budget.take() => place,
+                    () = cancel.cancelled() => return,
+                };
                 // Decoded here, beside the writer: the two cores share the work. The loop
                 // checks the page by the ids the decoding read.
                 let page = page.and_then(|mut p| {
-                    let mut decoded = decode(&p);
+                    let mut decoded = decode(&p, place);
                     pages.accept_keyed(&mut p, decoded.keys())?;
                     decoded.last = p.last;
                     Ok(decoded)
@@ -318,7 +329,15 @@ impl Scan<'_> {
             }
         }
         .await;
+        // The reader is gone when the pass returns: no request of this run after it, and the
+        // page it held (and that page's place among the pages in flight) dropped. A panic
+        // in it is this scan's, not a short catalog.
         fetcher.abort();
+        if let Err(e) = fetcher.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
         self.stages.fetch += Duration::from_micros(fetch_us.load(Ordering::Relaxed));
         result
     }
@@ -349,6 +368,7 @@ impl Scan<'_> {
         }
         let keys: usize = pages.iter().map(|p| p.rows.len()).sum();
         let mut listed = Vec::with_capacity(pages.len());
+        let mut places = Vec::with_capacity(pages.len());
         for page in pages {
             let Decoded {
                 number,
@@ -358,8 +378,10 @@ impl Scan<'_> {
                 odd_without_id,
                 decode,
                 hash,
+                place,
                 ..
             } = page;
+            places.push(place);
             self.stages.decode += decode;
             self.stages.hash += hash;
             self.odd_without_id.extend(odd_without_id);
@@ -415,7 +437,12 @@ impl Scan<'_> {
         }
         // Taken here, in page order: see `Store::page_writer`.
         let writer = self.ctx.store.page_writer().await?;
-        writes.start(self.ctx, self.run, writer, batch, ids, self.marks_to_clear);
+        let batch = Batch {
+            pages: batch,
+            ids,
+            places,
+        };
+        writes.start(self.ctx, self.run, writer, batch, self.marks_to_clear);
         Ok(())
     }
 
@@ -448,6 +475,14 @@ struct PageWrite {
     counts: RunCounts,
 }
 
+/// Pages to store in one transaction: what each writes, all their ids, their places among
+/// the process's pages in flight.
+struct Batch {
+    pages: Vec<PageWrite>,
+    ids: RoaringBitmap,
+    places: Vec<PagePlace>,
+}
+
 /// One batch being stored by a task of its own.
 struct Writing {
     task: tokio::task::JoinHandle<Result<(), storage::StorageError>>,
@@ -473,15 +508,17 @@ impl Writes {
         ctx: &SyncContext,
         run: &ActiveRun,
         writer: PageWriter,
-        pages: Vec<PageWrite>,
-        ids: RoaringBitmap,
+        batch: Batch,
         reset_missed: bool,
     ) {
+        let Batch { pages, ids, places } = batch;
         let (committed, signal) = tokio::sync::oneshot::channel();
         let earlier = self.newest_committed.replace(signal);
         let store = ctx.store.clone();
         let run = run.clone();
         let task = tokio::spawn(async move {
+            // The pages' places come back when this task ends: stored, failed or aborted.
+            let _places = places;
             let writes: Vec<OfferPage<'_>> = pages
                 .iter()
                 .map(|p| OfferPage {

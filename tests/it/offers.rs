@@ -3,16 +3,17 @@
 
 use domain::SyncKind;
 use emag_sim::{Mutation, SimConfig};
-use emag_sync::sync::RunStatus;
+use emag_sync::sync::{PageBudget, RunStatus};
 use rust_decimal::Decimal;
 use test_support::DbKind;
 
-use crate::support::{on_both_backends, TestApp};
+use crate::support::{bounded, on_both_backends, TestApp};
 
 on_both_backends!(
     sync_all_then_export_equals_the_simulator_with_accounts_kept_apart,
     price_changes_and_removals_are_reflected_and_an_unchanged_resync_writes_nothing,
     an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_removal,
+    one_page_in_flight_for_the_whole_process_still_syncs_two_accounts_at_once_and_gives_its_place_back,
 );
 
 async fn sync_all_then_export_equals_the_simulator_with_accounts_kept_apart(kind: DbKind) {
@@ -215,6 +216,62 @@ async fn an_interrupted_scan_resumes_from_its_checkpoint_without_loss_or_false_r
         "every offer read once across both attempts"
     );
     app.assert_offers_match("main").await;
+}
+
+/// The process-wide budget of pages read and not yet stored (`PageBudget`) at its smallest:
+/// two accounts scanned at once share one place, so each page waits for the page before it,
+/// of either account, to be stored. Both scans end complete, and the place is given back by
+/// a finished scan and by an interrupted one.
+async fn one_page_in_flight_for_the_whole_process_still_syncs_two_accounts_at_once_and_gives_its_place_back(
+    kind: DbKind,
+) {
+    // Arrange: five pages per account.
+    let mut app = TestApp::new(
+        kind,
+        SimConfig {
+            offers_per_account: 450,
+            rate_limits: false,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let budget = PageBudget::new(1);
+    app.ctx.pages = budget.clone();
+
+    // Act (bounded: a place that is never given back would stall both scans for good)
+    let (main, fbe) = bounded(
+        "two offer scans sharing one place",
+        Box::pin(futures::future::join(
+            app.sync("main", SyncKind::Offers),
+            app.sync("fbe", SyncKind::Offers),
+        )),
+    )
+    .await;
+
+    // Assert
+    for report in [&main, &fbe] {
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{}: {:?}",
+            report.account,
+            report.error
+        );
+        assert_eq!(
+            (report.counts.items_read, report.counts.pages),
+            (450, 5),
+            "{}",
+            report.account
+        );
+    }
+    app.assert_offers_match("main").await;
+    app.assert_offers_match("fbe").await;
+    assert_eq!(budget.taken(), 0, "a finished scan keeps no place");
+
+    // An interrupted scan (a re-sync, stopped once two pages are stored) gives its place back
+    // too, whatever page its reader held.
+    bounded("an interrupted re-sync", offers_stopped_after(&app, 200)).await;
+    assert_eq!(budget.taken(), 0, "an interrupted scan keeps no place");
 }
 
 /// Cancels the run once it has stored `items` offers (a readiness signal, not a timer).
